@@ -14,9 +14,9 @@
 //! use ember_tokenizer::{Tokenizer, TrainerConfig, train_from_texts};
 //!
 //! let corpus = ["the cat sat on the mat. the cat ate the rat.".repeat(20)];
-//! let (tok, report) = train_from_texts(&corpus, &TrainerConfig::new(300)).unwrap();
-//! assert_eq!(tok.vocab_size(), 300);
-//! assert_eq!(report.merges, 300 - 256 - 5);
+//! let (tok, report) = train_from_texts(&corpus, &TrainerConfig::new(270)).unwrap();
+//! assert_eq!(tok.vocab_size(), 270);
+//! assert_eq!(report.merges, 270 - 256 - 5);
 //!
 //! let ids = tok.encode("the cat <|user|>");
 //! assert_eq!(tok.decode(&ids).unwrap(), "the cat <|user|>");

@@ -166,3 +166,29 @@ impl Bpe {
         out.extend(id.into_iter().filter(|&t| t != DEAD));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{TrainerConfig, train_from_texts};
+
+    #[test]
+    fn heap_and_quadratic_merging_agree() {
+        let corpus = ["abcab cabbage abba ".repeat(50), "aaaa bbbb abab baba ".repeat(30)];
+        let (tok, _) = train_from_texts(&corpus, &TrainerConfig::new(300)).unwrap_or_else(|e| panic!("{e}"));
+        let mut state = 12345u64;
+        for len in [2usize, 3, 7, 40, 129, 300, 1000] {
+            for _ in 0..20 {
+                let piece: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        b"abce"[(state >> 33) as usize % 4]
+                    })
+                    .collect();
+                let (mut short, mut long) = (Vec::new(), Vec::new());
+                tok.bpe.merge_short(&piece, &mut short);
+                tok.bpe.merge_long(&piece, &mut long);
+                assert_eq!(short, long, "piece {:?}", String::from_utf8_lossy(&piece));
+            }
+        }
+    }
+}
