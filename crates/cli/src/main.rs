@@ -1,30 +1,9 @@
-//! `ember`: the command-line front end of the Ember pipeline (tokenizer → pretrain → sft →
-//! eval → chat). Each stage is one subcommand; `ember help <stage>` lists its flags.
+//! The `ember` binary: parses the command line and reports errors with their context.
 
-use clap::{Parser, Subcommand};
-
-mod tokenizer_cmd;
-
-#[derive(Parser)]
-#[command(name = "ember", version, about = "Train, fine-tune, evaluate and chat with small GPTs, from scratch in Rust")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Train, inspect and use byte-level BPE tokenizers.
-    #[command(subcommand)]
-    Tokenizer(tokenizer_cmd::TokenizerCommand),
-}
+use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Tokenizer(cmd) => tokenizer_cmd::run(cmd),
-    };
-    match result {
+    match ember_cli::run(ember_cli::Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

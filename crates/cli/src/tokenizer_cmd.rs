@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use ember_tokenizer::{Tokenizer, TrainerConfig, train};
 
 #[derive(Subcommand)]
+/// `ember tokenizer` subcommands.
 pub enum TokenizerCommand {
     /// Learn a byte-level BPE tokenizer from UTF-8 text files and save it as tokenizer.json.
     Train(TrainArgs),
@@ -21,6 +22,7 @@ pub enum TokenizerCommand {
 }
 
 #[derive(Args)]
+/// Flags of `ember tokenizer train`.
 pub struct TrainArgs {
     /// Training text files (UTF-8). Give several to train on all of them.
     #[arg(long, required = true, num_args = 1..)]
@@ -43,6 +45,7 @@ pub struct TrainArgs {
 }
 
 #[derive(Args)]
+/// Flags of `ember tokenizer encode`.
 pub struct EncodeArgs {
     /// The tokenizer.json to use.
     #[arg(long)]
@@ -59,6 +62,7 @@ pub struct EncodeArgs {
 }
 
 #[derive(Args)]
+/// Flags of `ember tokenizer decode`.
 pub struct DecodeArgs {
     /// The tokenizer.json to use.
     #[arg(long)]
@@ -69,6 +73,7 @@ pub struct DecodeArgs {
 }
 
 #[derive(Args)]
+/// Flags of `ember tokenizer stats`.
 pub struct StatsArgs {
     /// The tokenizer.json to measure.
     #[arg(long)]
@@ -88,6 +93,7 @@ pub struct StatsArgs {
     json: bool,
 }
 
+/// Runs one `ember tokenizer` subcommand.
 pub fn run(cmd: TokenizerCommand) -> Result<()> {
     match cmd {
         TokenizerCommand::Train(a) => train_cmd(a),

@@ -1,1 +1,4 @@
+//! End-to-end tests of the `ember` binary, as a user runs it.
 
+mod regression;
+mod tokenizer;

@@ -1,0 +1,41 @@
+//! The `ember` command line: one subcommand per pipeline stage (tokenizer → pretrain → sft →
+//! eval → chat), each with help on every flag. `main.rs` only parses and reports errors; the
+//! commands live here so they can be tested and reused.
+//!
+//! ```
+//! use clap::Parser;
+//! use ember_cli::Cli;
+//!
+//! let cli = Cli::try_parse_from(["ember", "tokenizer", "decode", "--tokenizer", "t.json", "--ids", "1 2 3"]);
+//! assert!(cli.is_ok());
+//! let bad = Cli::try_parse_from(["ember", "tokenizer", "train", "--vocab-size", "many"]);
+//! assert!(bad.is_err());
+//! ```
+
+use clap::{Parser, Subcommand};
+
+pub mod tokenizer_cmd;
+
+/// Train, fine-tune, evaluate and chat with small GPTs, from scratch in Rust.
+#[derive(Parser)]
+#[command(name = "ember", version, about)]
+pub struct Cli {
+    /// The stage to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The pipeline stages.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train, inspect and use byte-level BPE tokenizers.
+    #[command(subcommand)]
+    Tokenizer(tokenizer_cmd::TokenizerCommand),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Tokenizer(cmd) => tokenizer_cmd::run(cmd),
+    }
+}
