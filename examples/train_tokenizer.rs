@@ -10,7 +10,10 @@ use ember_tokenizer::{Tokenizer, TrainerConfig, USER, train};
 fn run(out_dir: &Path) -> Result<()> {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/tinyshakespeare.txt");
     let (tok, report) = train(&[corpus], &TrainerConfig::new(2048))?;
-    println!("learned {} merges from {} distinct pieces", report.merges, report.distinct_pieces);
+    println!(
+        "learned {} merges from {} distinct pieces",
+        report.merges, report.distinct_pieces
+    );
 
     let path = out_dir.join("tokenizer.json");
     tok.save(&path, true)?;
@@ -22,8 +25,15 @@ fn run(out_dir: &Path) -> Result<()> {
     assert_eq!(tok.decode(&ids)?, text);
 
     // A chat marker typed by a user stays text; a template asks for the special id.
-    assert!(!tok.encode(USER).contains(&tok.token_to_id(USER).unwrap_or(u32::MAX)));
-    println!("{USER} as text: {:?}, as special: {:?}", tok.encode(USER), tok.encode_with_specials(USER));
+    assert!(
+        !tok.encode(USER)
+            .contains(&tok.token_to_id(USER).unwrap_or(u32::MAX))
+    );
+    println!(
+        "{USER} as text: {:?}, as special: {:?}",
+        tok.encode(USER),
+        tok.encode_with_specials(USER)
+    );
     Ok(())
 }
 
@@ -37,7 +47,10 @@ fn main() -> Result<()> {
 mod tests {
     #[test]
     fn example_runs() {
-        let dir = std::env::temp_dir().join(format!("ember-example-tokenizer-test-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "ember-example-tokenizer-test-{}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         let result = super::run(&dir);
         let _ = std::fs::remove_dir_all(&dir);

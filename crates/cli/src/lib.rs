@@ -14,6 +14,10 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench_cmd;
+pub mod device_args;
+pub mod export_cmd;
+pub mod generate_cmd;
 pub mod tokenizer_cmd;
 
 /// Train, fine-tune, evaluate and chat with small GPTs, from scratch in Rust.
@@ -31,11 +35,20 @@ pub enum Command {
     /// Train, inspect and use byte-level BPE tokenizers.
     #[command(subcommand)]
     Tokenizer(tokenizer_cmd::TokenizerCommand),
+    /// Continue a prompt with a trained model, streaming the text.
+    Generate(generate_cmd::GenerateArgs),
+    /// Write a checkpoint in another format (Hugging Face GPT-2).
+    Export(export_cmd::ExportArgs),
+    /// Measure training-step and generation speed on this machine.
+    Bench(bench_cmd::BenchArgs),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Tokenizer(cmd) => tokenizer_cmd::run(cmd),
+        Command::Generate(args) => generate_cmd::run(args),
+        Command::Export(args) => export_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
     }
 }

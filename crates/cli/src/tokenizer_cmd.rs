@@ -110,13 +110,20 @@ fn load(path: &PathBuf) -> Result<Tokenizer> {
 fn read_text(path: &PathBuf) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!("{}: invalid UTF-8 at byte offset {}", path.display(), e.utf8_error().valid_up_to())
+        anyhow::anyhow!(
+            "{}: invalid UTF-8 at byte offset {}",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
     })
 }
 
 fn train_cmd(a: TrainArgs) -> Result<()> {
     if a.out.exists() && !a.force {
-        bail!("{} already exists; pass --force to overwrite it", a.out.display());
+        bail!(
+            "{} already exists; pass --force to overwrite it",
+            a.out.display()
+        );
     }
     let mut cfg = TrainerConfig::new(a.vocab_size);
     cfg.lossy = a.lossy;
@@ -136,7 +143,10 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         a.out.display()
     );
     if report.replaced > 0 {
-        eprintln!("replaced {} invalid UTF-8 sequences with U+FFFD (--lossy)", report.replaced);
+        eprintln!(
+            "replaced {} invalid UTF-8 sequences with U+FFFD (--lossy)",
+            report.replaced
+        );
     }
     if report.stopped_early {
         eprintln!(
@@ -155,7 +165,11 @@ fn encode_cmd(a: EncodeArgs) -> Result<()> {
         (None, Some(p)) => read_text(&p)?,
         (None, None) => bail!("give --text or --input"),
     };
-    let ids = if a.allow_special { tok.encode_with_specials(&text) } else { tok.encode(&text) };
+    let ids = if a.allow_special {
+        tok.encode_with_specials(&text)
+    } else {
+        tok.encode(&text)
+    };
     let line: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", line.join(" "))?;
@@ -165,8 +179,15 @@ fn encode_cmd(a: EncodeArgs) -> Result<()> {
 fn decode_cmd(a: DecodeArgs) -> Result<()> {
     let tok = load(&a.tokenizer)?;
     let mut ids = Vec::new();
-    for part in a.ids.split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()) {
-        ids.push(part.parse::<u32>().with_context(|| format!("--ids: {part:?} is not a token id (a whole number)"))?);
+    for part in a
+        .ids
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+    {
+        ids.push(
+            part.parse::<u32>()
+                .with_context(|| format!("--ids: {part:?} is not a token id (a whole number)"))?,
+        );
     }
     let text = tok.decode(&ids)?;
     let mut out = std::io::stdout().lock();
@@ -203,13 +224,19 @@ fn stats_cmd(a: StatsArgs) -> Result<()> {
     if text.is_empty() {
         bail!("{}: is empty", a.input.display());
     }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads.max(1)).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads.max(1))
+        .build()?;
     let pieces = chunks(&text, 64 * 1024);
     let mut best = f64::INFINITY;
     let mut ids: Vec<u32> = Vec::new();
     for _ in 0..a.repeat.max(1) {
         let start = Instant::now();
-        ids = if a.threads <= 1 { tok.encode(&text) } else { pool.install(|| tok.encode_batch(&pieces)).concat() };
+        ids = if a.threads <= 1 {
+            tok.encode(&text)
+        } else {
+            pool.install(|| tok.encode_batch(&pieces)).concat()
+        };
         best = best.min(start.elapsed().as_secs_f64());
     }
     let mut used = vec![false; tok.vocab_size()];
@@ -226,11 +253,24 @@ fn stats_cmd(a: StatsArgs) -> Result<()> {
                 "threads": a.threads, "vocab_size": tok.vocab_size(), "vocab_used": used})
         );
     } else {
-        println!("file            {} ({:.2} MB)", a.input.display(), bytes / 1e6);
+        println!(
+            "file            {} ({:.2} MB)",
+            a.input.display(),
+            bytes / 1e6
+        );
         println!("tokens          {}", ids.len());
         println!("bytes/token     {:.3}", bytes / tokens);
-        println!("speed           {:.2} MB/s, {:.0} tokens/s ({} thread(s))", bytes / best / 1e6, tokens / best, a.threads);
-        println!("vocab used      {used} of {} ids ({:.1}%)", tok.vocab_size(), 100.0 * used as f64 / tok.vocab_size() as f64);
+        println!(
+            "speed           {:.2} MB/s, {:.0} tokens/s ({} thread(s))",
+            bytes / best / 1e6,
+            tokens / best,
+            a.threads
+        );
+        println!(
+            "vocab used      {used} of {} ids ({:.1}%)",
+            tok.vocab_size(),
+            100.0 * used as f64 / tok.vocab_size() as f64
+        );
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
 //! End-to-end tests of the `ember` binary, as a user runs it.
 
+mod generate;
 mod regression;
 mod tokenizer;

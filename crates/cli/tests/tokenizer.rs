@@ -10,7 +10,10 @@ pub struct Out {
 }
 
 pub fn ember(args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_ember")).args(args).output().unwrap_or_else(|e| panic!("running ember: {e}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running ember: {e}"));
     Out {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -19,13 +22,25 @@ pub fn ember(args: &[&str]) -> Out {
 }
 
 fn corpus() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/tinyshakespeare.txt").display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/tinyshakespeare.txt")
+        .display()
+        .to_string()
 }
 
 /// Trains a 600-id tokenizer into `dir` and returns its path.
 pub fn trained(dir: &Path) -> String {
     let path = dir.join("tok.json").display().to_string();
-    let out = ember(&["tokenizer", "train", "--input", &corpus(), "--vocab-size", "600", "--out", &path]);
+    let out = ember(&[
+        "tokenizer",
+        "train",
+        "--input",
+        &corpus(),
+        "--vocab-size",
+        "600",
+        "--out",
+        &path,
+    ]);
     assert!(out.ok, "{}", out.stderr);
     path
 }
@@ -34,17 +49,55 @@ pub fn trained(dir: &Path) -> String {
 fn train_encode_decode_stats() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let tok = trained(dir.path());
-    let enc = ember(&["tokenizer", "encode", "--tokenizer", &tok, "--text", "O Romeo, Romeo! <|user|>"]);
+    let enc = ember(&[
+        "tokenizer",
+        "encode",
+        "--tokenizer",
+        &tok,
+        "--text",
+        "O Romeo, Romeo! <|user|>",
+    ]);
     assert!(enc.ok, "{}", enc.stderr);
-    let ids: Vec<u32> = enc.stdout.split_whitespace().filter_map(|s| s.parse().ok()).collect();
-    assert!(!ids.is_empty() && !ids.contains(&597), "plain encode must not produce <|user|> (597)");
-    let special = ember(&["tokenizer", "encode", "--tokenizer", &tok, "--allow-special", "--text", "<|user|>"]);
+    let ids: Vec<u32> = enc
+        .stdout
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    assert!(
+        !ids.is_empty() && !ids.contains(&597),
+        "plain encode must not produce <|user|> (597)"
+    );
+    let special = ember(&[
+        "tokenizer",
+        "encode",
+        "--tokenizer",
+        &tok,
+        "--allow-special",
+        "--text",
+        "<|user|>",
+    ]);
     assert_eq!(special.stdout.trim(), "597");
-    let dec = ember(&["tokenizer", "decode", "--tokenizer", &tok, "--ids", enc.stdout.trim()]);
+    let dec = ember(&[
+        "tokenizer",
+        "decode",
+        "--tokenizer",
+        &tok,
+        "--ids",
+        enc.stdout.trim(),
+    ]);
     assert_eq!(dec.stdout, "O Romeo, Romeo! <|user|>\n");
-    let stats = ember(&["tokenizer", "stats", "--tokenizer", &tok, "--input", &corpus(), "--json"]);
+    let stats = ember(&[
+        "tokenizer",
+        "stats",
+        "--tokenizer",
+        &tok,
+        "--input",
+        &corpus(),
+        "--json",
+    ]);
     assert!(stats.ok, "{}", stats.stderr);
-    let v: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap_or_else(|e| panic!("{e}: {}", stats.stdout));
+    let v: serde_json::Value =
+        serde_json::from_str(&stats.stdout).unwrap_or_else(|e| panic!("{e}: {}", stats.stdout));
     let bpt = v["bytes_per_token"].as_f64().unwrap_or(0.0);
     assert!(bpt > 2.0 && bpt < 5.0, "bytes/token {bpt}");
     assert_eq!(v["vocab_size"], 600);
@@ -55,10 +108,37 @@ fn refuses_to_overwrite_without_force() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let tok = trained(dir.path());
     let before = std::fs::read(&tok).unwrap_or_default();
-    let again = ember(&["tokenizer", "train", "--input", &corpus(), "--vocab-size", "300", "--out", &tok]);
-    assert!(!again.ok && again.stderr.contains("already exists") && again.stderr.contains("--force"), "{}", again.stderr);
-    assert_eq!(std::fs::read(&tok).unwrap_or_default(), before, "the existing file is untouched");
-    let forced = ember(&["tokenizer", "train", "--input", &corpus(), "--vocab-size", "300", "--out", &tok, "--force"]);
+    let again = ember(&[
+        "tokenizer",
+        "train",
+        "--input",
+        &corpus(),
+        "--vocab-size",
+        "300",
+        "--out",
+        &tok,
+    ]);
+    assert!(
+        !again.ok && again.stderr.contains("already exists") && again.stderr.contains("--force"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        std::fs::read(&tok).unwrap_or_default(),
+        before,
+        "the existing file is untouched"
+    );
+    let forced = ember(&[
+        "tokenizer",
+        "train",
+        "--input",
+        &corpus(),
+        "--vocab-size",
+        "300",
+        "--out",
+        &tok,
+        "--force",
+    ]);
     assert!(forced.ok, "{}", forced.stderr);
 }
 
@@ -66,20 +146,59 @@ fn refuses_to_overwrite_without_force() {
 fn bad_input_gets_a_clear_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let out = dir.path().join("t.json").display().to_string();
-    let missing = ember(&["tokenizer", "train", "--input", "/no/such/file.txt", "--vocab-size", "500", "--out", &out]);
-    assert!(!missing.ok && missing.stderr.contains("/no/such/file.txt: no such file"), "{}", missing.stderr);
-    let small = ember(&["tokenizer", "train", "--input", &corpus(), "--vocab-size", "100", "--out", &out]);
-    assert!(!small.ok && small.stderr.contains("vocab_size = 100"), "{}", small.stderr);
+    let missing = ember(&[
+        "tokenizer",
+        "train",
+        "--input",
+        "/no/such/file.txt",
+        "--vocab-size",
+        "500",
+        "--out",
+        &out,
+    ]);
+    assert!(
+        !missing.ok && missing.stderr.contains("/no/such/file.txt: no such file"),
+        "{}",
+        missing.stderr
+    );
+    let small = ember(&[
+        "tokenizer",
+        "train",
+        "--input",
+        &corpus(),
+        "--vocab-size",
+        "100",
+        "--out",
+        &out,
+    ]);
+    assert!(
+        !small.ok && small.stderr.contains("vocab_size = 100"),
+        "{}",
+        small.stderr
+    );
     let garbage = dir.path().join("garbage.json");
-    std::fs::write(&garbage, "{\"version\": \"1.0\", \"model\": ").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&garbage, "{\"version\": \"1.0\", \"model\": ")
+        .unwrap_or_else(|e| panic!("{e}"));
     let g = garbage.display().to_string();
     let load = ember(&["tokenizer", "encode", "--tokenizer", &g, "--text", "x"]);
-    assert!(!load.ok && load.stderr.contains("garbage.json") && load.stderr.contains("truncated"), "{}", load.stderr);
+    assert!(
+        !load.ok && load.stderr.contains("garbage.json") && load.stderr.contains("truncated"),
+        "{}",
+        load.stderr
+    );
     let tok = trained(dir.path());
     let bad_id = ember(&["tokenizer", "decode", "--tokenizer", &tok, "--ids", "5 600"]);
-    assert!(!bad_id.ok && bad_id.stderr.contains("600") && bad_id.stderr.contains("out of range"), "{}", bad_id.stderr);
+    assert!(
+        !bad_id.ok && bad_id.stderr.contains("600") && bad_id.stderr.contains("out of range"),
+        "{}",
+        bad_id.stderr
+    );
     let not_num = ember(&["tokenizer", "decode", "--tokenizer", &tok, "--ids", "5 x"]);
-    assert!(!not_num.ok && not_num.stderr.contains("\"x\""), "{}", not_num.stderr);
+    assert!(
+        !not_num.ok && not_num.stderr.contains("\"x\""),
+        "{}",
+        not_num.stderr
+    );
     for o in [&missing, &small, &load, &bad_id, &not_num] {
         assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
     }
@@ -90,7 +209,14 @@ fn version_and_help() {
     let v = ember(&["--version"]);
     assert!(v.ok && v.stdout.starts_with("ember "), "{}", v.stdout);
     let h = ember(&["tokenizer", "train", "--help"]);
-    for flag in ["--input", "--vocab-size", "--out", "--force", "--lossy", "--threads"] {
+    for flag in [
+        "--input",
+        "--vocab-size",
+        "--out",
+        "--force",
+        "--lossy",
+        "--threads",
+    ] {
         assert!(h.stdout.contains(flag), "help lacks {flag}");
     }
 }

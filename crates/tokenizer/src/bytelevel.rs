@@ -25,7 +25,11 @@ fn maps() -> &'static Maps {
                 char::from_u32(next - 1).unwrap_or('\0')
             };
         }
-        let to_byte = to_char.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
+        let to_byte = to_char
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| (c, b as u8))
+            .collect();
         Maps { to_char, to_byte }
     })
 }
@@ -40,7 +44,9 @@ pub fn encode_bytes(bytes: &[u8]) -> String {
 /// in the alphabet.
 pub fn decode_str(s: &str) -> Result<Vec<u8>, char> {
     let m = maps();
-    s.chars().map(|c| m.to_byte.get(&c).copied().ok_or(c)).collect()
+    s.chars()
+        .map(|c| m.to_byte.get(&c).copied().ok_or(c))
+        .collect()
 }
 
 #[cfg(test)]

@@ -34,7 +34,10 @@ pub(crate) struct ChunkReader {
 
 /// Checks that `path` is a readable, non-empty regular file; returns its size.
 pub(crate) fn check_input(path: &Path) -> Result<u64> {
-    let bad = |reason: &str| Error::BadInput { path: path.to_path_buf(), reason: reason.to_string() };
+    let bad = |reason: &str| Error::BadInput {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(bad("no such file")),
@@ -53,7 +56,14 @@ impl ChunkReader {
     pub(crate) fn open(path: &Path, lossy: bool) -> Result<Self> {
         check_input(path)?;
         let file = File::open(path).map_err(|e| Error::io(path, "open", e))?;
-        Ok(ChunkReader { path: path.to_path_buf(), file, buf: Vec::new(), offset: 0, eof: false, lossy })
+        Ok(ChunkReader {
+            path: path.to_path_buf(),
+            file,
+            buf: Vec::new(),
+            offset: 0,
+            eof: false,
+            lossy,
+        })
     }
 
     /// The next chunk, or `None` at the end of the file.
@@ -63,14 +73,21 @@ impl ChunkReader {
             while !self.eof && self.buf.len() < want {
                 let start = self.buf.len();
                 self.buf.resize(want, 0);
-                let n = self.file.read(&mut self.buf[start..]).map_err(|e| Error::io(&self.path, "read", e))?;
+                let n = self
+                    .file
+                    .read(&mut self.buf[start..])
+                    .map_err(|e| Error::io(&self.path, "read", e))?;
                 self.buf.truncate(start + n);
                 self.eof = n == 0;
             }
             if self.buf.is_empty() {
                 return Ok(None);
             }
-            let cut = if self.eof { Some(self.buf.len()) } else { cut_point(&self.buf) };
+            let cut = if self.eof {
+                Some(self.buf.len())
+            } else {
+                cut_point(&self.buf)
+            };
             match cut {
                 Some(cut) => return self.take(cut).map(Some),
                 None => want = self.buf.len() * 2,
@@ -85,17 +102,33 @@ impl ChunkReader {
         self.offset += cut as u64;
         let n = bytes.len();
         match String::from_utf8(bytes) {
-            Ok(text) => Ok(Chunk { text, bytes: n, replaced: 0 }),
+            Ok(text) => Ok(Chunk {
+                text,
+                bytes: n,
+                replaced: 0,
+            }),
             Err(e) if self.lossy => {
-                let replaced = e.as_bytes().utf8_chunks().filter(|c| !c.invalid().is_empty()).count() as u64;
+                let replaced = e
+                    .as_bytes()
+                    .utf8_chunks()
+                    .filter(|c| !c.invalid().is_empty())
+                    .count() as u64;
                 let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-                Ok(Chunk { text, bytes: n, replaced })
+                Ok(Chunk {
+                    text,
+                    bytes: n,
+                    replaced,
+                })
             }
             Err(e) => {
                 let at = e.utf8_error().valid_up_to();
                 let bad = &e.as_bytes()[at..(at + 4).min(n)];
                 let hex: Vec<String> = bad.iter().map(|b| format!("{b:02x}")).collect();
-                Err(Error::InvalidUtf8 { path: self.path.clone(), offset: start + at as u64, bytes: hex.join(" ") })
+                Err(Error::InvalidUtf8 {
+                    path: self.path.clone(),
+                    offset: start + at as u64,
+                    bytes: hex.join(" "),
+                })
             }
         }
     }

@@ -40,7 +40,11 @@ impl Bpe {
     /// Builds the model from token bytes (by id; `None` for ids used by specials), and merges as
     /// (left, right) id pairs in rank order. The caller has validated that every merge result
     /// exists; merges whose result is missing are ignored here.
-    pub(crate) fn new(tokens: Vec<Option<Box<[u8]>>>, merge_pairs: &[(u32, u32)], ignore_merges: bool) -> Self {
+    pub(crate) fn new(
+        tokens: Vec<Option<Box<[u8]>>>,
+        merge_pairs: &[(u32, u32)],
+        ignore_merges: bool,
+    ) -> Self {
         let mut vocab = FxHashMap::default();
         let mut byte_ids = [u32::MAX; 256];
         for (id, t) in tokens.iter().enumerate() {
@@ -54,7 +58,8 @@ impl Bpe {
         let mut merges = Vec::with_capacity(merge_pairs.len());
         let mut merge_of = FxHashMap::default();
         for &(a, b) in merge_pairs {
-            let (Some(Some(ta)), Some(Some(tb))) = (tokens.get(a as usize), tokens.get(b as usize)) else {
+            let (Some(Some(ta)), Some(Some(tb))) = (tokens.get(a as usize), tokens.get(b as usize))
+            else {
                 continue;
             };
             let joined: Vec<u8> = [&ta[..], &tb[..]].concat();
@@ -64,7 +69,14 @@ impl Bpe {
                 merges.push((a, b, id));
             }
         }
-        Bpe { tokens, byte_ids, vocab, merges, merge_of, ignore_merges }
+        Bpe {
+            tokens,
+            byte_ids,
+            vocab,
+            merges,
+            merge_of,
+            ignore_merges,
+        }
     }
 
     #[inline(always)]
@@ -97,8 +109,10 @@ impl Bpe {
     fn merge_short(&self, piece: &[u8], out: &mut Vec<u32>) {
         let mut ids: Vec<u32> = piece.iter().map(|&b| self.byte_ids[b as usize]).collect();
         let none = (u32::MAX, 0);
-        let mut ranks: Vec<(u32, u32)> =
-            ids.windows(2).map(|w| self.merge(w[0], w[1]).unwrap_or(none)).collect();
+        let mut ranks: Vec<(u32, u32)> = ids
+            .windows(2)
+            .map(|w| self.merge(w[0], w[1]).unwrap_or(none))
+            .collect();
         loop {
             let mut best = none;
             let mut at = usize::MAX;
@@ -142,7 +156,9 @@ impl Bpe {
                 continue;
             }
             let j = next[i];
-            let Some((r, new)) = self.merge(id[i], id[j]) else { continue };
+            let Some((r, new)) = self.merge(id[i], id[j]) else {
+                continue;
+            };
             if r != rank {
                 continue;
             }
@@ -173,14 +189,20 @@ mod tests {
 
     #[test]
     fn heap_and_quadratic_merging_agree() {
-        let corpus = ["abcab cabbage abba ".repeat(50), "aaaa bbbb abab baba ".repeat(30)];
-        let (tok, _) = train_from_texts(&corpus, &TrainerConfig::new(300)).unwrap_or_else(|e| panic!("{e}"));
+        let corpus = [
+            "abcab cabbage abba ".repeat(50),
+            "aaaa bbbb abab baba ".repeat(30),
+        ];
+        let (tok, _) =
+            train_from_texts(&corpus, &TrainerConfig::new(300)).unwrap_or_else(|e| panic!("{e}"));
         let mut state = 12345u64;
         for len in [2usize, 3, 7, 40, 129, 300, 1000] {
             for _ in 0..20 {
                 let piece: Vec<u8> = (0..len)
                     .map(|_| {
-                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         b"abce"[(state >> 33) as usize % 4]
                     })
                     .collect();

@@ -103,7 +103,8 @@ fn at(s: &[u8], i: usize) -> (u32, Class, usize) {
     let (c, n) = if b0 < 0xE0 {
         (((b0 as u32 & 0x1F) << 6) | (s[i + 1] as u32 & 0x3F), 2)
     } else if b0 < 0xF0 {
-        let c = ((b0 as u32 & 0x0F) << 12) | ((s[i + 1] as u32 & 0x3F) << 6) | (s[i + 2] as u32 & 0x3F);
+        let c =
+            ((b0 as u32 & 0x0F) << 12) | ((s[i + 1] as u32 & 0x3F) << 6) | (s[i + 2] as u32 & 0x3F);
         (c, 3)
     } else {
         let c = ((b0 as u32 & 0x07) << 18)
@@ -126,6 +127,24 @@ fn at(s: &[u8], i: usize) -> (u32, Class, usize) {
 /// Class of the character starting at byte `i` of `s` (valid UTF-8, `i` on a boundary).
 pub(crate) fn class_at(s: &[u8], i: usize) -> Class {
     at(s, i).1
+}
+
+/// Splits `text` with a regex engine running [`SPLIT_PATTERN`]: the slow reference that
+/// [`split`] is tested against. An error only if the engine gives up (backtracking limit).
+///
+/// ```
+/// use ember_tokenizer::pretokenizer::split_with_regex;
+/// let text = "It's 2024!  Go";
+/// assert_eq!(split_with_regex(text).unwrap(), ember_tokenizer::split(text).collect::<Vec<_>>());
+/// ```
+pub fn split_with_regex(text: &str) -> Result<Vec<&str>, String> {
+    static RE: OnceLock<Result<fancy_regex::Regex, String>> = OnceLock::new();
+    let re = RE
+        .get_or_init(|| fancy_regex::Regex::new(SPLIT_PATTERN).map_err(|e| e.to_string()))
+        .as_ref()?;
+    re.find_iter(text)
+        .map(|m| m.map(|m| m.as_str()).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// Iterator over the pieces of a text; see [`split`].
@@ -211,7 +230,8 @@ fn piece_end(s: &[u8], i: usize) -> usize {
     if class == Class::Letter {
         return run_end(s, i + n, Class::Letter);
     }
-    if class != Class::Number && !is_nl(c) && i + n < s.len() && class_at(s, i + n) == Class::Letter {
+    if class != Class::Number && !is_nl(c) && i + n < s.len() && class_at(s, i + n) == Class::Letter
+    {
         return run_end(s, i + n, Class::Letter);
     }
     // \p{N}{1,3}

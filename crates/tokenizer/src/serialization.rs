@@ -42,8 +42,18 @@ impl Tokenizer {
             .enumerate()
             .filter_map(|(id, t)| t.as_ref().map(|t| (encode_bytes(t), id as u32)))
             .collect();
-        let spell = |id: u32| self.bpe.tokens[id as usize].as_deref().map(encode_bytes).unwrap_or_default();
-        let merges: Vec<[String; 2]> = self.bpe.merges.iter().map(|&(a, b, _)| [spell(a), spell(b)]).collect();
+        let spell = |id: u32| {
+            self.bpe.tokens[id as usize]
+                .as_deref()
+                .map(encode_bytes)
+                .unwrap_or_default()
+        };
+        let merges: Vec<[String; 2]> = self
+            .bpe
+            .merges
+            .iter()
+            .map(|&(a, b, _)| [spell(a), spell(b)])
+            .collect();
         let added: Vec<Value> = self
             .specials
             .iter()
@@ -88,7 +98,9 @@ impl Tokenizer {
     /// existing file unless `overwrite`.
     pub fn save(&self, path: &Path, overwrite: bool) -> Result<()> {
         if !overwrite && path.exists() {
-            return Err(Error::OutputExists { path: path.to_path_buf() });
+            return Err(Error::OutputExists {
+                path: path.to_path_buf(),
+            });
         }
         write_atomic(path, self.to_json().as_bytes())
     }
@@ -96,13 +108,19 @@ impl Tokenizer {
     /// Loads a `tokenizer.json`; see [`from_json`](Self::from_json) for what is accepted.
     pub fn load(path: &Path) -> Result<Tokenizer> {
         if path.is_dir() {
-            return Err(Error::BadInput { path: path.to_path_buf(), reason: "is a directory, expected a tokenizer.json file".into() });
+            return Err(Error::BadInput {
+                path: path.to_path_buf(),
+                reason: "is a directory, expected a tokenizer.json file".into(),
+            });
         }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
         let text = String::from_utf8(bytes).map_err(|e| Error::Format {
             source_name: path.display().to_string(),
             field: "(file)".into(),
-            reason: format!("not UTF-8 (bad byte at offset {})", e.utf8_error().valid_up_to()),
+            reason: format!(
+                "not UTF-8 (bad byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
         })?;
         Self::from_json(&text, &path.display().to_string())
     }

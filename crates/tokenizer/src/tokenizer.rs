@@ -38,7 +38,11 @@ impl Tokenizer {
             .build(specials.iter().map(|s| s.0.as_str()))
             .ok()
             .filter(|_| !specials.is_empty());
-        Tokenizer { bpe, specials, special_matcher }
+        Tokenizer {
+            bpe,
+            specials,
+            special_matcher,
+        }
     }
 
     /// Number of ids: ordinary tokens plus special tokens.
@@ -70,7 +74,11 @@ impl Tokenizer {
     pub fn id_to_bytes(&self, id: u32) -> Option<&[u8]> {
         match self.bpe.tokens.get(id as usize)? {
             Some(bytes) => Some(bytes),
-            None => self.specials.iter().find(|s| s.1 == id).map(|s| s.0.as_bytes()),
+            None => self
+                .specials
+                .iter()
+                .find(|s| s.1 == id)
+                .map(|s| s.0.as_bytes()),
         }
     }
 
@@ -118,7 +126,10 @@ impl Tokenizer {
     pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(ids.len() * 4);
         for &id in ids {
-            let bytes = self.id_to_bytes(id).ok_or(Error::UnknownId { id, vocab_size: self.vocab_size() })?;
+            let bytes = self.id_to_bytes(id).ok_or(Error::UnknownId {
+                id,
+                vocab_size: self.vocab_size(),
+            })?;
             out.extend_from_slice(bytes);
         }
         Ok(out)

@@ -90,12 +90,19 @@ fn check_config(cfg: &TrainerConfig) -> Result<()> {
         return Err(Error::BadSetting {
             field: "vocab_size",
             value: cfg.vocab_size.to_string(),
-            expected: format!("between {min} (256 bytes + {} special tokens) and {MAX_VOCAB}", cfg.specials.len()),
+            expected: format!(
+                "between {min} (256 bytes + {} special tokens) and {MAX_VOCAB}",
+                cfg.specials.len()
+            ),
         });
     }
     for (i, s) in cfg.specials.iter().enumerate() {
         if s.is_empty() || cfg.specials[..i].contains(s) {
-            return Err(Error::BadSetting { field: "specials", value: format!("{s:?}"), expected: "non-empty, distinct strings".into() });
+            return Err(Error::BadSetting {
+                field: "specials",
+                value: format!("{s:?}"),
+                expected: "non-empty, distinct strings".into(),
+            });
         }
     }
     Ok(())
@@ -116,14 +123,27 @@ fn bar(progress: bool, len: u64, template: &str) -> ProgressBar {
 pub fn train(paths: &[PathBuf], cfg: &TrainerConfig) -> Result<(Tokenizer, TrainReport)> {
     check_config(cfg)?;
     if paths.is_empty() {
-        return Err(Error::BadSetting { field: "input", value: "(none)".into(), expected: "at least one text file".into() });
+        return Err(Error::BadSetting {
+            field: "input",
+            value: "(none)".into(),
+            expected: "at least one text file".into(),
+        });
     }
     let mut total = 0;
     for p in paths {
         total += check_input(p)?;
     }
-    let pb = bar(cfg.progress, total, "reading {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}");
-    let threads = if cfg.threads == 0 { rayon::current_num_threads() } else { cfg.threads }.max(1);
+    let pb = bar(
+        cfg.progress,
+        total,
+        "reading {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    );
+    let threads = if cfg.threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        cfg.threads
+    }
+    .max(1);
     let (tx, rx) = mpsc::sync_channel::<String>(threads * 2);
     let rx = Mutex::new(rx);
     let mut report = TrainReport::default();
@@ -133,7 +153,11 @@ pub fn train(paths: &[PathBuf], cfg: &TrainerConfig) -> Result<(Tokenizer, Train
                 scope.spawn(|| {
                     let mut counts = Counts::default();
                     let mut n = 0;
-                    while let Ok(text) = rx.lock().map_err(|_| ()).and_then(|r| r.recv().map_err(|_| ())) {
+                    while let Ok(text) = rx
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|r| r.recv().map_err(|_| ()))
+                    {
                         n += count_into(&text, &mut counts);
                     }
                     (counts, n)
@@ -165,7 +189,10 @@ pub fn train(paths: &[PathBuf], cfg: &TrainerConfig) -> Result<(Tokenizer, Train
 }
 
 /// Trains on in-memory texts (tests, examples, small corpora). Each text is split on its own.
-pub fn train_from_texts<S: AsRef<str>>(texts: &[S], cfg: &TrainerConfig) -> Result<(Tokenizer, TrainReport)> {
+pub fn train_from_texts<S: AsRef<str>>(
+    texts: &[S],
+    cfg: &TrainerConfig,
+) -> Result<(Tokenizer, TrainReport)> {
     check_config(cfg)?;
     let mut counts = Counts::default();
     let mut report = TrainReport::default();
@@ -188,23 +215,40 @@ fn merge_counts(parts: Vec<(Counts, u64)>) -> (Counts, u64) {
     (all, n)
 }
 
-fn learn(counts: Counts, cfg: &TrainerConfig, mut report: TrainReport) -> Result<(Tokenizer, TrainReport)> {
+fn learn(
+    counts: Counts,
+    cfg: &TrainerConfig,
+    mut report: TrainReport,
+) -> Result<(Tokenizer, TrainReport)> {
     report.distinct_pieces = counts.len();
     let mut pieces: Vec<(Vec<u8>, u64)> = counts.into_iter().collect();
     pieces.sort_unstable_by(|a, b| a.0.cmp(&b.0)); // hash order differs run to run; sorted does not
     let target = cfg.vocab_size - cfg.specials.len() - 256;
-    let pb = bar(cfg.progress, target as u64, "merging {bar:30} {pos}/{len} merges, ETA {eta}");
+    let pb = bar(
+        cfg.progress,
+        target as u64,
+        "merging {bar:30} {pos}/{len} merges, ETA {eta}",
+    );
     let merges = Merger::new(&pieces).run(target, &pb);
     pb.finish_and_clear();
     report.merges = merges.len();
     report.stopped_early = merges.len() < target;
-    let mut tokens: Vec<Option<Box<[u8]>>> = (0..=255u8).map(|b| Some(vec![b].into_boxed_slice())).collect();
+    let mut tokens: Vec<Option<Box<[u8]>>> = (0..=255u8)
+        .map(|b| Some(vec![b].into_boxed_slice()))
+        .collect();
     for &(a, b) in &merges {
-        let joined = [tokens[a as usize].as_deref(), tokens[b as usize].as_deref()].map(|t| t.unwrap_or_default()).concat();
+        let joined = [tokens[a as usize].as_deref(), tokens[b as usize].as_deref()]
+            .map(|t| t.unwrap_or_default())
+            .concat();
         tokens.push(Some(joined.into_boxed_slice()));
     }
     let first_special = tokens.len() as u32;
-    let specials = cfg.specials.iter().enumerate().map(|(i, s)| (s.clone(), first_special + i as u32)).collect();
+    let specials = cfg
+        .specials
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.clone(), first_special + i as u32))
+        .collect();
     tokens.extend(cfg.specials.iter().map(|_| None));
     Ok((assemble(tokens, &merges, specials, true), report))
 }
@@ -227,7 +271,10 @@ struct Merger {
 
 impl Merger {
     fn new(pieces: &[(Vec<u8>, u64)]) -> Self {
-        let words: Vec<Vec<u32>> = pieces.iter().map(|(p, _)| p.iter().map(|&b| b as u32).collect()).collect();
+        let words: Vec<Vec<u32>> = pieces
+            .iter()
+            .map(|(p, _)| p.iter().map(|&b| b as u32).collect())
+            .collect();
         let counts: Vec<i64> = pieces.iter().map(|(_, c)| *c as i64).collect();
         let mut pair_count: FxHashMap<u64, i64> = FxHashMap::default();
         let mut where_: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
@@ -242,7 +289,13 @@ impl Merger {
             }
         }
         let heap = pair_count.iter().map(|(&k, &c)| (c, Reverse(k))).collect();
-        Merger { words, counts, pair_count, where_, heap }
+        Merger {
+            words,
+            counts,
+            pair_count,
+            where_,
+            heap,
+        }
     }
 
     /// Learns up to `target` merges; returns them as (left, right) ids, new ids from 256 on.
@@ -251,7 +304,9 @@ impl Merger {
         let mut stamp = vec![u32::MAX; self.words.len()];
         let mut delta: FxHashMap<u64, i64> = FxHashMap::default();
         while merges.len() < target {
-            let Some((count, Reverse(k))) = self.heap.pop() else { break };
+            let Some((count, Reverse(k))) = self.heap.pop() else {
+                break;
+            };
             let current = self.pair_count.get(&k).copied().unwrap_or(0);
             if current != count {
                 if current > 0 {

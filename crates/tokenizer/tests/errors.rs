@@ -40,7 +40,12 @@ fn invalid_utf8_reports_file_and_offset_or_is_counted_when_lossy() {
     bytes[offset] = 0xE9; // 'é' in Latin-1
     std::fs::write(&bad, &bytes).unwrap_or_else(|e| panic!("{e}"));
     let e = train_err(std::slice::from_ref(&bad), &TrainerConfig::new(512));
-    assert!(e.contains("latin1.txt") && e.contains(&format!("offset {offset}")) && e.contains("--lossy"), "{e}");
+    assert!(
+        e.contains("latin1.txt")
+            && e.contains(&format!("offset {offset}"))
+            && e.contains("--lossy"),
+        "{e}"
+    );
     let mut lossy = TrainerConfig::new(512);
     lossy.lossy = true;
     let (_, report) = train(&[bad], &lossy).unwrap_or_else(|e| panic!("{e}"));
@@ -51,7 +56,10 @@ fn invalid_utf8_reports_file_and_offset_or_is_counted_when_lossy() {
 fn vocab_size_out_of_range_is_refused() {
     for v in [0, 260, 1 << 21] {
         let e = train_err(&[shakespeare()], &TrainerConfig::new(v));
-        assert!(e.contains("vocab_size") && e.contains(&v.to_string()) && e.contains("between 261"), "{e}");
+        assert!(
+            e.contains("vocab_size") && e.contains(&v.to_string()) && e.contains("between 261"),
+            "{e}"
+        );
     }
     let mut dup = TrainerConfig::new(512);
     dup.specials = vec!["<|a|>".into(), "<|a|>".into()];

@@ -17,7 +17,11 @@ fn ten_megabyte_line_of_one_character_round_trips() {
 #[test]
 fn a_megabyte_of_spaces_and_of_cjk_round_trips() {
     let tok = small();
-    for text in [" ".repeat(1 << 20), "中".repeat(300_000), "!?".repeat(500_000)] {
+    for text in [
+        " ".repeat(1 << 20),
+        "中".repeat(300_000),
+        "!?".repeat(500_000),
+    ] {
         let ids = tok.encode(&text);
         assert_eq!(tok.decode(&ids).unwrap_or_default(), text);
     }
@@ -26,7 +30,8 @@ fn a_megabyte_of_spaces_and_of_cjk_round_trips() {
 #[test]
 fn training_on_a_huge_single_piece_works() {
     let text = format!("{} end", "x".repeat(2 << 20));
-    let (tok, report) = train_from_texts(&[text.as_str()], &TrainerConfig::new(300)).unwrap_or_else(|e| panic!("{e}"));
+    let (tok, report) = train_from_texts(&[text.as_str()], &TrainerConfig::new(300))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.distinct_pieces, 2);
     assert_eq!(tok.decode(&tok.encode(&text)).unwrap_or_default(), text);
 }

@@ -26,9 +26,14 @@ fn special_strings_in_user_text_stay_ordinary_unless_allowed() {
     let tok = small();
     let text = format!("hi {USER} there{ENDOFTEXT}");
     let user = tok.token_to_id(USER).unwrap_or_else(|| panic!("no {USER}"));
-    let eot = tok.token_to_id(ENDOFTEXT).unwrap_or_else(|| panic!("no {ENDOFTEXT}"));
+    let eot = tok
+        .token_to_id(ENDOFTEXT)
+        .unwrap_or_else(|| panic!("no {ENDOFTEXT}"));
     let plain = tok.encode(&text);
-    assert!(!plain.contains(&user) && !plain.contains(&eot), "ordinary encode produced a special id");
+    assert!(
+        !plain.contains(&user) && !plain.contains(&eot),
+        "ordinary encode produced a special id"
+    );
     assert_eq!(tok.decode(&plain).unwrap_or_default(), text);
     let with = tok.encode_with_specials(&text);
     assert_eq!(with.iter().filter(|&&i| i == user || i == eot).count(), 2);
@@ -48,8 +53,15 @@ fn special_tokens_have_ids_after_the_merges() {
 #[test]
 fn decode_rejects_out_of_range_ids_and_marks_cut_characters() {
     let tok = small();
-    let err = tok.decode(&[1, 1024]).err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(err.contains("1024") && err.contains("out of range"), "{err}");
+    let err = tok
+        .decode(&[1, 1024])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("1024") && err.contains("out of range"),
+        "{err}"
+    );
     // The first byte of '中' alone decodes to U+FFFD; the bytes themselves are kept.
     let first = tok.encode("中")[0];
     assert_eq!(tok.decode_bytes(&[first]).map(|b| b.len()).ok(), Some(1));

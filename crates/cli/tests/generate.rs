@@ -1,0 +1,104 @@
+//! `ember generate` on a checkpoint made with the library.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use ember_model::{GptConfig, checkpoint};
+use ember_tokenizer::{TrainerConfig, train_from_texts};
+
+use crate::tokenizer::ember;
+
+fn make_checkpoint(dir: &Path) -> String {
+    let (tok, _) = train_from_texts(
+        &["hello world, hello there. ".repeat(20)],
+        &TrainerConfig::new(280),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let device = Device::flex();
+    device.seed(3);
+    let cfg = GptConfig::new(tok.vocab_size(), 1, 2, 16, 32);
+    let model = cfg.init(&device);
+    let path = dir.join("ck");
+    checkpoint::save(&path, &model, &cfg, &tok, &[]).unwrap_or_else(|e| panic!("{e}"));
+    path.display().to_string()
+}
+
+#[test]
+fn generates_deterministically_and_reports_speed() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ck = make_checkpoint(dir.path());
+    let args = [
+        "generate",
+        "--checkpoint",
+        &ck,
+        "--prompt",
+        "hello",
+        "--max-new-tokens",
+        "6",
+        "--temperature",
+        "0.9",
+        "--seed",
+        "5",
+        "--device",
+        "cpu",
+    ];
+    let a = ember(&args);
+    assert!(a.ok, "{}", a.stderr);
+    assert!(a.stdout.starts_with("hello"), "{}", a.stdout);
+    assert!(
+        a.stderr.contains("device: cpu") && a.stderr.contains("tokens/s"),
+        "{}",
+        a.stderr
+    );
+    let b = ember(&args);
+    assert_eq!(a.stdout, b.stdout, "same seed, same text");
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ck = make_checkpoint(dir.path());
+    let long = "hello ".repeat(40);
+    let e = ember(&[
+        "generate",
+        "--checkpoint",
+        &ck,
+        "--prompt",
+        &long,
+        "--device",
+        "cpu",
+        "--max-new-tokens",
+        "4",
+    ]);
+    assert!(
+        !e.ok && e.stderr.contains("exceeds the context length 32"),
+        "{}",
+        e.stderr
+    );
+    let missing = dir.path().join("nope").display().to_string();
+    let e = ember(&[
+        "generate",
+        "--checkpoint",
+        &missing,
+        "--prompt",
+        "x",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        !e.ok && e.stderr.contains("nope") && e.stderr.contains("not a directory"),
+        "{}",
+        e.stderr
+    );
+    let e = ember(&[
+        "generate",
+        "--checkpoint",
+        &ck,
+        "--prompt",
+        "x",
+        "--device",
+        "tpu",
+    ]);
+    assert!(!e.ok && e.stderr.contains("tpu"), "{}", e.stderr);
+    assert!(!e.stderr.contains("panicked"));
+}

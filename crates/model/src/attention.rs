@@ -1,0 +1,109 @@
+//! Causal multi-head self-attention with an optional KV cache for incremental decoding.
+
+use burn::nn::{Dropout, DropoutConfig, Linear, RotaryEncoding};
+use burn::prelude::*;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+use crate::config::GptConfig;
+use crate::layers::linear;
+
+/// Keys and values of earlier positions, per layer: each `[batch, n_head, cached, head_dim]`.
+#[derive(Clone, Debug, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    len: usize,
+}
+
+impl KvCache {
+    /// An empty cache for a model with `n_layer` blocks.
+    pub fn new(n_layer: usize) -> Self {
+        KvCache {
+            layers: vec![None; n_layer],
+            len: 0,
+        }
+    }
+
+    /// Number of positions cached.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn layer(&mut self, i: usize) -> &mut Option<(Tensor<4>, Tensor<4>)> {
+        &mut self.layers[i]
+    }
+
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.len += n;
+    }
+}
+
+/// Scaled dot-product attention over earlier positions only (Burn's fused attention op).
+#[derive(Module, Debug)]
+pub struct CausalSelfAttention {
+    /// Query, key and value projections in one: `[n_embd, 3 * n_embd]` (GPT-2's `c_attn`).
+    pub c_attn: Linear,
+    /// Output projection `[n_embd, n_embd]`, scaled at init by 1/√(2·n_layer).
+    pub c_proj: Linear,
+    /// Dropout on the output.
+    pub dropout: Dropout,
+    /// Number of heads.
+    pub n_head: usize,
+}
+
+impl CausalSelfAttention {
+    /// Initialised as GPT-2.
+    pub fn new(cfg: &GptConfig, device: &Device) -> Self {
+        let d = cfg.n_embd;
+        let proj_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
+        CausalSelfAttention {
+            c_attn: linear(d, 3 * d, cfg.bias, 0.02, device),
+            c_proj: linear(d, d, cfg.bias, proj_std, device),
+            dropout: DropoutConfig::new(cfg.dropout).init(),
+            n_head: cfg.n_head,
+        }
+    }
+
+    /// `[batch, seq, n_embd] -> [batch, seq, n_embd]`. `start` is the position of the first
+    /// token of `x`; with a `cache`, keys and values of earlier calls are attended to and this
+    /// call's are appended.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        start: usize,
+        rope: Option<&RotaryEncoding>,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let (h, hd) = (self.n_head, d / self.n_head);
+        let heads = |m: Tensor<3>| m.reshape([b, t, h, hd]).swap_dims(1, 2); // [b, h, t, hd]
+        let qkv = self.c_attn.forward(x);
+        let mut q = heads(qkv.clone().slice(s![.., .., 0..d]));
+        let mut k = heads(qkv.clone().slice(s![.., .., d..2 * d]));
+        let mut v = heads(qkv.slice(s![.., .., 2 * d..3 * d]));
+        if let Some(rope) = rope {
+            q = rope.apply(q, start);
+            k = rope.apply(k, start);
+        }
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.take() {
+                k = Tensor::cat(vec![pk, k], 2);
+                v = Tensor::cat(vec![pv, v], 2);
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        // The causal mask is aligned bottom-right, so new queries see every cached key.
+        let options = AttentionModuleOptions {
+            is_causal: true,
+            ..Default::default()
+        };
+        let y = attention(q, k, v, None, None, options);
+        let y = y.swap_dims(1, 2).reshape([b, t, d]);
+        self.dropout.forward(self.c_proj.forward(y))
+    }
+}

@@ -1,0 +1,327 @@
+//! Checkpoints: one self-contained, versioned directory.
+//!
+//! ```text
+//! DIR/model.safetensors   weights (burn-store SafeTensors, GPT-2 key names)
+//! DIR/config.json         {"format": "ember-gpt-config", "version": 1, "model": {..GptConfig..}}
+//! DIR/tokenizer.json      the tokenizer the model was trained with
+//! DIR/manifest.json       written last: format, version, and each file's size and SHA-256
+//! ```
+//!
+//! A save writes everything into a temporary sibling directory, fsyncs it, and renames it into
+//! place, so a crash mid-save leaves the previous checkpoint intact. Loading checks the
+//! manifest first: a missing, truncated or altered file is reported by name before any of it
+//! is parsed.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use ember_tokenizer::Tokenizer;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::config::GptConfig;
+use crate::error::{ModelError, Result};
+use crate::gpt::Gpt;
+
+/// Format name in `manifest.json`.
+pub const MANIFEST_FORMAT: &str = "ember-checkpoint";
+/// Format name in `config.json`.
+pub const CONFIG_FORMAT: &str = "ember-gpt-config";
+/// Version of both formats this build writes and reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// A loaded checkpoint.
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// The model's shape.
+    pub config: GptConfig,
+    /// Its tokenizer.
+    pub tokenizer: Tokenizer,
+    /// The weights, on the device given to [`load`].
+    pub model: Gpt,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The `config.json` text for a model config.
+pub fn config_json(config: &GptConfig) -> String {
+    let doc = json!({"format": CONFIG_FORMAT, "version": FORMAT_VERSION, "model": config});
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
+
+/// The weights as SafeTensors bytes, deterministic: the same weights give the same bytes.
+/// (Burn writes its metadata from a hash map, whose key order changes from run to run, so the
+/// tensors are re-serialised here with a single metadata entry.)
+pub fn weights_bytes(model: &Gpt) -> Result<Vec<u8>> {
+    let err = |e: String| {
+        ModelError::checkpoint("model.safetensors", format!("serialising weights: {e}"))
+    };
+    let mut store = SafetensorsStore::from_bytes(None);
+    model
+        .save_into(&mut store)
+        .map_err(|e| err(e.to_string()))?;
+    let raw = store.get_bytes().map_err(|e| err(e.to_string()))?;
+    let st = safetensors::SafeTensors::deserialize(&raw).map_err(|e| err(e.to_string()))?;
+    let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize(st.tensors(), Some(meta)).map_err(|e| err(e.to_string()))
+}
+
+/// Saves a checkpoint to `dir` atomically, replacing an existing one. `extra` files (name,
+/// bytes) go in the same directory and manifest (training state, for example).
+pub fn save(
+    dir: &Path,
+    model: &Gpt,
+    config: &GptConfig,
+    tokenizer: &Tokenizer,
+    extra: &[(String, Vec<u8>)],
+) -> Result<()> {
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        ("model.safetensors".into(), weights_bytes(model)?),
+        ("config.json".into(), config_json(config).into_bytes()),
+        ("tokenizer.json".into(), tokenizer.to_json().into_bytes()),
+    ];
+    files.extend(extra.iter().cloned());
+    let entries: serde_json::Map<String, Value> = files
+        .iter()
+        .map(|(name, bytes)| {
+            (
+                name.clone(),
+                json!({"size": bytes.len(), "sha256": sha256_hex(bytes)}),
+            )
+        })
+        .collect();
+    let manifest = json!({"format": MANIFEST_FORMAT, "version": FORMAT_VERSION, "files": entries});
+    files.push((
+        "manifest.json".into(),
+        (serde_json::to_string_pretty(&manifest).unwrap_or_default() + "\n").into_bytes(),
+    ));
+    write_dir_atomic(dir, &files)
+}
+
+fn sibling(dir: &Path, tag: &str) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into());
+    dir.with_file_name(format!(".{name}.{tag}.{}", std::process::id()))
+}
+
+pub(crate) fn write_dir_atomic(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
+    use std::io::Write;
+    let tmp = sibling(dir, "tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| ModelError::io(&tmp, "create directory", e))?;
+    for (name, bytes) in files {
+        let path = tmp.join(name);
+        let mut f = std::fs::File::create(&path).map_err(|e| ModelError::io(&path, "create", e))?;
+        f.write_all(bytes)
+            .map_err(|e| ModelError::io(&path, "write", e))?;
+        f.sync_all()
+            .map_err(|e| ModelError::io(&path, "fsync", e))?;
+    }
+    sync_dir(&tmp);
+    // A directory cannot be renamed over a non-empty one: move the old one aside first, and
+    // delete it only once the new one is in place.
+    let old = sibling(dir, "old");
+    let had_old = dir.exists();
+    if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+        std::fs::rename(dir, &old).map_err(|e| ModelError::io(dir, "move aside", e))?;
+    }
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        if had_old {
+            let _ = std::fs::rename(&old, dir);
+        }
+        return Err(ModelError::io(dir, "rename into place", e));
+    }
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent);
+    }
+    if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all(); // best effort: not every filesystem syncs directories
+    }
+}
+
+/// Checks `manifest.json` and every file it lists (presence, size, SHA-256); returns the
+/// bytes of each listed file by name.
+pub fn verify(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    if !dir.is_dir() {
+        return Err(ModelError::checkpoint(
+            dir,
+            "not a directory (a checkpoint is a directory with manifest.json)",
+        ));
+    }
+    let mpath = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&mpath).map_err(|e| {
+        ModelError::checkpoint(
+            &mpath,
+            format!("cannot read ({e}); an interrupted save or not an Ember checkpoint"),
+        )
+    })?;
+    let manifest: Value = serde_json::from_str(&text)
+        .map_err(|e| ModelError::checkpoint(&mpath, format!("damaged JSON: {e}")))?;
+    check_format(&manifest, MANIFEST_FORMAT, &mpath)?;
+    let Some(files) = manifest.get("files").and_then(Value::as_object) else {
+        return Err(ModelError::checkpoint(
+            &mpath,
+            "field `files` is missing or not an object",
+        ));
+    };
+    let mut out = Vec::new();
+    for (name, entry) in files {
+        if name.contains('/') || name.contains('\\') || name.starts_with('.') {
+            return Err(ModelError::checkpoint(
+                &mpath,
+                format!("file name {name:?} is not a plain file name"),
+            ));
+        }
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            ModelError::checkpoint(
+                &path,
+                format!("listed in manifest.json but cannot be read: {e}"),
+            )
+        })?;
+        let size = entry.get("size").and_then(Value::as_u64);
+        if size != Some(bytes.len() as u64) {
+            return Err(ModelError::checkpoint(
+                &path,
+                format!(
+                    "size is {} bytes, manifest.json says {} (truncated or replaced?)",
+                    bytes.len(),
+                    short(entry.get("size"))
+                ),
+            ));
+        }
+        let want = entry.get("sha256").and_then(Value::as_str).unwrap_or("");
+        let got = sha256_hex(&bytes);
+        if got != want {
+            return Err(ModelError::checkpoint(
+                &path,
+                format!("SHA-256 is {got}, manifest.json says {want:?}: the file is damaged"),
+            ));
+        }
+        out.push((name.clone(), bytes));
+    }
+    for needed in ["model.safetensors", "config.json", "tokenizer.json"] {
+        if !out.iter().any(|(n, _)| n == needed) {
+            return Err(ModelError::checkpoint(
+                &mpath,
+                format!("does not list {needed}"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn short(v: Option<&Value>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "nothing".into())
+}
+
+fn check_format(doc: &Value, format: &str, path: &Path) -> Result<()> {
+    let f = doc.get("format").and_then(Value::as_str);
+    if f != Some(format) {
+        return Err(ModelError::checkpoint(
+            path,
+            format!(
+                "format is {}, expected \"{format}\"",
+                short(doc.get("format"))
+            ),
+        ));
+    }
+    let v = doc.get("version").and_then(Value::as_u64);
+    if v != Some(FORMAT_VERSION) {
+        return Err(ModelError::checkpoint(
+            path,
+            format!(
+                "format version {} is not supported; this build of Ember reads version {FORMAT_VERSION}",
+                short(doc.get("version"))
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the model config from `config.json` text.
+pub fn parse_config(text: &[u8], path: &Path) -> Result<GptConfig> {
+    let doc: Value = serde_json::from_slice(text)
+        .map_err(|e| ModelError::checkpoint(path, format!("damaged JSON: {e}")))?;
+    check_format(&doc, CONFIG_FORMAT, path)?;
+    let model = doc.get("model").cloned().unwrap_or(Value::Null);
+    let known = serde_json::to_value(GptConfig::new(1, 1, 1, 1, 1)).unwrap_or(Value::Null);
+    if let (Some(m), Some(k)) = (model.as_object(), known.as_object())
+        && let Some(extra) = m.keys().find(|key| !k.contains_key(*key))
+    {
+        return Err(ModelError::checkpoint(
+            path,
+            format!("unknown field model.{extra}"),
+        ));
+    }
+    let config: GptConfig = serde_json::from_value(model)
+        .map_err(|e| ModelError::checkpoint(path, format!("field `model`: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| ModelError::checkpoint(path, e.to_string()))?;
+    Ok(config)
+}
+
+/// Loads and verifies a checkpoint, putting the weights on `device`.
+pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
+    let files = verify(dir)?;
+    let get = |name: &str| {
+        files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+            .unwrap_or_default()
+    };
+    let config = parse_config(get("config.json"), &dir.join("config.json"))?;
+    let tpath = dir.join("tokenizer.json");
+    let tokenizer = Tokenizer::from_json(
+        &String::from_utf8_lossy(get("tokenizer.json")),
+        &tpath.display().to_string(),
+    )?;
+    if config.vocab_size < tokenizer.vocab_size() {
+        return Err(ModelError::checkpoint(
+            dir,
+            format!(
+                "config.json has vocab_size {} but tokenizer.json has {} ids",
+                config.vocab_size,
+                tokenizer.vocab_size()
+            ),
+        ));
+    }
+    let mut model = config.init(device);
+    let mut store = SafetensorsStore::from_bytes(Some(get("model.safetensors").to_vec()));
+    let wpath = dir.join("model.safetensors");
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| ModelError::checkpoint(&wpath, format!("does not match config.json: {e}")))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
+        return Err(ModelError::checkpoint(
+            &wpath,
+            format!(
+                "does not match config.json: errors {:?}, missing {:?}, unexpected {:?}",
+                result.errors, result.missing, result.unused
+            ),
+        ));
+    }
+    Ok(Checkpoint {
+        config,
+        tokenizer,
+        model,
+    })
+}

@@ -1,0 +1,69 @@
+//! The model crate's error type; every variant names what was bad and where.
+
+use std::path::PathBuf;
+
+/// Errors from configs, devices, generation and checkpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A config field is out of range.
+    #[error("model config: {field} = {value}: expected {expected}")]
+    Config {
+        /// The field's name.
+        field: &'static str,
+        /// The bad value.
+        value: String,
+        /// What is allowed.
+        expected: String,
+    },
+    /// The requested device is not available.
+    #[error("device: {0}")]
+    Device(String),
+    /// A generation request cannot be served.
+    #[error("generate: {0}")]
+    Generate(String),
+    /// A checkpoint file is missing, damaged or of another format.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The file (or directory) at fault.
+        path: PathBuf,
+        /// What is wrong, and a hint where one helps.
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {action} failed: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The tokenizer stored with a checkpoint failed to load.
+    #[error(transparent)]
+    Tokenizer(#[from] ember_tokenizer::Error),
+}
+
+/// Result with [`ModelError`].
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+impl ModelError {
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        action: &'static str,
+        source: std::io::Error,
+    ) -> Self {
+        ModelError::Io {
+            path: path.into(),
+            action,
+            source,
+        }
+    }
+
+    pub(crate) fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        ModelError::Checkpoint {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}

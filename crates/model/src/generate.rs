@@ -1,0 +1,247 @@
+//! Text generation: KV-cached decoding with greedy, temperature, top-k, top-p and
+//! repetition-penalty sampling, stop tokens and stop strings, streamed as it goes.
+//!
+//! Sampling runs on the host over one row of logits per step: it needs sorting and a seeded
+//! RNG whose stream does not depend on the device, so the same seed gives the same text on
+//! the CPU and the GPU up to float differences in the logits.
+
+use std::time::Instant;
+
+use burn::prelude::*;
+use ember_tokenizer::Tokenizer;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use crate::attention::KvCache;
+use crate::error::{ModelError, Result};
+use crate::gpt::Gpt;
+
+/// Sampling settings.
+#[derive(Clone, Debug)]
+pub struct SamplingConfig {
+    /// Most tokens to generate.
+    pub max_new_tokens: usize,
+    /// Softmax temperature; 0 means greedy (always the most likely token).
+    pub temperature: f32,
+    /// Keep only the k most likely tokens (0: all).
+    pub top_k: usize,
+    /// Keep the smallest set of most likely tokens whose probability reaches p (1: all).
+    pub top_p: f32,
+    /// Divide positive logits (multiply negative ones) of tokens already in the sequence by
+    /// this (1: off), as in the CTRL paper.
+    pub repetition_penalty: f32,
+    /// RNG seed: the same seed, prompt and model give the same text.
+    pub seed: u64,
+    /// Stop after generating any of these ids (it is not part of the text returned).
+    pub stop_ids: Vec<u32>,
+    /// Stop when the text generated so far contains any of these (cut before it).
+    pub stop_strings: Vec<String>,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        SamplingConfig {
+            max_new_tokens: 256,
+            temperature: 0.8,
+            top_k: 200,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+            seed: 1337,
+            stop_ids: Vec::new(),
+            stop_strings: Vec::new(),
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// `max_new_tokens` were produced.
+    MaxTokens,
+    /// A stop id was produced.
+    StopToken(u32),
+    /// A stop string appeared.
+    StopString(String),
+    /// The stream callback asked to stop.
+    Cancelled,
+}
+
+/// What a generation produced.
+#[derive(Clone, Debug)]
+pub struct Generation {
+    /// The new ids (without the prompt or the stop token).
+    pub ids: Vec<u32>,
+    /// Their text (cut before a stop string).
+    pub text: String,
+    /// Why it ended.
+    pub stop: StopReason,
+    /// Tokens per second of the decoding loop (prompt processing included).
+    pub tokens_per_sec: f64,
+}
+
+/// Checks the request fits the context window; the error quotes all three numbers.
+pub fn check_fits(prompt_len: usize, max_new: usize, block_size: usize) -> Result<()> {
+    if prompt_len == 0 {
+        return Err(ModelError::Generate(
+            "the prompt is empty; give at least one token".into(),
+        ));
+    }
+    if prompt_len + max_new > block_size {
+        return Err(ModelError::Generate(format!(
+            "prompt of {prompt_len} tokens + max new tokens {max_new} = {} exceeds the context length {block_size}; \
+             shorten the prompt or lower --max-new-tokens",
+            prompt_len + max_new
+        )));
+    }
+    Ok(())
+}
+
+/// Chooses the next id from one row of logits. `history` is the sequence so far.
+pub fn sample(logits: &mut [f32], history: &[u32], cfg: &SamplingConfig, rng: &mut StdRng) -> u32 {
+    if cfg.repetition_penalty != 1.0 {
+        let mut seen = vec![false; logits.len()];
+        for &id in history {
+            if let Some(s) = seen.get_mut(id as usize).filter(|s| !**s) {
+                *s = true;
+                let l = &mut logits[id as usize];
+                *l = if *l > 0.0 {
+                    *l / cfg.repetition_penalty
+                } else {
+                    *l * cfg.repetition_penalty
+                };
+            }
+        }
+    }
+    let argmax = || {
+        logits
+            .iter()
+            .enumerate()
+            .fold(0, |best, (i, &l)| if l > logits[best] { i } else { best }) as u32
+    };
+    if cfg.temperature <= 0.0 {
+        return argmax();
+    }
+    // Candidates by descending logit, ties by id, so the order (and the draw) is deterministic.
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    let key = |i: &u32| logits[*i as usize];
+    let k = if cfg.top_k == 0 {
+        order.len()
+    } else {
+        cfg.top_k.min(order.len())
+    };
+    if k < order.len() {
+        order.select_nth_unstable_by(k - 1, |a, b| key(b).total_cmp(&key(a)).then(a.cmp(b)));
+        order.truncate(k);
+    }
+    order.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.cmp(b)));
+    let max = key(&order[0]);
+    let mut probs: Vec<f64> = order
+        .iter()
+        .map(|i| (((key(i) - max) / cfg.temperature) as f64).exp())
+        .collect();
+    let total: f64 = probs.iter().sum();
+    if cfg.top_p < 1.0 {
+        let mut cum = 0.0;
+        let mut keep = probs.len();
+        for (j, p) in probs.iter().enumerate() {
+            cum += p / total;
+            if cum >= cfg.top_p as f64 {
+                keep = j + 1;
+                break;
+            }
+        }
+        probs.truncate(keep);
+    }
+    let total: f64 = probs.iter().sum();
+    let mut r = rng.random::<f64>() * total;
+    for (j, p) in probs.iter().enumerate() {
+        r -= p;
+        if r <= 0.0 {
+            return order[j];
+        }
+    }
+    order[probs.len() - 1]
+}
+
+/// Logits of the last position of `[1, t, vocab]`, on the host.
+fn last_row(logits: Tensor<3>) -> Result<Vec<f32>> {
+    let [_, t, v] = logits.dims();
+    logits
+        .slice(s![0..1, t - 1..t, ..])
+        .reshape([v])
+        .into_data()
+        .try_to_vec_as::<f32>()
+        .map_err(|e| ModelError::Generate(format!("reading logits from the device: {e:?}")))
+}
+
+/// Generates a continuation of `prompt` with a KV cache. `on_text` receives each newly
+/// completed piece of UTF-8 text as it is produced; returning `false` stops generation.
+pub fn generate(
+    model: &Gpt,
+    tokenizer: &Tokenizer,
+    prompt: &[u32],
+    cfg: &SamplingConfig,
+    mut on_text: impl FnMut(&str) -> bool,
+) -> Result<Generation> {
+    check_fits(prompt.len(), cfg.max_new_tokens, model.block_size)?;
+    let device = model.wte.weight.device();
+    let start = Instant::now();
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut cache = KvCache::new(model.h.len());
+    let input = |ids: &[u32]| {
+        let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
+        Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), &device)
+    };
+    let mut logits = last_row(model.forward_cached(input(prompt), &mut cache))?;
+    let mut history = prompt.to_vec();
+    let (mut ids, mut bytes, mut text) = (Vec::new(), Vec::new(), String::new());
+    let mut stop = StopReason::MaxTokens;
+    while ids.len() < cfg.max_new_tokens {
+        let next = sample(&mut logits, &history, cfg, &mut rng);
+        if cfg.stop_ids.contains(&next) {
+            stop = StopReason::StopToken(next);
+            break;
+        }
+        ids.push(next);
+        history.push(next);
+        bytes.extend_from_slice(tokenizer.id_to_bytes(next).unwrap_or_default());
+        // Emit only whole characters; keep an incomplete UTF-8 tail for the next token.
+        let valid = match std::str::from_utf8(&bytes) {
+            Ok(s) => s.len(),
+            Err(e) if e.error_len().is_some() => bytes.len(), // invalid, not just cut: emit lossily
+            Err(e) => e.valid_up_to(),
+        };
+        let piece = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+        bytes.drain(..valid);
+        let before = text.len();
+        text.push_str(&piece);
+        if let Some((pos, s)) = cfg
+            .stop_strings
+            .iter()
+            .filter_map(|s| text.find(s.as_str()).map(|p| (p, s)))
+            .min()
+        {
+            let s = s.clone();
+            text.truncate(pos);
+            if pos > before {
+                on_text(&text[before..]);
+            }
+            stop = StopReason::StopString(s);
+            break;
+        }
+        if !piece.is_empty() && !on_text(&piece) {
+            stop = StopReason::Cancelled;
+            break;
+        }
+        if ids.len() < cfg.max_new_tokens {
+            logits = last_row(model.forward_cached(input(&[next]), &mut cache))?;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    Ok(Generation {
+        tokens_per_sec: ids.len() as f64 / secs,
+        ids,
+        text,
+        stop,
+    })
+}

@@ -1,0 +1,188 @@
+//! The GPT: token (and position) embeddings, pre-norm decoder blocks, final norm, LM head.
+//! Field names follow GPT-2's checkpoint keys (`wte`, `wpe`, `h.0.attn.c_attn`, `ln_f`), so
+//! export to Hugging Face is a renaming of `gamma`/`beta` to `weight`/`bias`.
+
+use burn::module::Initializer;
+use burn::nn::{Dropout, DropoutConfig, Embedding, RotaryEncoding, RotaryEncodingConfig};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
+use crate::attention::{CausalSelfAttention, KvCache};
+use crate::config::{GptConfig, Positions};
+use crate::layers::{Mlp, Norm, linear};
+
+/// One pre-norm decoder block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
+#[derive(Module, Debug)]
+pub struct Block {
+    /// Norm before attention.
+    pub ln_1: Norm,
+    /// Causal self-attention.
+    pub attn: CausalSelfAttention,
+    /// Norm before the MLP.
+    pub ln_2: Norm,
+    /// Feed-forward block.
+    pub mlp: Mlp,
+}
+
+impl Block {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        start: usize,
+        rope: Option<&RotaryEncoding>,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), start, rope, cache);
+        x.clone() + self.mlp.forward(self.ln_2.forward(x))
+    }
+}
+
+/// A decoder-only transformer language model.
+#[derive(Module, Debug)]
+pub struct Gpt {
+    /// Token embedding `[vocab_size, n_embd]`; also the output head when tied.
+    pub wte: Embedding,
+    /// Learned position embedding `[block_size, n_embd]` (learned positions only).
+    pub wpe: Option<Embedding>,
+    /// The blocks.
+    pub h: Vec<Block>,
+    /// Final norm.
+    pub ln_f: Norm,
+    /// Output head `[n_embd, vocab_size]` when not tied to `wte`.
+    pub lm_head: Option<burn::nn::Linear>,
+    /// Dropout on the embeddings.
+    pub drop: Dropout,
+    /// Fixed sine/cosine table `[block_size, n_embd]` (sinusoidal positions only; not saved).
+    pub sinusoid: Option<Tensor<2>>,
+    /// Rotary embedding tables (rope only; not saved).
+    pub rope: Option<RotaryEncoding>,
+    /// Context length.
+    pub block_size: usize,
+}
+
+impl GptConfig {
+    /// Builds a GPT-2-initialised model on `device` (an autodiff device to train). Call
+    /// `device.seed(s)` first for reproducible weights; parameters are drawn lazily, on first use.
+    pub fn init(&self, device: &Device) -> Gpt {
+        let emb = |n: usize| Embedding {
+            weight: Initializer::Normal {
+                mean: 0.0,
+                std: 0.02,
+            }
+            .init([n, self.n_embd], device),
+        };
+        Gpt {
+            wte: emb(self.vocab_size),
+            wpe: (self.positions == Positions::Learned).then(|| emb(self.block_size)),
+            h: (0..self.n_layer)
+                .map(|_| Block {
+                    ln_1: Norm::new(self, device),
+                    attn: CausalSelfAttention::new(self, device),
+                    ln_2: Norm::new(self, device),
+                    mlp: Mlp::new(self, device),
+                })
+                .collect(),
+            ln_f: Norm::new(self, device),
+            lm_head: (!self.tie_embeddings)
+                .then(|| linear(self.n_embd, self.vocab_size, false, 0.02, device)),
+            drop: DropoutConfig::new(self.dropout).init(),
+            sinusoid: (self.positions == Positions::Sinusoidal)
+                .then(|| sinusoid_table(self.block_size, self.n_embd, device)),
+            rope: (self.positions == Positions::Rope)
+                .then(|| RotaryEncodingConfig::new(self.block_size, self.head_dim()).init(device)),
+            block_size: self.block_size,
+        }
+    }
+}
+
+/// `PE[p, 2i] = sin(p / 10000^(2i/d))`, `PE[p, 2i+1] = cos(p / 10000^(2i/d))`.
+fn sinusoid_table(n: usize, d: usize, device: &Device) -> Tensor<2> {
+    let mut v = vec![0f32; n * d];
+    for p in 0..n {
+        for i in 0..d {
+            let angle = p as f64 / 10000f64.powf((i - i % 2) as f64 / d as f64);
+            v[p * d + i] = if i % 2 == 0 { angle.sin() } else { angle.cos() } as f32;
+        }
+    }
+    Tensor::from_data(TensorData::new(v, [n, d]), device)
+}
+
+impl Gpt {
+    /// `tokens [batch, seq] -> logits [batch, seq, vocab_size]`, for `seq ≤ block_size`.
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        self.run(tokens, 0, None)
+    }
+
+    /// Incremental decoding: `tokens [batch, new]` continue the sequence held in `cache`;
+    /// returns the logits of the new positions `[batch, new, vocab_size]`.
+    pub fn forward_cached(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
+        let start = cache.len();
+        let n = tokens.dims()[1];
+        let logits = self.run(tokens, start, Some(cache));
+        cache.advance(n);
+        logits
+    }
+
+    fn run(
+        &self,
+        tokens: Tensor<2, Int>,
+        start: usize,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
+        let [_, t] = tokens.dims();
+        let device = tokens.device();
+        let mut x = self.wte.forward(tokens);
+        if let Some(wpe) = &self.wpe {
+            let pos = Tensor::<1, Int>::arange(start as i64..(start + t) as i64, &device)
+                .unsqueeze::<2>();
+            x = x + wpe.forward(pos);
+        }
+        if let Some(table) = &self.sinusoid {
+            x = x + table
+                .clone()
+                .slice(s![start..start + t, ..])
+                .unsqueeze::<3>();
+        }
+        x = self.drop.forward(x);
+        for (i, block) in self.h.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| c.layer(i));
+            x = block.forward(x, start, self.rope.as_ref(), slot);
+        }
+        let x = self.ln_f.forward(x);
+        match &self.lm_head {
+            Some(head) => head.forward(x),
+            None => x.matmul(self.wte.weight.val().transpose().unsqueeze::<3>()),
+        }
+    }
+
+    /// Number of parameters actually held (tied weights once).
+    pub fn num_params(&self) -> usize {
+        Module::num_params(self)
+    }
+}
+
+/// Mean next-token loss over positions weighted by `mask`: `logits [b, t, v]`, `targets
+/// [b, t]`, `mask [b, t]` (1 where the position is trained; pretraining passes all ones, SFT
+/// ones on assistant tokens). Returns a one-element tensor; positions with weight 0 do not
+/// contribute, and an all-zero mask gives 0, not NaN.
+pub fn masked_loss(logits: Tensor<3>, targets: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<1> {
+    let (sum, count) = masked_nll_sum(logits, targets, mask);
+    sum / count.clamp_min(1.0)
+}
+
+/// Sum of negative log-likelihoods weighted by `mask`, and the sum of the weights (for
+/// evaluations that add over many batches, e.g. bits per byte).
+pub fn masked_nll_sum(
+    logits: Tensor<3>,
+    targets: Tensor<2, Int>,
+    mask: Tensor<2>,
+) -> (Tensor<1>, Tensor<1>) {
+    let [b, t, v] = logits.dims();
+    let logp = log_softmax(logits.reshape([b * t, v]), 1);
+    let nll = logp
+        .gather(1, targets.reshape([b * t, 1]))
+        .reshape([b * t])
+        .neg();
+    let mask = mask.reshape([b * t]);
+    ((nll * mask.clone()).sum(), mask.sum())
+}

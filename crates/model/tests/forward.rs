@@ -1,0 +1,110 @@
+//! Shapes, parameter counts, initialisation, the masked loss, and KV cache == full forward.
+
+use burn::prelude::*;
+use ember_model::{GptConfig, KvCache, masked_loss};
+
+use crate::common::{cpu, host, max_diff, model, tokens, variants};
+
+#[test]
+fn parameter_count_matches_the_formula_for_every_variant() {
+    let device = cpu(1);
+    for cfg in variants(50) {
+        let m = model(&cfg, &device);
+        assert_eq!(m.num_params(), cfg.num_params(), "{cfg:?}");
+    }
+    // GPT-2 small: 124,439,808 parameters with the 50257-token vocabulary and 1024 positions.
+    let gpt2 = GptConfig::preset("gpt2-small", 50257).unwrap_or_else(|| panic!("preset"));
+    assert_eq!(gpt2.num_params(), 124_439_808);
+    assert!(gpt2.flops_per_token() > 6.0 * 85e6);
+}
+
+#[test]
+fn validation_names_the_bad_field() {
+    let bad = GptConfig::new(100, 2, 3, 16, 8)
+        .validate()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        bad.contains("n_embd = 16") && bad.contains("n_head = 3"),
+        "{bad}"
+    );
+    let bad = GptConfig::new(100, 2, 2, 16, 8)
+        .with_dropout(1.5)
+        .validate()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(bad.contains("dropout = 1.5"), "{bad}");
+    let bad = GptConfig::new(100, 2, 2, 16, 8)
+        .check_tokenizer(261)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        bad.contains("vocab_size = 100") && bad.contains("261"),
+        "{bad}"
+    );
+}
+
+#[test]
+fn initial_loss_is_near_uniform_and_mask_selects_positions() {
+    let device = cpu(2);
+    let cfg = GptConfig::new(65, 2, 2, 32, 16);
+    let m = model(&cfg, &device);
+    let x = tokens(&[1, 5, 9, 13, 17, 21], &device);
+    let logits = m.forward(x);
+    // Targets differ from the inputs (a tied head favours repeating the input token).
+    let x = tokens(&[2, 40, 7, 33, 60, 11], &device);
+    let all: f32 =
+        masked_loss(logits.clone(), x.clone(), Tensor::ones([1, 6], &device)).into_scalar();
+    assert!(
+        (all - 65f32.ln()).abs() < 0.05,
+        "initial loss {all}, expected ≈ ln 65"
+    );
+    // Mask keeps positions 1 and 4: the loss is the mean of those two alone.
+    let mask = Tensor::<2>::from_data(
+        TensorData::new(vec![0f32, 1., 0., 0., 1., 0.], [1, 6]),
+        &device,
+    );
+    let two: f32 = masked_loss(logits.clone(), x.clone(), mask).into_scalar();
+    let each: Vec<f32> = (0..6)
+        .map(|i| {
+            let mut v = vec![0f32; 6];
+            v[i] = 1.0;
+            masked_loss(
+                logits.clone(),
+                x.clone(),
+                Tensor::from_data(TensorData::new(v, [1, 6]), &device),
+            )
+            .into_scalar()
+        })
+        .collect();
+    assert!((two - (each[1] + each[4]) / 2.0).abs() < 1e-5);
+    let none: f32 = masked_loss(logits, x, Tensor::zeros([1, 6], &device)).into_scalar();
+    assert_eq!(none, 0.0, "an all-zero mask gives 0, not NaN");
+}
+
+#[test]
+fn kv_cache_gives_the_full_forward_logits_at_every_position() {
+    let device = cpu(3);
+    let ids: Vec<u32> = (0..20).map(|i| (i * 7 + 3) % 50).collect();
+    for cfg in variants(50) {
+        let m = model(&cfg, &device);
+        let full = host(m.forward(tokens(&ids, &device)));
+        let mut cache = KvCache::new(cfg.n_layer);
+        // A 5-token prompt, then one token at a time.
+        let mut cached = host(m.forward_cached(tokens(&ids[..5], &device), &mut cache));
+        for &id in &ids[5..] {
+            cached.extend(host(m.forward_cached(tokens(&[id], &device), &mut cache)));
+        }
+        assert_eq!(cache.len(), ids.len());
+        let d = max_diff(&full, &cached);
+        assert!(
+            d < 1e-5,
+            "{:?}/{:?}: cached logits differ by {d}",
+            cfg.positions,
+            cfg.norm
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! Sampling and generation: determinism per seed, top-k/top-p sets, stops, context errors.
+
+use ember_model::{GptConfig, SamplingConfig, StopReason, generate, sample};
+use ember_tokenizer::{TrainerConfig, train_from_texts};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::common::{cpu, model};
+
+fn logits() -> Vec<f32> {
+    vec![2.0, 1.0, 0.5, 3.0, -1.0, 2.5, 0.0, 1.5]
+}
+
+#[test]
+fn greedy_picks_the_largest_logit() {
+    let cfg = SamplingConfig {
+        temperature: 0.0,
+        ..Default::default()
+    };
+    assert_eq!(
+        sample(&mut logits(), &[], &cfg, &mut StdRng::seed_from_u64(0)),
+        3
+    );
+}
+
+#[test]
+fn top_k_and_top_p_never_leave_their_sets() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let top3 = SamplingConfig {
+        temperature: 5.0,
+        top_k: 3,
+        ..Default::default()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..2000 {
+        seen.insert(sample(&mut logits(), &[], &top3, &mut rng));
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec![0, 3, 5],
+        "top-3 are ids 3, 5, 0"
+    );
+    // With temperature 1, p(3) ≈ 0.43 and p(5) ≈ 0.26: top-p 0.6 keeps exactly {3, 5}.
+    let top_p = SamplingConfig {
+        temperature: 1.0,
+        top_k: 0,
+        top_p: 0.6,
+        ..Default::default()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..2000 {
+        seen.insert(sample(&mut logits(), &[], &top_p, &mut rng));
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![3, 5]);
+}
+
+#[test]
+fn repetition_penalty_demotes_tokens_already_seen() {
+    let cfg = SamplingConfig {
+        temperature: 0.0,
+        repetition_penalty: 2.0,
+        ..Default::default()
+    };
+    // 3.0 / 2 = 1.5 < 2.5: id 5 wins once id 3 was seen.
+    assert_eq!(
+        sample(&mut logits(), &[3], &cfg, &mut StdRng::seed_from_u64(0)),
+        5
+    );
+}
+
+#[test]
+fn same_seed_same_text_and_stops_work() {
+    let (tok, _) = train_from_texts(
+        &["the cat sat on the mat and the dog ate the hat. ".repeat(30)],
+        &TrainerConfig::new(300),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let device = cpu(4);
+    let m = model(&GptConfig::new(tok.vocab_size(), 2, 2, 32, 64), &device);
+    let prompt = tok.encode("the cat");
+    let cfg = SamplingConfig {
+        max_new_tokens: 30,
+        temperature: 1.0,
+        top_k: 50,
+        seed: 11,
+        ..Default::default()
+    };
+    let mut streamed = String::new();
+    let a = generate(&m, &tok, &prompt, &cfg, |s| {
+        streamed.push_str(s);
+        true
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let b = generate(&m, &tok, &prompt, &cfg, |_| true).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.ids, b.ids);
+    assert_eq!(a.ids.len(), 30);
+    assert_eq!(a.stop, StopReason::MaxTokens);
+    assert_eq!(streamed, a.text, "the stream is the text");
+    let c = generate(
+        &m,
+        &tok,
+        &prompt,
+        &SamplingConfig {
+            seed: 12,
+            ..cfg.clone()
+        },
+        |_| true,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(a.ids, c.ids, "another seed, another sample");
+    // Stop on the first id the unconstrained run produced: nothing is generated.
+    let first = a.ids[0];
+    let s = generate(
+        &m,
+        &tok,
+        &prompt,
+        &SamplingConfig {
+            stop_ids: vec![first],
+            ..cfg.clone()
+        },
+        |_| true,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((s.ids.len(), s.stop), (0, StopReason::StopToken(first)));
+    // Stop string: the text is cut before it.
+    if let Some(ch) = a.text.chars().nth(3) {
+        let stop = ch.to_string();
+        let s = generate(
+            &m,
+            &tok,
+            &prompt,
+            &SamplingConfig {
+                stop_strings: vec![stop.clone()],
+                ..cfg
+            },
+            |_| true,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.stop, StopReason::StopString(stop.clone()));
+        assert!(!s.text.contains(&stop) && a.text.starts_with(&s.text));
+    }
+}
+
+#[test]
+fn prompt_too_long_for_the_context_is_an_error_quoting_the_numbers() {
+    let (tok, _) = train_from_texts(&["abc abc abc"], &TrainerConfig::new(270))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let device = cpu(5);
+    let m = model(&GptConfig::new(tok.vocab_size(), 1, 1, 8, 16), &device);
+    let prompt = vec![1u32; 10];
+    let cfg = SamplingConfig {
+        max_new_tokens: 8,
+        ..Default::default()
+    };
+    let e = generate(&m, &tok, &prompt, &cfg, |_| true)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("10 tokens")
+            && e.contains("max new tokens 8")
+            && e.contains("context length 16"),
+        "{e}"
+    );
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the model crate (one binary: each links all of Burn).
+
+mod checkpoint;
+mod common;
+mod device;
+mod export;
+mod forward;
+mod generation;
+mod reference;

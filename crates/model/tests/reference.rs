@@ -1,0 +1,101 @@
+//! Reference test (in the spirit of llm.c's test_gpt2): Ember's GPT with fixed weights gives the
+//! logits and losses of an independent NumPy GPT-2 (fixtures/make_reference.py) to 1e-4.
+
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use ember_model::{GptConfig, masked_loss};
+use serde_json::Value;
+
+use crate::common::{cpu, host, max_diff};
+
+fn fixture() -> (Value, Vec<u8>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let json = std::fs::read_to_string(dir.join("reference.json"))
+        .unwrap_or_else(|e| panic!("reference.json: {e}"));
+    let weights = std::fs::read(dir.join("reference.safetensors"))
+        .unwrap_or_else(|e| panic!("reference.safetensors: {e}"));
+    (
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}")),
+        weights,
+    )
+}
+
+/// A JSON matrix as (row-major values, [rows, cols]).
+fn matrix(v: &Value) -> (Vec<f64>, [usize; 2]) {
+    let rows = v.as_array().map(|r| r.len()).unwrap_or(0);
+    let flat: Vec<f64> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r.as_array().into_iter().flatten())
+        .filter_map(Value::as_f64)
+        .collect();
+    let cols = flat.len() / rows.max(1);
+    (flat, [rows, cols])
+}
+
+fn ints(v: &Value, device: &Device) -> Tensor<2, Int> {
+    let (flat, shape) = matrix(v);
+    Tensor::from_data(
+        TensorData::new(flat.iter().map(|&x| x as i32).collect::<Vec<_>>(), shape),
+        device,
+    )
+}
+
+fn floats(v: &Value, device: &Device) -> Tensor<2> {
+    let (flat, shape) = matrix(v);
+    Tensor::from_data(
+        TensorData::new(flat.iter().map(|&x| x as f32).collect::<Vec<_>>(), shape),
+        device,
+    )
+}
+
+#[test]
+fn logits_and_losses_match_numpy_gpt2() {
+    let (fx, weights) = fixture();
+    let c = &fx["config"];
+    let n = |k: &str| c[k].as_u64().unwrap_or(0) as usize;
+    let cfg = GptConfig::new(
+        n("vocab_size"),
+        n("n_layer"),
+        n("n_head"),
+        n("n_embd"),
+        n("block_size"),
+    );
+    let device = cpu(0);
+    let mut model = cfg.init(&device);
+    let applied = model
+        .load_from(&mut SafetensorsStore::from_bytes(Some(weights)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        applied.missing.is_empty() && applied.unused.is_empty(),
+        "{applied:?}"
+    );
+    let tokens = ints(&fx["tokens"], &device);
+    let targets = ints(&fx["targets"], &device);
+    let mask = floats(&fx["mask"], &device);
+    let logits = model.forward(tokens);
+    let want: Vec<f32> = fx["logits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+        .map(|x| x as f32)
+        .collect();
+    let got = host(logits.clone());
+    let d = max_diff(&got, &want);
+    assert!(d < 1e-4, "logits differ from NumPy by {d}");
+    let ones = Tensor::ones(mask.dims(), &device);
+    let loss: f32 = masked_loss(logits.clone(), targets.clone(), ones).into_scalar();
+    let masked: f32 = masked_loss(logits, targets, mask).into_scalar();
+    assert!(
+        (loss - fx["loss"].as_f64().unwrap_or(0.0) as f32).abs() < 1e-4,
+        "loss {loss} vs {}",
+        fx["loss"]
+    );
+    assert!(
+        (masked - fx["masked_loss"].as_f64().unwrap_or(0.0) as f32).abs() < 1e-4,
+        "masked loss {masked} vs {}",
+        fx["masked_loss"]
+    );
+}
