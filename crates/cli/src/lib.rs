@@ -18,6 +18,7 @@ pub mod bench_cmd;
 pub mod device_args;
 pub mod export_cmd;
 pub mod generate_cmd;
+pub mod init_cmd;
 pub mod tokenizer_cmd;
 
 /// Train, fine-tune, evaluate and chat with small GPTs, from scratch in Rust.
@@ -35,6 +36,8 @@ pub enum Command {
     /// Train, inspect and use byte-level BPE tokenizers.
     #[command(subcommand)]
     Tokenizer(tokenizer_cmd::TokenizerCommand),
+    /// Create a freshly initialised model checkpoint.
+    Init(init_cmd::InitArgs),
     /// Continue a prompt with a trained model, streaming the text.
     Generate(generate_cmd::GenerateArgs),
     /// Write a checkpoint in another format (Hugging Face GPT-2).
@@ -47,6 +50,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Tokenizer(cmd) => tokenizer_cmd::run(cmd),
+        Command::Init(args) => init_cmd::run(args),
         Command::Generate(args) => generate_cmd::run(args),
         Command::Export(args) => export_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
