@@ -90,22 +90,35 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .with_weight_decay(0.1)
         .init();
     let t = cfg.block_size;
-    let mut times = Vec::new();
+    let sync = || {
+        selected
+            .device
+            .sync()
+            .map_err(|e| anyhow::anyhow!("device error: {e:?}"))
+    };
+    // Each phase is timed to a device sync, so the split shows where a step's time goes.
+    let (mut times, mut fwd, mut bwd, mut opt) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for step in 0..a.warmup + a.steps {
         let (x, y) = batch(step, b, t, cfg.vocab_size, &device);
         let start = Instant::now();
         let loss = masked_loss(model.forward(x), y, Tensor::ones([b, t], &device));
+        sync()?;
+        let t_fwd = start.elapsed().as_secs_f64();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
+        sync()?;
+        let t_bwd = start.elapsed().as_secs_f64();
         model = optim.step(1e-3, model, grads);
-        selected
-            .device
-            .sync()
-            .map_err(|e| anyhow::anyhow!("device error: {e:?}"))?;
+        sync()?;
         if step >= a.warmup {
-            times.push(start.elapsed().as_secs_f64());
+            let total = start.elapsed().as_secs_f64();
+            times.push(total);
+            fwd.push(t_fwd);
+            bwd.push(t_bwd - t_fwd);
+            opt.push(total - t_bwd);
         }
     }
     let step_s = median(times);
+    let (fwd_s, bwd_s, opt_s) = (median(fwd), median(bwd), median(opt));
     let generation = if a.gen_tokens > 0 {
         Some(bench_generate(&cfg, a.gen_tokens, &selected.device)?)
     } else {
@@ -115,6 +128,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.json {
         let v = serde_json::json!({"shape": format!("{:?}", a.shape).to_lowercase(), "device": selected.description,
             "params": cfg.num_params(), "batch": b, "context": t, "step_ms": step_s * 1e3,
+            "forward_ms": fwd_s * 1e3, "backward_ms": bwd_s * 1e3, "optimizer_ms": opt_s * 1e3,
             "train_tokens_per_s": tokens_per_s, "gen_tokens": a.gen_tokens, "gen_tokens_per_s": generation});
         println!("{v}");
     } else {
@@ -127,6 +141,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "training step   {:.1} ms (median of {}), {tokens_per_s:.0} tokens/s",
             step_s * 1e3,
             a.steps
+        );
+        println!(
+            "  forward+loss  {:.1} ms, backward {:.1} ms, AdamW {:.1} ms",
+            fwd_s * 1e3,
+            bwd_s * 1e3,
+            opt_s * 1e3
         );
         if let Some(g) = generation {
             println!(

@@ -32,17 +32,30 @@ pub struct InitArgs {
 /// Runs `ember init`.
 pub fn run(a: InitArgs) -> Result<()> {
     if a.out.exists() && !a.force {
-        bail!("{} already exists; pass --force to replace it", a.out.display());
+        bail!(
+            "{} already exists; pass --force to replace it",
+            a.out.display()
+        );
     }
-    let tok = Tokenizer::load(&a.tokenizer).with_context(|| format!("loading tokenizer {}", a.tokenizer.display()))?;
+    let tok = Tokenizer::load(&a.tokenizer)
+        .with_context(|| format!("loading tokenizer {}", a.tokenizer.display()))?;
     let Some(cfg) = GptConfig::preset(&a.preset, tok.vocab_size()) else {
-        bail!("--preset {:?} is not a preset; choose one of {}", a.preset, PRESETS.join(", "));
+        bail!(
+            "--preset {:?} is not a preset; choose one of {}",
+            a.preset,
+            PRESETS.join(", ")
+        );
     };
     cfg.validate()?;
     let device = Device::flex();
     device.seed(a.seed);
     let model = cfg.init(&device);
     checkpoint::save(&a.out, &model, &cfg, &tok, &[])?;
-    eprintln!("wrote {} ({} parameters, preset {})", a.out.display(), cfg.num_params(), a.preset);
+    eprintln!(
+        "wrote {} ({} parameters, preset {})",
+        a.out.display(),
+        cfg.num_params(),
+        a.preset
+    );
     Ok(())
 }

@@ -155,9 +155,29 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// The files of a checkpoint whose manifest checked out, by name.
+#[derive(Debug)]
+pub struct VerifiedFiles(Vec<(String, Vec<u8>)>);
+
+impl VerifiedFiles {
+    /// Bytes of file `name` (empty if not listed; [`verify`] ensures the required ones are).
+    pub fn get(&self, name: &str) -> &[u8] {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// The model config in `config.json`; `dir` names the file in errors.
+    pub fn config(&self, dir: &Path) -> Result<GptConfig> {
+        parse_config(self.get("config.json"), &dir.join("config.json"))
+    }
+}
+
 /// Checks `manifest.json` and every file it lists (presence, size, SHA-256); returns the
 /// bytes of each listed file by name.
-pub fn verify(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+pub fn verify(dir: &Path) -> Result<VerifiedFiles> {
     if !dir.is_dir() {
         return Err(ModelError::checkpoint(
             dir,
@@ -224,7 +244,7 @@ pub fn verify(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
             ));
         }
     }
-    Ok(out)
+    Ok(VerifiedFiles(out))
 }
 
 fn short(v: Option<&Value>) -> String {
@@ -281,14 +301,8 @@ pub fn parse_config(text: &[u8], path: &Path) -> Result<GptConfig> {
 /// Loads and verifies a checkpoint, putting the weights on `device`.
 pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
     let files = verify(dir)?;
-    let get = |name: &str| {
-        files
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, b)| b.as_slice())
-            .unwrap_or_default()
-    };
-    let config = parse_config(get("config.json"), &dir.join("config.json"))?;
+    let get = |name: &str| files.get(name);
+    let config = files.config(dir)?;
     let tpath = dir.join("tokenizer.json");
     let tokenizer = Tokenizer::from_json(
         &String::from_utf8_lossy(get("tokenizer.json")),

@@ -119,7 +119,13 @@ fn cpu() -> SelectedDevice {
 
 /// Picks the device for `choice` and sets its precision.
 pub fn select_device(choice: DeviceChoice, precision: Precision) -> Result<SelectedDevice> {
-    let mut selected = match (choice, probe_wgpu()) {
+    // `--device cpu` never touches WGPU (probing prints driver noise and takes time).
+    let probe = if choice == DeviceChoice::Cpu {
+        &Err(String::new())
+    } else {
+        probe_wgpu()
+    };
+    let mut selected = match (choice, probe) {
         (DeviceChoice::Cpu, _) => cpu(),
         (DeviceChoice::Gpu, Ok(p)) => SelectedDevice {
             device: p.device.clone(),

@@ -11,7 +11,7 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde_json::json;
 
-use crate::checkpoint::{parse_config, verify, write_dir_atomic};
+use crate::checkpoint::{verify, write_dir_atomic};
 use crate::config::{GptConfig, MlpKind, NormKind, Positions};
 use crate::error::{ModelError, Result};
 
@@ -54,14 +54,8 @@ pub fn export_hf_gpt2(ck: &Path, out: &Path, overwrite: bool) -> Result<()> {
         ));
     }
     let files = verify(ck)?;
-    let get = |name: &str| {
-        files
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, b)| b.as_slice())
-            .unwrap_or_default()
-    };
-    let cfg = parse_config(get("config.json"), &ck.join("config.json"))?;
+    let get = |name: &str| files.get(name);
+    let cfg = files.config(ck)?;
     if let Some(why) = gpt2_incompatibility(&cfg) {
         return Err(ModelError::checkpoint(
             ck.join("config.json"),
