@@ -30,14 +30,14 @@ pub enum ModelError {
         reason: String,
     },
     /// A file could not be read or written.
-    #[error("{path}: {action} failed: {source}")]
+    #[error("{path}: {action} failed: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// What was being done.
         action: &'static str,
-        /// The operating system's error.
-        source: std::io::Error,
+        /// The operating system's error (in the message, not repeated as a source).
+        error: std::io::Error,
     },
     /// The tokenizer stored with a checkpoint failed to load.
     #[error(transparent)]
@@ -56,7 +56,7 @@ impl ModelError {
         ModelError::Io {
             path: path.into(),
             action,
-            source,
+            error: source,
         }
     }
 

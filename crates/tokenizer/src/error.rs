@@ -6,14 +6,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be opened, read or written.
-    #[error("{path}: {action} failed: {source}")]
+    #[error("{path}: {action} failed: {error}")]
     Io {
         /// The file involved.
         path: PathBuf,
         /// What was being done ("read", "write", "rename", ...).
         action: &'static str,
-        /// The operating system's error.
-        source: std::io::Error,
+        /// The operating system's error (in the message, not repeated as a source).
+        error: std::io::Error,
     },
     /// A training input is unusable (missing, a directory, empty).
     #[error("{path}: {reason}")]
@@ -99,7 +99,7 @@ impl Error {
         Error::Io {
             path: path.into(),
             action,
-            source,
+            error: source,
         }
     }
 }
