@@ -2,7 +2,8 @@
 //! A few seconds on a CPU. The real training loop (schedules, clipping, resume, metrics) is
 //! `ember pretrain`; this shows the library pieces it is built from.
 //!
-//! cargo run -p ember-examples --example tiny_gpt
+//! `cargo test --workspace` runs it with the shared build; on its own (a separate feature set,
+//! so a first run rebuilds Burn): cargo run -p ember-examples --example tiny_gpt
 
 use std::path::Path;
 

@@ -1,6 +1,7 @@
 //! Train a byte-level BPE tokenizer on the bundled Shakespeare, save it, load it back, and use it.
 //!
-//! cargo run -p ember-examples --example train_tokenizer
+//! `cargo test --workspace` runs it with the shared build; on its own (a separate feature set,
+//! so a first run rebuilds Burn): cargo run -p ember-examples --example train_tokenizer
 
 use std::path::Path;
 
