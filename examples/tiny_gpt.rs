@@ -1,6 +1,6 @@
 //! Train a tiny GPT on a repeated sentence, save a checkpoint, load it, and generate from it.
-//! A few seconds on a CPU. The real training loop (schedules, clipping, resume, metrics) is
-//! `ember pretrain`; this shows the library pieces it is built from.
+//! A few seconds on a CPU. It shows the library pieces a full training loop (schedules,
+//! clipping, exact resume, metrics: the pretraining stage) is built from.
 //!
 //! `cargo test --workspace` runs it with the shared build; on its own (a separate feature set,
 //! so a first run rebuilds Burn): cargo run -p ember-examples --example tiny_gpt
