@@ -8,10 +8,14 @@ use burn::tensor::ops::AttentionModuleOptions;
 use crate::config::GptConfig;
 use crate::layers::linear;
 
+/// One layer's cached keys and values, each `[batch, n_head, cached, head_dim]` (`None` before
+/// the first call).
+pub type LayerKv = Option<(Tensor<4>, Tensor<4>)>;
+
 /// Keys and values of earlier positions, per layer: each `[batch, n_head, cached, head_dim]`.
 #[derive(Clone, Debug, Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    layers: Vec<LayerKv>,
     len: usize,
 }
 
@@ -34,7 +38,7 @@ impl KvCache {
         self.len == 0
     }
 
-    pub(crate) fn layer(&mut self, i: usize) -> &mut Option<(Tensor<4>, Tensor<4>)> {
+    pub(crate) fn layer(&mut self, i: usize) -> &mut LayerKv {
         &mut self.layers[i]
     }
 
@@ -77,7 +81,7 @@ impl CausalSelfAttention {
         x: Tensor<3>,
         start: usize,
         rope: Option<&RotaryEncoding>,
-        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        cache: Option<&mut LayerKv>,
     ) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let (h, hd) = (self.n_head, d / self.n_head);

@@ -7,7 +7,7 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, RotaryEncoding, RotaryEncoding
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
-use crate::attention::{CausalSelfAttention, KvCache};
+use crate::attention::{CausalSelfAttention, KvCache, LayerKv};
 use crate::config::{GptConfig, Positions};
 use crate::layers::{Mlp, Norm, linear};
 
@@ -30,7 +30,7 @@ impl Block {
         x: Tensor<3>,
         start: usize,
         rope: Option<&RotaryEncoding>,
-        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        cache: Option<&mut LayerKv>,
     ) -> Tensor<3> {
         let x = x.clone() + self.attn.forward(self.ln_1.forward(x), start, rope, cache);
         x.clone() + self.mlp.forward(self.ln_2.forward(x))
