@@ -13,7 +13,7 @@ use crate::device_args::DeviceArgs;
 /// Flags of `ember generate`.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// Checkpoint directory (with manifest.json, model.safetensors, config.json, tokenizer.json).
+    /// Checkpoint directory (with manifest.json), or a run directory: its newest complete checkpoint.
     #[arg(long)]
     checkpoint: PathBuf,
     /// Text to continue.
@@ -50,8 +50,9 @@ pub struct GenerateArgs {
 /// Runs `ember generate`.
 pub fn run(a: GenerateArgs) -> Result<()> {
     let selected = a.device.select()?;
-    let ck = checkpoint::load(&a.checkpoint, &selected.device)
-        .with_context(|| format!("loading {}", a.checkpoint.display()))?;
+    let path = ember_train::resolve_checkpoint(&a.checkpoint);
+    let ck = checkpoint::load(&path, &selected.device)
+        .with_context(|| format!("loading {}", path.display()))?;
     let tok = &ck.tokenizer;
     let prompt = if a.allow_special {
         tok.encode_with_specials(&a.prompt)

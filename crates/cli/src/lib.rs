@@ -19,6 +19,8 @@ pub mod device_args;
 pub mod export_cmd;
 pub mod generate_cmd;
 pub mod init_cmd;
+pub mod prepare_cmd;
+pub mod pretrain_cmd;
 pub mod tokenizer_cmd;
 
 /// Train, fine-tune, evaluate and chat with small GPTs, from scratch in Rust.
@@ -36,6 +38,10 @@ pub enum Command {
     /// Train, inspect and use byte-level BPE tokenizers.
     #[command(subcommand)]
     Tokenizer(tokenizer_cmd::TokenizerCommand),
+    /// Tokenize a text corpus into train/held-out token shards.
+    Prepare(prepare_cmd::PrepareArgs),
+    /// Pretrain a GPT on prepared shards (next-token prediction), or resume a run.
+    Pretrain(pretrain_cmd::PretrainArgs),
     /// Create a freshly initialised model checkpoint.
     Init(init_cmd::InitArgs),
     /// Continue a prompt with a trained model, streaming the text.
@@ -50,6 +56,8 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Tokenizer(cmd) => tokenizer_cmd::run(cmd),
+        Command::Prepare(args) => prepare_cmd::run(args),
+        Command::Pretrain(args) => pretrain_cmd::run(args),
         Command::Init(args) => init_cmd::run(args),
         Command::Generate(args) => generate_cmd::run(args),
         Command::Export(args) => export_cmd::run(args),

@@ -134,6 +134,31 @@ impl ChunkReader {
     }
 }
 
+/// Cuts `text` into ranges of about `target` bytes at [`cut_point`]s, so that encoding the
+/// ranges separately gives exactly the ids of encoding the whole text.
+pub(crate) fn independent_ranges(text: &str, target: usize) -> Vec<std::ops::Range<usize>> {
+    let buf = text.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut want = target.max(1);
+    while start < buf.len() {
+        let end = start.saturating_add(want);
+        if end >= buf.len() {
+            out.push(start..buf.len());
+            break;
+        }
+        match cut_point(&buf[start..end]) {
+            Some(p) if p > 0 => {
+                out.push(start..start + p);
+                start += p;
+                want = target.max(1);
+            }
+            _ => want = want.saturating_mul(2),
+        }
+    }
+    out
+}
+
 /// The last position `p` with `buf[p - 1] == b'\n'` and a whole non-whitespace character at `p`.
 /// A newline followed by a non-space always ends a piece (no alternative of the pattern can
 /// continue across it), and the piece before it ends the same way whether the text goes on or

@@ -116,6 +116,15 @@ impl Tokenizer {
         out
     }
 
+    /// Encodes one long text on all cores (rayon's pool), giving exactly the ids of
+    /// [`encode`](Self::encode): the text is cut only after a newline followed by a
+    /// non-space character, where the split pattern always ends a piece.
+    pub fn encode_parallel(&self, text: &str) -> Vec<u32> {
+        let ranges = crate::input::independent_ranges(text, 1 << 20);
+        let parts: Vec<Vec<u32>> = ranges.par_iter().map(|r| self.encode(&text[r.clone()])).collect();
+        parts.concat()
+    }
+
     /// Encodes many texts in parallel (on rayon's pool; `RAYON_NUM_THREADS` sets its size).
     pub fn encode_batch<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Vec<Vec<u32>> {
         texts.par_iter().map(|t| self.encode(t.as_ref())).collect()

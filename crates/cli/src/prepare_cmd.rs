@@ -1,0 +1,79 @@
+//! `ember prepare`: tokenize a corpus into token shards.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ember_pretrain::prepare::{PrepareOptions, ValSplit, prepare};
+
+/// Options of `ember prepare`.
+#[derive(Args, Debug)]
+pub struct PrepareArgs {
+    /// The tokenizer.json to encode with (from `ember tokenizer train`).
+    #[arg(long)]
+    pub tokenizer: PathBuf,
+    /// Training text files (UTF-8); repeat for several.
+    #[arg(long, required = true, num_args = 1..)]
+    pub input: Vec<PathBuf>,
+    /// Output directory (shards, meta.json, tokenizer.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Hold out about this fraction of the text as whole documents (a single-document corpus
+    /// gives up its last fraction, as nanoGPT does).
+    #[arg(long, conflicts_with = "val_input")]
+    pub val_fraction: Option<f64>,
+    /// Held-out text files (instead of --val-fraction).
+    #[arg(long, num_args = 1..)]
+    pub val_input: Vec<PathBuf>,
+    /// Text that separates documents within a file, with \n escapes (e.g. "\n\n\n\n\n" for the
+    /// Gutenberg corpus); each file is one document when unset.
+    #[arg(long)]
+    pub doc_separator: Option<String>,
+    /// Most tokens per shard file.
+    #[arg(long, default_value_t = 100_000_000)]
+    pub shard_tokens: usize,
+    /// Seed of the held-out document choice.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\n", "\n").replace("\\t", "\t").replace("\\r", "\r")
+}
+
+/// Runs `ember prepare`.
+pub fn run(args: PrepareArgs) -> Result<()> {
+    let val = match (args.val_fraction, args.val_input.is_empty()) {
+        (Some(f), _) => ValSplit::Fraction(f),
+        (None, false) => ValSplit::Files(args.val_input.clone()),
+        (None, true) => ValSplit::None,
+    };
+    let opts = PrepareOptions {
+        tokenizer: args.tokenizer,
+        inputs: args.input,
+        out: args.out.clone(),
+        val,
+        doc_separator: args.doc_separator.as_deref().map(unescape),
+        shard_tokens: args.shard_tokens,
+        seed: args.seed,
+        overwrite: args.force,
+        progress: true,
+    };
+    let r = prepare(&opts).with_context(|| format!("preparing {}", args.out.display()))?;
+    println!(
+        "wrote {}: train {} tokens ({} documents), held-out {} tokens ({} documents); {:.1} MB in {:.2} s ({:.1} MB/s)",
+        args.out.display(),
+        r.train_tokens,
+        r.train_docs,
+        r.val_tokens,
+        r.val_docs,
+        r.bytes as f64 / 1e6,
+        r.seconds,
+        r.bytes as f64 / 1e6 / r.seconds.max(1e-9)
+    );
+    println!("held-out split: {}", r.val_policy);
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! `ember pretrain`: next-token training from a config, or `--resume` of a run.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ember_pretrain::{PretrainOptions, pretrain};
+use ember_train::FaultPlan;
+
+use crate::device_args::DeviceArgs;
+
+/// Options of `ember pretrain`.
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    /// Run config (TOML; see configs/). Not needed with --resume.
+    #[arg(long, required_unless_present = "resume")]
+    pub config: Option<PathBuf>,
+    /// Override a config value, e.g. --set train.max_steps=500 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Continue this run directory from its newest complete checkpoint, exactly.
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<PathBuf>,
+    /// Device selection.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// Ctrl-C (and SIGTERM) set the returned flag: the loop saves and stops after the current
+/// step. A second Ctrl-C exits at once (the last complete checkpoint stays intact).
+pub fn stop_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag));
+        let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+    }
+    flag
+}
+
+/// Runs `ember pretrain`.
+pub fn run(args: PretrainArgs) -> Result<()> {
+    let device = args.device.select()?;
+    let opts = PretrainOptions {
+        config: args.config,
+        sets: args.sets,
+        resume: args.resume,
+        device,
+        stop: stop_flag(),
+        faults: FaultPlan::from_env(),
+    };
+    let out = pretrain(opts).context("pretraining")?;
+    let eval = out
+        .last_eval
+        .map(|(l, b)| format!(", val loss {l:.4}, val bpb {b:.4}"))
+        .unwrap_or_default();
+    println!(
+        "{} at step {}{eval}; {:.0} tokens/s; checkpoint {}",
+        if out.interrupted { "stopped" } else { "done" },
+        out.step,
+        out.tokens_per_s,
+        out.checkpoint.display()
+    );
+    if out.skipped_steps > 0 {
+        println!("{} step(s) were skipped for non-finite values (see metrics.jsonl)", out.skipped_steps);
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The pretraining config file: `[run]`, `[data]`, `[model]`, `[train]` (see `configs/`).
+
+use std::path::PathBuf;
+
+use ember_model::{GptConfig, MlpKind, NormKind, Positions};
+use ember_train::TrainSection;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PretrainError, Result};
+
+/// A whole pretraining run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainConfig {
+    /// Where the run goes.
+    pub run: RunSection,
+    /// What it trains on.
+    pub data: DataSection,
+    /// The model's shape.
+    #[serde(default)]
+    pub model: ModelSection,
+    /// Optimizer, schedule and cadence.
+    #[serde(default)]
+    pub train: TrainSection,
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Run directory: config, metrics.jsonl, loss.svg, checkpoints/.
+    pub out_dir: PathBuf,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// A directory written by `ember prepare` (shards, tokenizer.json, meta.json).
+    pub dir: PathBuf,
+}
+
+/// `[model]`: a preset and/or explicit fields (explicit fields win). Unset fields take the
+/// preset's value, or GPT-2's defaults; `vocab_size` defaults to the tokenizer's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    /// `gpt2-small`, `tiny` or `nano`.
+    pub preset: Option<String>,
+    /// Token ids (at least the tokenizer's).
+    pub vocab_size: Option<usize>,
+    /// Blocks.
+    pub n_layer: Option<usize>,
+    /// Heads per block.
+    pub n_head: Option<usize>,
+    /// Residual width.
+    pub n_embd: Option<usize>,
+    /// Context length.
+    pub block_size: Option<usize>,
+    /// Dropout probability.
+    pub dropout: Option<f64>,
+    /// Biases in linear layers and norms.
+    pub bias: Option<bool>,
+    /// `learned`, `sinusoidal` or `rope`.
+    pub positions: Option<String>,
+    /// `layernorm` or `rmsnorm`.
+    pub norm: Option<String>,
+    /// `gelu` or `swiglu`.
+    pub mlp: Option<String>,
+    /// Output head shares the token embedding.
+    pub tie_embeddings: Option<bool>,
+}
+
+fn choice<T: Copy>(field: &'static str, value: &Option<String>, options: &[(&str, T)], current: T) -> Result<T> {
+    let Some(v) = value else { return Ok(current) };
+    options.iter().find(|(n, _)| n == v).map(|(_, t)| *t).ok_or_else(|| PretrainError::Option {
+        option: field,
+        value: v.clone(),
+        expected: format!("one of {}", options.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")),
+    })
+}
+
+impl ModelSection {
+    /// The model config for a tokenizer of `tokenizer_vocab` ids.
+    pub fn resolve(&self, tokenizer_vocab: usize) -> Result<GptConfig> {
+        let vocab = self.vocab_size.unwrap_or(tokenizer_vocab);
+        let mut c = match &self.preset {
+            Some(p) => GptConfig::preset(p, vocab).ok_or_else(|| PretrainError::Option {
+                option: "model.preset",
+                value: p.clone(),
+                expected: format!("one of {}", ember_model::PRESETS.join(", ")),
+            })?,
+            None => {
+                let need = |v: Option<usize>, f: &'static str| {
+                    v.ok_or_else(|| PretrainError::Option { option: f, value: "unset".into(), expected: "a value (or a model.preset)".into() })
+                };
+                GptConfig::new(vocab, need(self.n_layer, "model.n_layer")?, need(self.n_head, "model.n_head")?, need(self.n_embd, "model.n_embd")?, need(self.block_size, "model.block_size")?)
+            }
+        };
+        c.vocab_size = vocab;
+        c.n_layer = self.n_layer.unwrap_or(c.n_layer);
+        c.n_head = self.n_head.unwrap_or(c.n_head);
+        c.n_embd = self.n_embd.unwrap_or(c.n_embd);
+        c.block_size = self.block_size.unwrap_or(c.block_size);
+        c.dropout = self.dropout.unwrap_or(c.dropout);
+        c.bias = self.bias.unwrap_or(c.bias);
+        c.tie_embeddings = self.tie_embeddings.unwrap_or(c.tie_embeddings);
+        c.positions = choice("model.positions", &self.positions, &[("learned", Positions::Learned), ("sinusoidal", Positions::Sinusoidal), ("rope", Positions::Rope)], c.positions)?;
+        c.norm = choice("model.norm", &self.norm, &[("layernorm", NormKind::LayerNorm), ("rmsnorm", NormKind::RmsNorm)], c.norm)?;
+        c.mlp = choice("model.mlp", &self.mlp, &[("gelu", MlpKind::Gelu), ("swiglu", MlpKind::Swiglu)], c.mlp)?;
+        c.validate()?;
+        c.check_tokenizer(tokenizer_vocab)?;
+        Ok(c)
+    }
+
+    /// The section with every field set from `c` (what is printed and saved).
+    pub fn resolved(c: &GptConfig) -> ModelSection {
+        let name = |s: &str| Some(s.to_string());
+        ModelSection {
+            preset: None,
+            vocab_size: Some(c.vocab_size),
+            n_layer: Some(c.n_layer),
+            n_head: Some(c.n_head),
+            n_embd: Some(c.n_embd),
+            block_size: Some(c.block_size),
+            dropout: Some(c.dropout),
+            bias: Some(c.bias),
+            positions: name(match c.positions { Positions::Learned => "learned", Positions::Sinusoidal => "sinusoidal", Positions::Rope => "rope" }),
+            norm: name(match c.norm { NormKind::LayerNorm => "layernorm", NormKind::RmsNorm => "rmsnorm" }),
+            mlp: name(match c.mlp { MlpKind::Gelu => "gelu", MlpKind::Swiglu => "swiglu" }),
+            tie_embeddings: Some(c.tie_embeddings),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Ember pretraining: [`prepare`](prepare::prepare) turns text into token shards
+//! ([`shards`]: header + u16/u32 ids, memory-mapped), [`Prepared`] opens them with every
+//! hash checked, [`ShardTask`] samples nanoGPT-style random windows (a pure function of seed
+//! and step, so resume is exact) and [`pretrain`] runs the shared loop of `ember-train`.
+//!
+//! ```
+//! use ember_pretrain::prepare::{PrepareOptions, ValSplit, prepare};
+//! use ember_pretrain::Prepared;
+//! use ember_tokenizer::{TrainerConfig, train_from_texts};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let text = "First Citizen:\nBefore we proceed any further, hear me speak.\n".repeat(50);
+//! let corpus = dir.path().join("corpus.txt");
+//! std::fs::write(&corpus, &text).unwrap();
+//! let (tok, _) = train_from_texts(&[text.as_str()], &TrainerConfig::new(300)).unwrap();
+//! tok.save(&dir.path().join("tok.json"), false).unwrap();
+//!
+//! let report = prepare(&PrepareOptions {
+//!     tokenizer: dir.path().join("tok.json"),
+//!     inputs: vec![corpus],
+//!     out: dir.path().join("data"),
+//!     val: ValSplit::Fraction(0.1),
+//!     doc_separator: None,
+//!     shard_tokens: 1 << 20,
+//!     seed: 0,
+//!     overwrite: false,
+//!     progress: false,
+//! }).unwrap();
+//! let data = Prepared::open(&dir.path().join("data")).unwrap();
+//! assert_eq!(data.train.len() as u64, report.train_tokens);
+//! let mut ids = Vec::new();
+//! data.train.read(0, 5, &mut ids);
+//! assert_eq!(ids[0], data.tokenizer.token_to_id("<|endoftext|>").unwrap());
+//! ```
+
+pub mod config;
+pub mod dataset;
+mod error;
+pub mod prepare;
+pub mod run;
+pub mod shards;
+pub mod task;
+
+pub use config::PretrainConfig;
+pub use dataset::{Prepared, TokenStream};
+pub use error::{PretrainError, Result};
+pub use run::{PretrainOptions, pretrain};
+pub use task::ShardTask;

@@ -1,0 +1,92 @@
+//! `ember pretrain`: config → data → the shared training loop.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use ember_model::SelectedDevice;
+use ember_train::{FaultPlan, Outcome, Run, Start};
+
+use crate::config::{ModelSection, PretrainConfig};
+use crate::dataset::Prepared;
+use crate::error::Result;
+use crate::task::ShardTask;
+
+/// What to run.
+pub struct PretrainOptions {
+    /// A config file (a new run); ignored when resuming.
+    pub config: Option<PathBuf>,
+    /// `section.key=value` overrides.
+    pub sets: Vec<String>,
+    /// Resume this run directory from its newest valid checkpoint.
+    pub resume: Option<PathBuf>,
+    /// The device to train on.
+    pub device: SelectedDevice,
+    /// Set to stop after the current step (Ctrl-C).
+    pub stop: Arc<AtomicBool>,
+    /// Injected faults (tests).
+    pub faults: FaultPlan,
+}
+
+/// Reads the config of a new run, or of the run being resumed (its saved `config.toml`; the
+/// run directory wins over `run.out_dir`).
+pub fn load_config(opts: &PretrainOptions) -> Result<PretrainConfig> {
+    match (&opts.resume, &opts.config) {
+        (Some(run), _) => {
+            let path = run.join("config.toml");
+            if !path.is_file() {
+                return Err(ember_train::TrainError::Resume {
+                    path: run.clone(),
+                    reason: "has no config.toml: not an Ember run directory (nothing to resume)".into(),
+                }
+                .into());
+            }
+            let mut c: PretrainConfig = ember_train::config::load(&path, &opts.sets)?;
+            c.run.out_dir = run.clone();
+            Ok(c)
+        }
+        (None, Some(path)) => Ok(ember_train::config::load(path, &opts.sets)?),
+        (None, None) => Err(crate::error::PretrainError::Option {
+            option: "--config",
+            value: "nothing".into(),
+            expected: "a config file (see configs/) or --resume RUN".into(),
+        }),
+    }
+}
+
+/// Runs pretraining; prints the resolved config first.
+pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
+    let mut config = load_config(&opts)?;
+    let data = Prepared::open(&config.data.dir)?;
+    let model_config = config.model.resolve(data.tokenizer.vocab_size())?;
+    config.model = ModelSection::resolved(&model_config);
+    let config_toml = ember_train::config::to_toml(&config);
+    println!("device: {}", opts.device);
+    println!("resolved config:\n{config_toml}");
+    let t = &config.train;
+    let task = ShardTask::new(&data, t.batch_size, model_config.block_size, t.seed, t.eval_tokens)?;
+    println!(
+        "data {}: {} train tokens, {} held-out tokens; model: {} parameters",
+        data.dir.display(),
+        data.train.len(),
+        data.val.len(),
+        model_config.num_params()
+    );
+    let run = Run {
+        dir: config.run.out_dir.clone(),
+        title: format!("{} — loss", title_of(&config.run.out_dir)),
+        model_config,
+        tokenizer: &data.tokenizer,
+        train: config.train.clone(),
+        config_toml,
+        device: opts.device,
+        start: if opts.resume.is_some() { Start::Resume } else { Start::Fresh },
+        stop: opts.stop,
+        faults: opts.faults,
+    };
+    Ok(ember_train::train(&run, &task)?)
+}
+
+fn title_of(dir: &Path) -> String {
+    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into())
+}

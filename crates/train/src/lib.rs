@@ -1,0 +1,34 @@
+//! Ember's training loop, written once and shared by pretraining and SFT.
+//!
+//! A stage implements [`Task`] (deterministic batches for `(step, micro-batch)` and a fixed
+//! held-out set) and calls [`train`]. The loop does gradient accumulation to a token budget,
+//! a NaN/Inf guard, global gradient-norm clipping, AdamW ([`optim`]) with decay on matrices
+//! only, warmup + cosine/linear decay ([`schedule`]), held-out loss and bits per byte,
+//! `metrics.jsonl` + `loss.svg` ([`metrics`]), a progress bar, atomic checkpoints with
+//! `keep_last` retention, exact resume ([`state`]) and a clean stop on Ctrl-C.
+//!
+//! ```
+//! use ember_train::{TrainSection, lr_at};
+//!
+//! let t = TrainSection { lr: 1e-3, min_lr: 1e-4, warmup_steps: 10, max_steps: 110, ..Default::default() };
+//! assert!((lr_at(&t, 0) - 1e-3 / 11.0).abs() < 1e-12);   // warmup starts low
+//! assert!((lr_at(&t, 10) - 1e-3).abs() < 1e-12);          // peak after warmup
+//! assert!((lr_at(&t, 110) - 1e-4).abs() < 1e-12);         // floor at the end
+//! ```
+
+pub mod config;
+mod error;
+pub mod metrics;
+pub mod optim;
+pub mod progress;
+pub mod schedule;
+pub mod state;
+pub mod task;
+pub mod trainer;
+
+pub use config::{Decay, TrainSection};
+pub use error::{Result, TrainError};
+pub use schedule::lr_at;
+pub use state::{TrainState, resolve_checkpoint};
+pub use task::{HostBatch, Task};
+pub use trainer::{FaultPlan, Outcome, Run, Start, mix_seed, train};

@@ -1,0 +1,308 @@
+//! AdamW with the update of PyTorch's `torch.optim.AdamW`, global gradient-norm clipping, and
+//! state keyed by parameter *name*.
+//!
+//! Why not Burn's `AdamW` + `ModuleOptimizer`: its state is keyed by `ParamId`, which a
+//! SafeTensors checkpoint does not keep (../shared/BURN.md, pitfall 11), so resuming would need
+//! a second copy of the weights in burnpack; its clipping is per tensor (pitfall 8); and its
+//! weight decay applies to every parameter unless groups are built by path. Keying the moments
+//! by the checkpoint's own tensor names makes `optimizer.safetensors` readable, checkable
+//! against the model, and enough — with `model.safetensors` — for a bit-exact resume.
+//!
+//! Weight decay applies to rank-≥2 weights that multiply activations: the linear layers and,
+//! when tied, the token embedding (it is then also the output matrix, as in nanoGPT). Norm
+//! gains, biases, the position embedding and an untied input embedding are not decayed.
+
+use std::collections::BTreeMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use ember_model::Gpt;
+use safetensors::tensor::{Dtype, TensorView};
+
+use crate::error::{Result, TrainError};
+
+/// Format name in `optimizer.safetensors` metadata.
+pub const FORMAT: &str = "ember-adamw";
+
+/// AdamW hyper-parameters (the learning rate is given per step).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWConfig {
+    /// β₁.
+    pub beta1: f64,
+    /// β₂.
+    pub beta2: f64,
+    /// ε.
+    pub eps: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+}
+
+struct Moments {
+    m: Tensor<1>,
+    v: Tensor<1>,
+}
+
+/// The optimizer: hyper-parameters, step count and the two moments of every parameter.
+pub struct AdamW {
+    cfg: AdamWConfig,
+    tied: bool,
+    step: u64,
+    moments: BTreeMap<String, Moments>,
+}
+
+/// Name and element count of every trainable parameter, in module order.
+pub fn param_shapes(model: &Gpt) -> Vec<(String, usize)> {
+    struct V {
+        path: Vec<String>,
+        out: Vec<(String, usize)>,
+    }
+    impl ModuleVisitor for V {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.out.push((self.path.join("."), p.shape().num_elements()));
+        }
+    }
+    let mut v = V {
+        path: vec![],
+        out: vec![],
+    };
+    model.visit(&mut v);
+    v.out
+}
+
+/// Global L2 norm of all gradients (one host sync).
+pub fn grad_norm(model: &Gpt, grads: &GradientsParams) -> f64 {
+    struct SqNorm<'a> {
+        grads: &'a GradientsParams,
+        total: Option<Tensor<1>>,
+    }
+    impl ModuleVisitor for SqNorm<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(p.id) {
+                let sq = g.square().sum();
+                self.total = Some(match self.total.take() {
+                    Some(t) => t + sq,
+                    None => sq,
+                });
+            }
+        }
+    }
+    let mut v = SqNorm { grads, total: None };
+    model.visit(&mut v);
+    v.total
+        .map(|t| f64::from(t.into_scalar::<f32>()).sqrt())
+        .unwrap_or(0.0)
+}
+
+fn decays(path: &str, rank: usize, tied: bool) -> bool {
+    rank >= 2 && !path.starts_with("wpe") && (tied || !path.starts_with("wte"))
+}
+
+impl AdamW {
+    /// A fresh optimizer (step 0, zero moments created on first use).
+    pub fn new(cfg: AdamWConfig, tied_embeddings: bool) -> Self {
+        AdamW {
+            cfg,
+            tied: tied_embeddings,
+            step: 0,
+            moments: BTreeMap::new(),
+        }
+    }
+
+    /// Updates taken so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// One update of every parameter that has a gradient, with learning rate `lr`; gradients
+    /// are multiplied by `grad_scale` first (the clipping factor, 1 when not clipping).
+    pub fn step(&mut self, model: Gpt, grads: GradientsParams, lr: f64, grad_scale: f64) -> Gpt {
+        self.step += 1;
+        let t = self.step as i32;
+        let (bc1, bc2) = (1.0 - self.cfg.beta1.powi(t), 1.0 - self.cfg.beta2.powi(t));
+        let mut mapper = Update {
+            path: vec![],
+            grads,
+            opt: self,
+            lr,
+            grad_scale,
+            bc1,
+            bc2,
+        };
+        model.map(&mut mapper)
+    }
+
+    /// The state as SafeTensors bytes: `exp_avg.NAME` and `exp_avg_sq.NAME` (f32, flattened)
+    /// per parameter, the step count in the metadata.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut bufs: Vec<(String, Vec<u8>, usize)> = Vec::new();
+        for (name, mo) in &self.moments {
+            for (prefix, t) in [("exp_avg", &mo.m), ("exp_avg_sq", &mo.v)] {
+                let data = t.to_data();
+                let v: Vec<f32> = data.convert::<f32>().try_to_vec::<f32>().map_err(|e| {
+                    TrainError::Data(format!("reading optimizer state {name}: {e:?}"))
+                })?;
+                let n = v.len();
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                bufs.push((format!("{prefix}.{name}"), bytes, n));
+            }
+        }
+        let mut views = Vec::new();
+        for (name, bytes, n) in &bufs {
+            let view = TensorView::new(Dtype::F32, vec![*n], bytes)
+                .map_err(|e| TrainError::Data(format!("optimizer state {name}: {e}")))?;
+            views.push((name.clone(), view));
+        }
+        let meta = std::collections::HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("version".to_string(), "1".to_string()),
+            ("step".to_string(), self.step.to_string()),
+        ]);
+        safetensors::serialize(views, Some(meta))
+            .map_err(|e| TrainError::Data(format!("serialising optimizer state: {e}")))
+    }
+
+    /// Restores state saved by [`to_bytes`](Self::to_bytes), checking it against the model's
+    /// parameters (`param_shapes`); `origin` names the file in errors.
+    pub fn load_bytes(
+        &mut self,
+        bytes: &[u8],
+        params: &[(String, usize)],
+        device: &Device,
+        origin: &std::path::Path,
+    ) -> Result<()> {
+        let bad = |reason: String| TrainError::Resume {
+            path: origin.to_path_buf(),
+            reason,
+        };
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(format!("damaged optimizer state: {e}")))?;
+        let md = meta.metadata().clone().unwrap_or_default();
+        if md.get("format").map(String::as_str) != Some(FORMAT) || md.get("version").map(String::as_str) != Some("1") {
+            return Err(bad(format!("not {FORMAT} version 1 state (metadata {md:?})")));
+        }
+        let step: u64 = md
+            .get("step")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("metadata has no step count".into()))?;
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| bad(format!("damaged optimizer state: {e}")))?;
+        let mut moments = BTreeMap::new();
+        for (name, n) in params {
+            let get = |prefix: &str| -> Result<Tensor<1>> {
+                let key = format!("{prefix}.{name}");
+                let view = st
+                    .tensor(&key)
+                    .map_err(|_| bad(format!("no {key}: the state belongs to another model")))?;
+                if view.dtype() != Dtype::F32 || view.shape() != [*n] {
+                    return Err(bad(format!(
+                        "{key} has shape {:?} ({:?}), the model needs [{n}] (F32)",
+                        view.shape(),
+                        view.dtype()
+                    )));
+                }
+                let v: Vec<f32> = view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                Ok(Tensor::from_data(TensorData::new(v, [*n]), device))
+            };
+            let m = get("exp_avg")?;
+            let v = get("exp_avg_sq")?;
+            moments.insert(name.clone(), Moments { m, v });
+        }
+        if st.len() != 2 * params.len() {
+            return Err(bad(format!(
+                "holds {} tensors, the model has {} parameters (2 each)",
+                st.len(),
+                params.len()
+            )));
+        }
+        self.step = step;
+        self.moments = moments;
+        Ok(())
+    }
+}
+
+struct Update<'a> {
+    path: Vec<String>,
+    grads: GradientsParams,
+    opt: &'a mut AdamW,
+    lr: f64,
+    grad_scale: f64,
+    bc1: f64,
+    bc2: f64,
+}
+
+impl ModuleMapper for Update<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(grad) = self.grads.remove::<D>(id) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let name = self.path.join(".");
+        let dims = tensor.dims();
+        let n = tensor.shape().num_elements();
+        let require_grad = tensor.is_require_grad();
+        let c = self.opt.cfg;
+        let mut g = grad.reshape([n]);
+        if self.grad_scale != 1.0 {
+            g = g.mul_scalar(self.grad_scale);
+        }
+        let p = tensor.inner().reshape([n]);
+        let (m, v) = match self.opt.moments.remove(&name) {
+            Some(mo) => (
+                mo.m.mul_scalar(c.beta1) + g.clone().mul_scalar(1.0 - c.beta1),
+                mo.v.mul_scalar(c.beta2) + g.square().mul_scalar(1.0 - c.beta2),
+            ),
+            None => (g.clone().mul_scalar(1.0 - c.beta1), g.square().mul_scalar(1.0 - c.beta2)),
+        };
+        let p = if c.weight_decay > 0.0 && decays(&name, D, self.opt.tied) {
+            p.mul_scalar(1.0 - self.lr * c.weight_decay)
+        } else {
+            p
+        };
+        let denom = v.clone().sqrt().div_scalar(self.bc2.sqrt()).add_scalar(c.eps);
+        let p = p - (m.clone() / denom).mul_scalar(self.lr / self.bc1);
+        self.opt.moments.insert(name, Moments { m, v });
+        let mut out = Tensor::from_inner(p.reshape(dims));
+        if require_grad {
+            out = out.require_grad();
+        }
+        Param::from_mapped_value(id, out, mapper)
+    }
+}
+
+/// Whether every parameter is finite (one host sync); used before a checkpoint is written.
+pub fn weights_finite(model: &Gpt) -> bool {
+    struct V {
+        total: Option<Tensor<1>>,
+    }
+    impl ModuleVisitor for V {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let s = p.val().inner().abs().sum();
+            self.total = Some(match self.total.take() {
+                Some(t) => t + s,
+                None => s,
+            });
+        }
+    }
+    let mut v = V { total: None };
+    model.visit(&mut v);
+    v.total.map(|t| t.into_scalar::<f32>().is_finite()).unwrap_or(true)
+}

@@ -1,0 +1,443 @@
+//! The loop itself: accumulate, check, clip, update, log, evaluate, save, stop on request.
+//!
+//! Hand-written rather than burn-train's `Learner`: the Learner validates and checkpoints per
+//! epoch only and resumes by epoch, without the data position (../shared/BURN.md §5), while a
+//! run here must evaluate and save every N steps and resume bit-exactly mid-epoch.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::prelude::*;
+use ember_model::{Gpt, GptConfig, SelectedDevice, checkpoint, masked_nll_sum};
+use ember_tokenizer::Tokenizer;
+
+use crate::config::TrainSection;
+use crate::error::{Result, TrainError};
+use crate::metrics::{MetricsLog, Row};
+use crate::optim::{AdamW, AdamWConfig, grad_norm, param_shapes, weights_finite};
+use crate::progress::Progress;
+use crate::schedule::lr_at;
+use crate::state::{self, SaveParts, TrainState};
+use crate::task::Task;
+
+/// Where the weights come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    /// Fresh GPT-2 initialisation from the seed.
+    Fresh,
+    /// The weights of a checkpoint (fine-tuning); optimizer and step start afresh.
+    Init(PathBuf),
+    /// Continue the run directory's newest valid checkpoint exactly.
+    Resume,
+}
+
+/// Faults to inject, for tests of the guards (from `EMBER_FAULTS`, e.g. `nan@5,abort-save@6`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultPlan {
+    /// Steps whose loss is made NaN.
+    pub nan_at: Vec<u64>,
+    /// Step whose save aborts the process before its final rename.
+    pub abort_save_at: Option<u64>,
+}
+
+impl FaultPlan {
+    /// Reads `EMBER_FAULTS`; unset or unparsable parts mean no fault.
+    pub fn from_env() -> Self {
+        let mut plan = FaultPlan::default();
+        for part in std::env::var("EMBER_FAULTS").unwrap_or_default().split(',') {
+            match part.trim().split_once('@') {
+                Some(("nan", s)) => plan.nan_at.extend(s.parse::<u64>().ok()),
+                Some(("abort-save", s)) => plan.abort_save_at = s.parse().ok(),
+                _ => {}
+            }
+        }
+        plan
+    }
+}
+
+/// One training run.
+pub struct Run<'a> {
+    /// The run directory (config, metrics, plot, checkpoints).
+    pub dir: PathBuf,
+    /// The model's shape (checked against the checkpoint when resuming or initialising).
+    pub model_config: GptConfig,
+    /// The tokenizer (saved with every checkpoint; its hash is checked on resume).
+    pub tokenizer: &'a Tokenizer,
+    /// Optimizer, schedule and cadence.
+    pub train: TrainSection,
+    /// The resolved config, saved in the run directory and with every checkpoint.
+    pub config_toml: String,
+    /// Device to train on.
+    pub device: SelectedDevice,
+    /// Where the weights come from.
+    pub start: Start,
+    /// Set (by Ctrl-C) to save and stop after the current step.
+    pub stop: Arc<AtomicBool>,
+    /// Injected faults (tests).
+    pub faults: FaultPlan,
+    /// Title of the loss plot.
+    pub title: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Optimizer steps done.
+    pub step: u64,
+    /// The last checkpoint written.
+    pub checkpoint: PathBuf,
+    /// Last held-out loss and bits per byte.
+    pub last_eval: Option<(f64, f64)>,
+    /// Stopped early on request (Ctrl-C).
+    pub interrupted: bool,
+    /// Steps skipped for non-finite values.
+    pub skipped_steps: u64,
+    /// Mean training throughput of this session, tokens per second.
+    pub tokens_per_s: f64,
+}
+
+struct Loop<'a, 'b> {
+    run: &'b Run<'a>,
+    task: &'b dyn Task,
+    device: Device,
+    micro: usize,
+    flops_per_token: f64,
+    peak: Option<f64>,
+    log: MetricsLog,
+    progress: Progress,
+    state: TrainState,
+    optim: AdamW,
+}
+
+/// Trains `run` on `task` until `max_steps` or a stop request.
+pub fn train(run: &Run<'_>, task: &dyn Task) -> Result<Outcome> {
+    let micro = run.train.validate(run.model_config.block_size)?;
+    std::fs::create_dir_all(&run.dir).map_err(|e| TrainError::io(&run.dir, "create run directory", e))?;
+    let device = run.device.device.clone().autodiff();
+    let (model, state, optim, resumed) = start(run, micro, &device)?;
+    ember_tokenizer::write_atomic(&run.dir.join("config.toml"), run.config_toml.as_bytes())
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let log = MetricsLog::open(&run.dir, resumed.then_some(state.step))?;
+    let peak = run.train.peak_flops.or_else(|| {
+        (!run.device.is_wgpu).then(|| {
+            let threads = std::env::var("RAYON_NUM_THREADS")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+                .unwrap_or(1);
+            threads as f64 * 80e9
+        })
+    });
+    let mut lp = Loop {
+        run,
+        task,
+        device,
+        micro,
+        flops_per_token: run.model_config.flops_per_token(),
+        peak,
+        log,
+        progress: Progress::new(state.step, run.train.max_steps, run.train.log_every),
+        state,
+        optim,
+    };
+    let result = lp.go(model, resumed);
+    lp.progress.finish();
+    result
+}
+
+fn start(run: &Run<'_>, micro: usize, device: &Device) -> Result<(Gpt, TrainState, AdamW, bool)> {
+    let t = &run.train;
+    let cfg = &run.model_config;
+    let optim = AdamW::new(
+        AdamWConfig {
+            beta1: t.beta1,
+            beta2: t.beta2,
+            eps: t.eps,
+            weight_decay: t.weight_decay,
+        },
+        cfg.tie_embeddings,
+    );
+    let fresh_state = TrainState::fresh(t.seed, micro, run.tokenizer);
+    match &run.start {
+        Start::Fresh | Start::Init(_) => {
+            if let Some((_, dir)) = state::list(&run.dir).last() {
+                return Err(state::resume_error(
+                    &run.dir,
+                    format!(
+                        "already holds checkpoint {}; continue it with --resume, or choose another run directory (nothing was overwritten)",
+                        dir.display()
+                    ),
+                ));
+            }
+            let model = match &run.start {
+                Start::Init(path) => load_checked(path, cfg, run.tokenizer, device)?,
+                _ => {
+                    device.seed(t.seed);
+                    cfg.init(device).materialize()
+                }
+            };
+            Ok((model, fresh_state, optim, false))
+        }
+        Start::Resume => resume(run, optim, device),
+    }
+}
+
+fn load_checked(dir: &std::path::Path, cfg: &GptConfig, tok: &Tokenizer, device: &Device) -> Result<Gpt> {
+    let ck = checkpoint::load(dir, device)?;
+    let diff = state::config_diff(&ck.config, cfg);
+    if !diff.is_empty() {
+        return Err(state::resume_error(dir, format!("the model shape differs: {}", diff.join("; "))));
+    }
+    let (a, b) = (ck.tokenizer.fingerprint(), tok.fingerprint());
+    if a != b {
+        return Err(state::resume_error(
+            dir,
+            format!("the tokenizer differs: checkpoint's tokenizer.json has SHA-256 {a}, the run's has {b}"),
+        ));
+    }
+    Ok(ck.model)
+}
+
+fn resume(run: &Run<'_>, mut optim: AdamW, device: &Device) -> Result<(Gpt, TrainState, AdamW, bool)> {
+    state::clean_interrupted_saves(&run.dir);
+    let Some((_, dir)) = state::newest_valid(&run.dir) else {
+        return Err(state::resume_error(
+            &run.dir,
+            "no complete checkpoint to resume from (looked in checkpoints/step-*); start a new run without --resume",
+        ));
+    };
+    let files = checkpoint::verify(&dir)?;
+    let st = state::read_state(&files, &dir)?;
+    let model = load_checked(&dir, &run.model_config, run.tokenizer, device)?;
+    let shapes = param_shapes(&model);
+    optim.load_bytes(files.get("optimizer.safetensors"), &shapes, &run.device.device, &dir.join("optimizer.safetensors"))?;
+    if optim.steps() != st.step - st.skipped_steps {
+        return Err(state::resume_error(
+            &dir,
+            format!("optimizer has {} updates, train_state.json says {} steps with {} skipped", optim.steps(), st.step, st.skipped_steps),
+        ));
+    }
+    println!("resuming from {} (step {}, {} tokens seen)", dir.display(), st.step, st.tokens_seen);
+    Ok((model, st, optim, true))
+}
+
+/// Seed for micro-batch `micro` of step `step`: batches and dropout masks depend on nothing else.
+pub fn mix_seed(seed: u64, step: u64, micro: u64) -> u64 {
+    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ micro.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// What one optimizer step produced.
+enum StepResult {
+    Updated { loss: f32, norm: f64, tokens: u64 },
+    Skipped(String),
+}
+
+impl Loop<'_, '_> {
+    fn go(&mut self, mut model: Gpt, resumed: bool) -> Result<Outcome> {
+        let t = self.run.train.clone();
+        self.progress.line(&format!(
+            "training {} parameters for {} steps, {} micro-batch(es) of {} × {} tokens per step",
+            model.num_params(),
+            t.max_steps,
+            self.micro,
+            t.batch_size,
+            self.run.model_config.block_size
+        ));
+        let mut last_eval = None;
+        if !resumed {
+            last_eval = Some(self.evaluate(&model)?);
+        }
+        let mut last_ck = state::newest_valid(&self.run.dir).map(|(_, d)| d).unwrap_or_default();
+        let session = Instant::now();
+        let mut session_tokens = 0u64;
+        let mut interrupted = false;
+        while self.state.step < t.max_steps {
+            let step = self.state.step;
+            let lr = lr_at(&t, step);
+            let t0 = Instant::now();
+            let (next, result) = self.one_step(model, step, lr)?;
+            model = next;
+            let dt = t0.elapsed().as_secs_f64();
+            self.state.step += 1;
+            self.state.elapsed_s += dt;
+            self.record(result, lr, dt, &mut session_tokens)?;
+            let s = self.state.step;
+            let done = s == t.max_steps;
+            if (t.eval_every > 0 && s % t.eval_every == 0) || done {
+                last_eval = Some(self.evaluate(&model)?);
+            }
+            interrupted = self.run.stop.load(Ordering::SeqCst) && !done;
+            if (t.save_every > 0 && s % t.save_every == 0) || done || interrupted {
+                last_ck = self.save(&model)?;
+            }
+            if interrupted {
+                self.progress.line(&format!(
+                    "stopped at step {s} on request; checkpoint {} saved. Continue with --resume {}",
+                    last_ck.display(),
+                    self.run.dir.display()
+                ));
+                break;
+            }
+        }
+        let secs = session.elapsed().as_secs_f64().max(1e-9);
+        Ok(Outcome {
+            step: self.state.step,
+            checkpoint: last_ck,
+            last_eval,
+            interrupted,
+            skipped_steps: self.state.skipped_steps,
+            tokens_per_s: session_tokens as f64 / secs,
+        })
+    }
+
+    fn one_step(&mut self, model: Gpt, step: u64, lr: f64) -> Result<(Gpt, StepResult)> {
+        let batches = (0..self.micro)
+            .map(|m| self.task.train_batch(step, m))
+            .collect::<Result<Vec<_>>>()?;
+        let weight: f64 = batches.iter().map(|b| b.weight()).sum();
+        if weight == 0.0 {
+            return Ok((model, StepResult::Skipped("every target of the step is masked out (nothing to train on)".into())));
+        }
+        let mut acc = GradientsAccumulator::new();
+        let mut loss_sum = 0f32;
+        let mut single = None;
+        for (m, hb) in batches.iter().enumerate() {
+            self.device.seed(mix_seed(self.state.seed, step, m as u64));
+            let (x, y, mask) = hb.to_device(&self.device)?;
+            let (nll, _) = masked_nll_sum(model.forward(x), y, mask);
+            let mut loss = nll.div_scalar(weight);
+            if self.run.faults.nan_at.contains(&step) {
+                loss = loss.mul_scalar(f32::NAN);
+            }
+            loss_sum += loss.clone().into_scalar::<f32>();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            if self.micro == 1 {
+                single = Some(grads);
+            } else {
+                acc.accumulate(&model, grads);
+            }
+        }
+        if !loss_sum.is_finite() {
+            return Ok((model, StepResult::Skipped(format!("loss is {loss_sum}"))));
+        }
+        let grads = single.unwrap_or_else(|| acc.grads());
+        let norm = grad_norm(&model, &grads);
+        if !norm.is_finite() {
+            return Ok((model, StepResult::Skipped(format!("gradient norm is {norm}"))));
+        }
+        let clip = self.run.train.grad_clip;
+        let scale = if clip > 0.0 && norm > clip { clip / (norm + 1e-6) } else { 1.0 };
+        let model = self.optim.step(model, grads, lr, scale);
+        Ok((model, StepResult::Updated { loss: loss_sum, norm, tokens: weight as u64 }))
+    }
+
+    fn record(&mut self, result: StepResult, lr: f64, dt: f64, session_tokens: &mut u64) -> Result<()> {
+        let step = self.state.step;
+        let total = self.run.train.max_steps;
+        match result {
+            StepResult::Updated { loss, norm, tokens } => {
+                self.state.tokens_seen += tokens;
+                *session_tokens += tokens;
+                let tps = tokens as f64 / dt.max(1e-9);
+                let mfu = self.peak.map(|p| self.flops_per_token * tps / p);
+                let mfu_text = mfu.map(|m| format!(" mfu {:.1}%", 100.0 * m)).unwrap_or_default();
+                self.progress.step(step, total, &format!("loss {loss:.4} lr {lr:.2e} {tps:.0} tok/s{mfu_text}"));
+                self.log.push(Row::Train {
+                    step,
+                    tokens: self.state.tokens_seen,
+                    loss,
+                    lr,
+                    grad_norm: norm,
+                    tokens_per_s: tps,
+                    mfu,
+                    elapsed_s: self.state.elapsed_s,
+                })
+            }
+            StepResult::Skipped(reason) => {
+                self.state.skipped_steps += 1;
+                self.progress.line(&format!("step {step}: skipped, {reason}; no update made"));
+                self.log.push(Row::Skipped { step, reason: reason.clone() })?;
+                if self.state.skipped_steps > self.run.train.max_skipped_steps {
+                    return Err(TrainError::Stopped {
+                        step,
+                        reason: format!(
+                            "{} steps skipped for non-finite values (max_skipped_steps = {}); the last good checkpoint is intact in {}",
+                            self.state.skipped_steps,
+                            self.run.train.max_skipped_steps,
+                            state::checkpoints_dir(&self.run.dir).display()
+                        ),
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Loop<'_, '_> {
+    /// Held-out loss and bits per byte; prints one line and appends an eval row.
+    fn evaluate(&mut self, model: &Gpt) -> Result<(f64, f64)> {
+        let eval_model = model.valid();
+        let inner = &self.run.device.device;
+        let (mut nll, mut count, mut bytes) = (0f64, 0f64, 0u64);
+        for i in 0..self.task.eval_batches() {
+            let hb = self.task.eval_batch(i)?;
+            let (x, y, mask) = hb.to_device(inner)?;
+            let (s, _) = masked_nll_sum(eval_model.forward(x), y, mask);
+            nll += f64::from(s.into_scalar::<f32>());
+            count += hb.weight();
+            bytes += hb.target_bytes;
+        }
+        let loss = nll / count.max(1.0);
+        let bpb = nll / (std::f64::consts::LN_2 * (bytes.max(1)) as f64);
+        self.progress.line(&format!(
+            "eval step {}: val loss {loss:.4}, val bpb {bpb:.4} ({count} tokens)",
+            self.state.step
+        ));
+        self.log.push(Row::Eval {
+            step: self.state.step,
+            tokens: self.state.tokens_seen,
+            val_loss: loss,
+            val_bpb: bpb,
+            val_tokens: count as u64,
+            elapsed_s: self.state.elapsed_s,
+        })?;
+        self.log.plot(&self.run.title)?;
+        Ok((loss, bpb))
+    }
+
+    /// Saves a checkpoint unless the weights went non-finite (then the last good one stays).
+    fn save(&mut self, model: &Gpt) -> Result<PathBuf> {
+        let step = self.state.step;
+        if !weights_finite(model) {
+            return Err(TrainError::Stopped {
+                step,
+                reason: format!(
+                    "the weights are not finite; not saving, so the last good checkpoint in {} stays the newest",
+                    state::checkpoints_dir(&self.run.dir).display()
+                ),
+            });
+        }
+        let dir = state::save(
+            &self.run.dir,
+            model,
+            &self.run.model_config,
+            self.run.tokenizer,
+            SaveParts {
+                optim: &self.optim,
+                state: &self.state,
+                config_toml: &self.run.config_toml,
+            },
+            self.run.train.keep_last,
+            self.run.faults.abort_save_at == Some(step),
+        )?;
+        self.log.plot(&self.run.title)?;
+        Ok(dir)
+    }
+}
