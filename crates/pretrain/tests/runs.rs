@@ -1,0 +1,88 @@
+//! Pretraining runs from config files: sampling, config errors, resume checks.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::common::*;
+use ember_model::{DeviceChoice, Precision, select_device};
+use ember_pretrain::prepare::prepare;
+use ember_pretrain::{PretrainOptions, Prepared, ShardTask, pretrain};
+use ember_train::{FaultPlan, Task};
+
+fn config(dir: &Path) -> std::path::PathBuf {
+    let text = format!(
+        "[run]\nout_dir = {:?}\n[data]\ndir = {:?}\n[model]\nn_layer = 1\nn_head = 2\nn_embd = 32\nblock_size = 16\n[train]\nbatch_size = 4\nmax_steps = 6\nwarmup_steps = 1\neval_every = 3\nsave_every = 3\neval_tokens = 256\n",
+        dir.join("run"),
+        dir.join("data")
+    );
+    let p = dir.join("c.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn opts(config: Option<std::path::PathBuf>, resume: Option<std::path::PathBuf>, sets: &[&str]) -> PretrainOptions {
+    PretrainOptions {
+        config,
+        sets: sets.iter().map(|s| s.to_string()).collect(),
+        resume,
+        device: select_device(DeviceChoice::Cpu, Precision::F32).unwrap(),
+        stop: Arc::new(AtomicBool::new(false)),
+        faults: FaultPlan::default(),
+    }
+}
+
+fn prepared(dir: &Path) {
+    let (c, t) = setup(dir, 300);
+    prepare(&options(dir, &c, &t, "data")).unwrap();
+}
+
+#[test]
+fn sampling_is_a_pure_function_of_seed_step_and_micro_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    prepared(dir.path());
+    let data = Prepared::open(&dir.path().join("data")).unwrap();
+    let task = ShardTask::new(&data, 4, 16, 7, 0).unwrap();
+    let a = task.train_batch(5, 1).unwrap();
+    assert_eq!(a, task.train_batch(5, 1).unwrap());
+    assert_ne!(a.inputs, task.train_batch(6, 1).unwrap().inputs);
+    assert_ne!(a.inputs, task.train_batch(5, 0).unwrap().inputs);
+    assert_eq!(&a.inputs[1..16], &a.targets[..15], "targets are inputs shifted by one");
+    // Held-out batches skip special tokens in loss and byte counts.
+    let eot = data.tokenizer.token_to_id("<|endoftext|>").unwrap();
+    for i in 0..task.eval_batches() {
+        let b = task.eval_batch(i).unwrap();
+        for (y, m) in b.targets.iter().zip(&b.mask) {
+            assert_eq!(*m == 0.0, *y == eot);
+        }
+    }
+}
+
+#[test]
+fn a_config_typo_names_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    prepared(dir.path());
+    let p = config(dir.path());
+    let text = std::fs::read_to_string(&p).unwrap().replace("n_embd = 32", "n_embed = 32");
+    std::fs::write(&p, text).unwrap();
+    let err = pretrain(opts(Some(p), None, &[])).unwrap_err().to_string();
+    assert!(err.contains("n_embed") && err.contains("line 8"), "{err}");
+}
+
+#[test]
+fn runs_and_resume_checks_the_model_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    prepared(dir.path());
+    let p = config(dir.path());
+    let out = pretrain(opts(Some(p.clone()), None, &["train.max_steps=3"])).unwrap();
+    assert_eq!(out.step, 3);
+    let saved = std::fs::read_to_string(out.checkpoint.join("run_config.toml")).unwrap();
+    assert!(saved.contains("max_steps = 3") && saved.contains("n_embd = 32"), "{saved}");
+    let run = dir.path().join("run");
+    let err = pretrain(opts(None, Some(run.clone()), &["model.n_embd=64"])).unwrap_err().to_string();
+    assert!(err.contains("model.n_embd: checkpoint 32, now 64"), "{err}");
+    let out = pretrain(opts(None, Some(run), &["train.max_steps=6"])).unwrap();
+    assert_eq!(out.step, 6);
+    let err = pretrain(opts(None, Some(dir.path().join("nothing")), &[])).unwrap_err().to_string();
+    assert!(err.contains("nothing") && err.contains("not an Ember run"), "{err}");
+}
