@@ -23,6 +23,9 @@ pub struct PretrainArgs {
     /// Continue this run directory from its newest complete checkpoint, exactly.
     #[arg(long, value_name = "RUN")]
     pub resume: Option<PathBuf>,
+    /// Start over in a run directory that has checkpoints, deleting them and its metrics.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
     /// Device selection.
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -49,6 +52,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         device,
         stop: stop_flag(),
         faults: FaultPlan::from_env(),
+        restart: args.force,
     };
     let out = pretrain(opts).context("pretraining")?;
     let eval = out

@@ -26,6 +26,9 @@ pub struct PretrainOptions {
     pub stop: Arc<AtomicBool>,
     /// Injected faults (tests).
     pub faults: FaultPlan,
+    /// Start over: delete the run directory's checkpoints and metrics first (a new run
+    /// otherwise refuses a directory that has checkpoints).
+    pub restart: bool,
 }
 
 /// Reads the config of a new run, or of the run being resumed (its saved `config.toml`; the
@@ -57,6 +60,9 @@ pub fn load_config(opts: &PretrainOptions) -> Result<PretrainConfig> {
 /// Runs pretraining; prints the resolved config first.
 pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
     let mut config = load_config(&opts)?;
+    if opts.restart && opts.resume.is_none() {
+        clear_run(&config.run.out_dir)?;
+    }
     let data = Prepared::open(&config.data.dir)?;
     let model_config = config.model.resolve(data.tokenizer.vocab_size())?;
     config.model = ModelSection::resolved(&model_config);
@@ -85,6 +91,18 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
         faults: opts.faults,
     };
     Ok(ember_train::train(&run, &task)?)
+}
+
+/// Deletes what a run wrote into `dir` (checkpoints, metrics, plot, config), nothing else.
+fn clear_run(dir: &Path) -> Result<()> {
+    let ck = ember_train::state::checkpoints_dir(dir);
+    if ck.exists() {
+        std::fs::remove_dir_all(&ck).map_err(|e| crate::error::PretrainError::io(&ck, "delete", e))?;
+    }
+    for f in ["metrics.jsonl", "loss.svg", "config.toml"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    Ok(())
 }
 
 fn title_of(dir: &Path) -> String {

@@ -29,6 +29,7 @@ fn opts(config: Option<std::path::PathBuf>, resume: Option<std::path::PathBuf>, 
         device: select_device(DeviceChoice::Cpu, Precision::F32).unwrap(),
         stop: Arc::new(AtomicBool::new(false)),
         faults: FaultPlan::default(),
+        restart: false,
     }
 }
 
@@ -85,4 +86,21 @@ fn runs_and_resume_checks_the_model_shape() {
     assert_eq!(out.step, 6);
     let err = pretrain(opts(None, Some(dir.path().join("nothing")), &[])).unwrap_err().to_string();
     assert!(err.contains("nothing") && err.contains("not an Ember run"), "{err}");
+}
+
+#[test]
+fn every_shipped_config_parses_and_resolves() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let c: ember_pretrain::PretrainConfig = ember_train::config::load(&p, &[]).unwrap_or_else(|e| panic!("{e}"));
+            let vocab = if p.to_string_lossy().contains("gutenberg") { 8192 } else { 261 };
+            let m = c.model.resolve(vocab).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            c.train.validate(m.block_size).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "found {n} configs");
 }

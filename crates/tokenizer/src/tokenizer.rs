@@ -120,7 +120,13 @@ impl Tokenizer {
     /// [`encode`](Self::encode): the text is cut only after a newline followed by a
     /// non-space character, where the split pattern always ends a piece.
     pub fn encode_parallel(&self, text: &str) -> Vec<u32> {
-        let ranges = crate::input::independent_ranges(text, 1 << 20);
+        self.encode_chunked(text, 1 << 20)
+    }
+
+    /// [`encode_parallel`](Self::encode_parallel) with chunks of about `chunk_bytes` (a chunk
+    /// grows until a safe cut point; tests use small sizes to put many cuts in a text).
+    pub fn encode_chunked(&self, text: &str, chunk_bytes: usize) -> Vec<u32> {
+        let ranges = crate::input::independent_ranges(text, chunk_bytes);
         let parts: Vec<Vec<u32>> = ranges.par_iter().map(|r| self.encode(&text[r.clone()])).collect();
         parts.concat()
     }

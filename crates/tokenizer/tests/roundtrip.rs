@@ -78,8 +78,31 @@ fn batch_encoding_equals_one_by_one() {
     }
 }
 
+#[test]
+fn chunked_parallel_encoding_equals_whole_text_encoding() {
+    let tok = small();
+    let mut texts = vec![read(&crate::common::shakespeare())];
+    if let Some(p) = shared("zh_hongloumeng.txt") {
+        texts.push(read(&p));
+    }
+    texts.push("a\n \n\n  b\n\tc\n\n\n\nd  \n e\r\nf\n".repeat(300));
+    for text in &texts {
+        let whole = tok.encode(text);
+        for chunk in [1, 7, 100, 4096] {
+            assert_eq!(tok.encode_chunked(text, chunk), whole, "chunk size {chunk}");
+        }
+        assert_eq!(tok.encode_parallel(text), whole);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
+    #[test]
+    fn chunked_encoding_of_any_string_equals_encode(text in "[a-c \\n\\t.]{0,200}", chunk in 1usize..40) {
+        let tok = small();
+        prop_assert_eq!(tok.encode_chunked(&text, chunk), tok.encode(&text));
+    }
+
     #[test]
     fn any_string_round_trips(text in any::<String>()) {
         let tok = small();
