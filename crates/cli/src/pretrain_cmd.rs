@@ -44,6 +44,11 @@ pub fn stop_flag() -> Arc<AtomicBool> {
 
 /// Runs `ember pretrain`.
 pub fn run(args: PretrainArgs) -> Result<()> {
+    if matches!(args.device.dtype, crate::device_args::DtypeFlag::Bf16) {
+        anyhow::bail!(
+            "--dtype bf16: training in bf16 needs f32 master weights, which Ember's optimizer does not keep yet (updates smaller than bf16's precision would be lost); train with --dtype f32 and use bf16 for generation"
+        );
+    }
     let device = args.device.select()?;
     let opts = PretrainOptions {
         config: args.config,

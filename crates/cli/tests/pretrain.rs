@@ -161,3 +161,10 @@ fn resume_of_a_directory_without_a_run_is_an_error() {
     assert!(!out.ok);
     assert!(out.stderr.contains("not an Ember run directory"), "{}", out.stderr);
 }
+
+#[test]
+fn bf16_training_is_refused_with_the_reason() {
+    let out = ember(&["pretrain", "--config", "x.toml", "--device", "cpu", "--dtype", "bf16"]);
+    assert!(!out.ok);
+    assert!(out.stderr.contains("master weights") && out.stderr.contains("--dtype f32"), "{}", out.stderr);
+}

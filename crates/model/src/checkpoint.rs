@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::FloatDType;
 use ember_tokenizer::Tokenizer;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -298,6 +299,21 @@ pub fn parse_config(text: &[u8], path: &Path) -> Result<GptConfig> {
     Ok(config)
 }
 
+/// Casts every float parameter of `model` to `dtype`.
+pub fn cast_params(model: Gpt, dtype: FloatDType) -> Gpt {
+    struct Cast(FloatDType);
+    impl burn::module::ModuleMapper for Cast {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: burn::module::Param<Tensor<D>>,
+        ) -> burn::module::Param<Tensor<D>> {
+            let (id, t, mapper) = param.consume();
+            burn::module::Param::from_mapped_value(id, t.cast(self.0), mapper)
+        }
+    }
+    model.map(&mut Cast(dtype))
+}
+
 /// Loads and verifies a checkpoint, putting the weights on `device`.
 pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
     let files = verify(dir)?;
@@ -332,6 +348,12 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
                 result.errors, result.missing, result.unused
             ),
         ));
+    }
+    // Weights are stored in f32; a device configured for another float type (`--dtype bf16`)
+    // gets them cast, so the whole forward pass runs in that type.
+    let dtype = device.settings().float_dtype;
+    if dtype != FloatDType::F32 {
+        model = cast_params(model, dtype);
     }
     Ok(Checkpoint {
         config,
