@@ -77,6 +77,14 @@ pub enum Error {
         /// What is wrong, quoting the bad value.
         reason: String,
     },
+    /// The tokenizer lacks a special token a feature needs (the chat tokens, say).
+    #[error("the tokenizer has no {token} token, which {needed_for} needs; train it with `ember tokenizer train` (it adds Ember's special tokens)")]
+    MissingSpecial {
+        /// The special token's text.
+        token: String,
+        /// What needs it.
+        needed_for: &'static str,
+    },
     /// A token id outside the vocabulary was given to `decode`.
     #[error("token id {id} is out of range: the vocabulary has {vocab_size} ids (0..{vocab_size})")]
     UnknownId {

@@ -1,5 +1,6 @@
 //! Integration tests of the tokenizer crate (one binary: each test binary links the whole crate).
 
+mod chat;
 mod common;
 mod errors;
 mod format;
