@@ -1,0 +1,157 @@
+//! Dialogue data: JSONL files, one conversation per line, validated before any training.
+//!
+//! Two line formats: `{"messages":[{"role":"system"|"user"|"assistant","content":"…"},…]}`
+//! and `{"prompt":"…","completion":"…"}` (a user turn and an assistant turn). Other keys on a
+//! line or in a message (ids, names, metadata) are ignored. A conversation is valid when every
+//! message has a known role and non-empty text, a system message comes only first, the turns
+//! then alternate starting with the user, and at least one assistant turn exists. Blank lines
+//! are skipped. Every problem is reported as `file:line: reason`.
+
+use std::path::{Path, PathBuf};
+
+use ember_tokenizer::{Message, Role};
+use serde_json::Value;
+
+use crate::error::{Result, SftError};
+
+/// What to do with an invalid line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidPolicy {
+    /// Stop at the first invalid line (the default).
+    Stop,
+    /// Skip invalid lines and count them (the count is reported in the run summary).
+    Skip,
+}
+
+/// A conversation and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    /// Its messages.
+    pub messages: Vec<Message>,
+    /// 1-based line in its file.
+    pub line: usize,
+}
+
+/// The valid conversations of one file, and the lines skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The file.
+    pub path: PathBuf,
+    /// Valid conversations, in file order.
+    pub conversations: Vec<Conversation>,
+    /// `file:line: reason` of each skipped line (only with [`InvalidPolicy::Skip`]).
+    pub skipped: Vec<String>,
+}
+
+/// Reads and validates a JSONL file.
+pub fn load(path: &Path, policy: InvalidPolicy) -> Result<Loaded> {
+    let text = std::fs::read(path).map_err(|e| SftError::io(path, "read", e))?;
+    let text = String::from_utf8(text).map_err(|e| SftError::Data {
+        path: path.to_path_buf(),
+        line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+        reason: format!("not UTF-8 at byte offset {}", e.utf8_error().valid_up_to()),
+    })?;
+    let mut out = Loaded { path: path.to_path_buf(), conversations: Vec::new(), skipped: Vec::new() };
+    for (i, line) in text.split('\n').enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(line) {
+            Ok(messages) => out.conversations.push(Conversation { messages, line: i + 1 }),
+            Err(reason) => {
+                let err = SftError::Data { path: path.to_path_buf(), line: i + 1, reason };
+                match policy {
+                    InvalidPolicy::Stop => return Err(err),
+                    InvalidPolicy::Skip => out.skipped.push(err.to_string()),
+                }
+            }
+        }
+    }
+    if out.conversations.is_empty() {
+        return Err(SftError::Data { path: path.to_path_buf(), line: 0, reason: "holds no valid conversation".into() });
+    }
+    Ok(out)
+}
+
+/// Parses and validates one line; the error is the reason (without file and line).
+pub fn parse_line(line: &str) -> std::result::Result<Vec<Message>, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+    let Some(obj) = v.as_object() else {
+        return Err(format!("expected a JSON object, found {}", kind(&v)));
+    };
+    let messages = match (obj.get("messages"), obj.get("prompt"), obj.get("completion")) {
+        (Some(m), None, None) => messages(m)?,
+        (None, Some(p), Some(c)) => vec![
+            Message::new(Role::User, text_field(p, "prompt")?),
+            Message::new(Role::Assistant, text_field(c, "completion")?),
+        ],
+        (None, Some(_), None) => return Err("has `prompt` but no `completion`".into()),
+        (None, None, Some(_)) => return Err("has `completion` but no `prompt`".into()),
+        (Some(_), _, _) => return Err("has both `messages` and `prompt`/`completion`; use one format per line".into()),
+        (None, None, None) => return Err("has neither `messages` nor `prompt`/`completion`".into()),
+    };
+    check_order(&messages)?;
+    Ok(messages)
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn text_field(v: &Value, name: &str) -> std::result::Result<String, String> {
+    let s = v.as_str().ok_or_else(|| format!("`{name}` must be a string, found {}", kind(v)))?;
+    if s.trim().is_empty() {
+        return Err(format!("`{name}` is empty"));
+    }
+    Ok(s.to_string())
+}
+
+fn messages(v: &Value) -> std::result::Result<Vec<Message>, String> {
+    let arr = v.as_array().ok_or_else(|| format!("`messages` must be an array, found {}", kind(v)))?;
+    if arr.is_empty() {
+        return Err("`messages` is empty".into());
+    }
+    arr.iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let obj = m.as_object().ok_or_else(|| format!("messages[{i}] must be an object, found {}", kind(m)))?;
+            let role = obj.get("role").ok_or_else(|| format!("messages[{i}] has no `role`"))?;
+            let role_s = role.as_str().ok_or_else(|| format!("messages[{i}].role must be a string, found {}", kind(role)))?;
+            let role = Role::parse(role_s).ok_or_else(|| format!("messages[{i}].role {role_s:?} is not one of \"system\", \"user\", \"assistant\""))?;
+            let content = obj.get("content").ok_or_else(|| format!("messages[{i}] has no `content`"))?;
+            let content = text_field(content, &format!("messages[{i}].content"))?;
+            Ok(Message { role, content })
+        })
+        .collect()
+}
+
+fn check_order(messages: &[Message]) -> std::result::Result<(), String> {
+    let mut expect = Role::User;
+    for (i, m) in messages.iter().enumerate() {
+        if m.role == Role::System {
+            if i != 0 {
+                return Err(format!("messages[{i}] is a system message; only the first message may be one"));
+            }
+            continue;
+        }
+        if m.role != expect {
+            return Err(format!(
+                "messages[{i}] is {:?} but {:?} was expected: turns alternate user/assistant, starting with the user",
+                m.role.as_str(),
+                expect.as_str()
+            ));
+        }
+        expect = if expect == Role::User { Role::Assistant } else { Role::User };
+    }
+    if !messages.iter().any(|m| m.role == Role::Assistant) {
+        return Err("has no assistant turn (nothing to train on)".into());
+    }
+    Ok(())
+}

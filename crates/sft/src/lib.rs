@@ -1,0 +1,19 @@
+//! Ember supervised fine-tuning. This release has the data stage: [`data`] reads and validates
+//! dialogue JSONL (`file:line: reason` for every problem); rendering uses the tokenizer's chat
+//! template ([`ember_tokenizer::render_chat`]). Batching and the SFT run on the shared training
+//! loop come next.
+//!
+//! ```
+//! use ember_sft::data::parse_line;
+//! use ember_tokenizer::Role;
+//!
+//! let msgs = parse_line(r#"{"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"}]}"#).unwrap();
+//! assert_eq!(msgs[1].role, Role::Assistant);
+//! let err = parse_line(r#"{"messages":[{"role":"assistant","content":"Hello!"}]}"#).unwrap_err();
+//! assert!(err.contains("starting with the user"));
+//! ```
+
+pub mod data;
+mod error;
+
+pub use error::{Result, SftError};

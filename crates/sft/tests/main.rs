@@ -1,0 +1,3 @@
+//! Integration tests of the SFT crate (one binary).
+
+mod data;
