@@ -1,7 +1,8 @@
 //! Ember supervised fine-tuning. This release has the data stage: [`data`] reads and validates
 //! dialogue JSONL (`file:line: reason` for every problem); rendering uses the tokenizer's chat
-//! template ([`ember_tokenizer::render_chat`]). Batching and the SFT run on the shared training
-//! loop come next.
+//! template ([`ember_tokenizer::render_chat`]); [`batches`] applies the context policy (drop the
+//! oldest whole exchanges, or skip), pads rows with masked targets and hands the shared training
+//! loop deterministic batches. The `ember sft` run and chat come next.
 //!
 //! ```
 //! use ember_sft::data::parse_line;
@@ -13,6 +14,7 @@
 //! assert!(err.contains("starting with the user"));
 //! ```
 
+pub mod batches;
 pub mod data;
 mod error;
 

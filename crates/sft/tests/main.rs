@@ -1,3 +1,4 @@
 //! Integration tests of the SFT crate (one binary).
 
+mod batches;
 mod data;
