@@ -21,6 +21,7 @@ pub mod generate_cmd;
 pub mod init_cmd;
 pub mod prepare_cmd;
 pub mod pretrain_cmd;
+pub mod sft_cmd;
 pub mod tokenizer_cmd;
 
 /// Train, fine-tune, evaluate and chat with small GPTs, from scratch in Rust.
@@ -42,6 +43,8 @@ pub enum Command {
     Prepare(prepare_cmd::PrepareArgs),
     /// Pretrain a GPT on prepared shards (next-token prediction), or resume a run.
     Pretrain(pretrain_cmd::PretrainArgs),
+    /// Fine-tune a pretrained model on dialogue (chat template, assistant-only loss).
+    Sft(sft_cmd::SftArgs),
     /// Create a freshly initialised model checkpoint.
     Init(init_cmd::InitArgs),
     /// Continue a prompt with a trained model, streaming the text.
@@ -58,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tokenizer(cmd) => tokenizer_cmd::run(cmd),
         Command::Prepare(args) => prepare_cmd::run(args),
         Command::Pretrain(args) => pretrain_cmd::run(args),
+        Command::Sft(args) => sft_cmd::run(args),
         Command::Init(args) => init_cmd::run(args),
         Command::Generate(args) => generate_cmd::run(args),
         Command::Export(args) => export_cmd::run(args),

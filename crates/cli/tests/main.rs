@@ -3,4 +3,5 @@
 mod generate;
 mod pretrain;
 mod regression;
+mod sft;
 mod tokenizer;

@@ -25,6 +25,15 @@ pub enum SftError {
         /// The operating system's error.
         error: std::io::Error,
     },
+    /// A bad config or option.
+    #[error("config: {0}")]
+    Config(String),
+    /// A training-loop error.
+    #[error(transparent)]
+    Train(#[from] ember_train::TrainError),
+    /// A model or checkpoint error.
+    #[error(transparent)]
+    Model(#[from] ember_model::ModelError),
     /// A tokenizer error (a tokenizer without chat tokens, say).
     #[error(transparent)]
     Tokenizer(#[from] ember_tokenizer::Error),

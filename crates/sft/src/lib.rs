@@ -2,7 +2,8 @@
 //! dialogue JSONL (`file:line: reason` for every problem); rendering uses the tokenizer's chat
 //! template ([`ember_tokenizer::render_chat`]); [`batches`] applies the context policy (drop the
 //! oldest whole exchanges, or skip), pads rows with masked targets and hands the shared training
-//! loop deterministic batches. The `ember sft` run and chat come next.
+//! loop deterministic batches. [`sft`] fine-tunes a checkpoint with the shared loop (exact resume, metrics, held-out
+//! assistant-token loss before training and at every evaluation).
 //!
 //! ```
 //! use ember_sft::data::parse_line;
@@ -15,7 +16,11 @@
 //! ```
 
 pub mod batches;
+pub mod config;
 pub mod data;
 mod error;
+pub mod run;
 
+pub use config::SftConfig;
 pub use error::{Result, SftError};
+pub use run::{SftOptions, SftReport, sft};

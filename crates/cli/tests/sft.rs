@@ -1,0 +1,82 @@
+//! `ember sft` end to end: a tiny pretrained model fine-tuned on the bundled ChatterBot set.
+
+use std::path::Path;
+
+use crate::tokenizer::ember;
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Pretrains a tiny model with a 128-token context on the ChatterBot text (as plain text) and
+/// returns its run directory.
+fn base_model(dir: &Path) -> std::path::PathBuf {
+    let chat = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/chatterbot_en.jsonl");
+    let text: String = std::fs::read_to_string(&chat).unwrap().replace("\\n", "\n");
+    let corpus = dir.join("corpus.txt");
+    std::fs::write(&corpus, text).unwrap();
+    let tok = dir.join("tok.json");
+    assert!(ember(&["tokenizer", "train", "--input", &s(&corpus), "--vocab-size", "512", "--out", &s(&tok)]).ok);
+    let out = ember(&["prepare", "--tokenizer", &s(&tok), "--input", &s(&corpus), "--val-fraction", "0.1", "--out", &s(&dir.join("data"))]);
+    assert!(out.ok, "{}", out.stderr);
+    let run = dir.join("base");
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml");
+    let sets = [
+        format!("run.out_dir={:?}", s(&run)),
+        format!("data.dir={:?}", s(&dir.join("data"))),
+        "model.block_size=128".into(),
+        "train.max_steps=30".into(),
+    ];
+    let mut args = vec!["pretrain", "--device", "cpu", "--config", cfg.to_str().unwrap()];
+    for x in &sets {
+        args.extend(["--set", x]);
+    }
+    let out = ember(&args);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    run
+}
+
+#[test]
+fn fine_tuning_lowers_held_out_assistant_loss_and_reports_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_model(dir.path());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let sets = [format!("run.out_dir={:?}", s(&dir.path().join("sft"))), format!("data.files=[{{path={:?}}}]", s(&root.join("data/chatterbot_en.jsonl"))), "train.max_steps=40".into()];
+    let cfg = root.join("configs/sft-tiny.toml");
+    let mut args = vec!["sft", "--device", "cpu", "--config", cfg.to_str().unwrap(), "--init"];
+    let b = s(&base);
+    args.push(&b);
+    for x in &sets {
+        args.extend(["--set", x]);
+    }
+    let out = ember(&args);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    let line = out.stdout.lines().find(|l| l.contains("held-out assistant loss")).unwrap_or_else(|| panic!("{}", out.stdout));
+    let nums: Vec<f64> = line.split(|c: char| !(c.is_ascii_digit() || c == '.')).filter_map(|x| x.parse().ok()).filter(|x: &f64| x.fract() != 0.0).collect();
+    let (before, after) = (nums[0], nums[1]);
+    assert!(after < before - 0.2, "held-out assistant loss {before} -> {after}\n{}", out.stdout);
+    assert!(out.stdout.contains("padding") && out.stdout.contains("too long for the context"), "{}", out.stdout);
+}
+
+#[test]
+fn invalid_dialogue_data_stops_with_file_and_line_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_model(dir.path());
+    let bad = dir.path().join("bad.jsonl");
+    let good = r#"{"prompt":"hello there","completion":"hi! how are you?"}"#;
+    std::fs::write(&bad, format!("{}{{\"messages\":[{{\"role\":\"user\",\"content\":\"x\"}}]}}\n", format!("{good}\n").repeat(40))).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cfg = root.join("configs/sft-tiny.toml");
+    let files = format!("data.files=[{{path={:?}}}]", s(&bad));
+    let outdir = format!("run.out_dir={:?}", s(&dir.path().join("sft")));
+    let b = s(&base);
+    let base_args = vec!["sft", "--device", "cpu", "--config", cfg.to_str().unwrap(), "--init", &b, "--set", &files, "--set", &outdir, "--set", "train.max_steps=6"];
+    let out = ember(&base_args);
+    assert!(!out.ok);
+    assert!(out.stderr.contains(&format!("{}:41: has no assistant turn", s(&bad))), "{}", out.stderr);
+    let mut args = base_args.clone();
+    args.extend(["--set", "data.skip_invalid=true"]);
+    let out = ember(&args);
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stdout.contains("1 invalid lines skipped"), "{}", out.stdout);
+}

@@ -1,0 +1,166 @@
+//! `ember sft`: load and validate the dialogue mix, render it with the chat template, and
+//! fine-tune a pretrained checkpoint with the shared training loop.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use ember_model::{SelectedDevice, checkpoint};
+use ember_tokenizer::{ChatTokens, Tokenizer};
+use ember_train::{FaultPlan, Outcome, Run, Start, mix_seed};
+
+use crate::batches::{Example, RenderStats, SftTask, render_all};
+use crate::config::SftConfig;
+use crate::data::{Conversation, InvalidPolicy, load};
+use crate::error::{Result, SftError};
+
+/// What to run.
+pub struct SftOptions {
+    /// A config file (a new run); ignored when resuming.
+    pub config: Option<PathBuf>,
+    /// `section.key=value` overrides.
+    pub sets: Vec<String>,
+    /// Resume this run directory exactly.
+    pub resume: Option<PathBuf>,
+    /// Overrides `init.checkpoint`.
+    pub init: Option<PathBuf>,
+    /// The device to train on.
+    pub device: SelectedDevice,
+    /// Set to stop after the current step (Ctrl-C).
+    pub stop: Arc<AtomicBool>,
+    /// Injected faults (tests).
+    pub faults: FaultPlan,
+}
+
+/// What the run did besides training.
+#[derive(Debug, Clone)]
+pub struct SftReport {
+    /// The loop's outcome.
+    pub outcome: Outcome,
+    /// Held-out assistant-token loss of the starting model.
+    pub base_loss: Option<f64>,
+    /// Invalid lines skipped (`skip_invalid`).
+    pub invalid_skipped: usize,
+    /// Rendering counts (whole, truncated, too long).
+    pub render: RenderStats,
+    /// Training conversations and held-out conversations.
+    pub sizes: (usize, usize),
+    /// Fraction of padding positions in the first 100 micro-batches.
+    pub padding: f64,
+}
+
+/// Reads the config of a new run or of the run being resumed.
+pub fn load_config(opts: &SftOptions) -> Result<SftConfig> {
+    let bad = |m: String| SftError::Config(m);
+    let mut c: SftConfig = match (&opts.resume, &opts.config) {
+        (Some(run), _) => {
+            let p = run.join("config.toml");
+            if !p.is_file() {
+                return Err(bad(format!("{}: has no config.toml: not an Ember run directory (nothing to resume)", run.display())));
+            }
+            let mut c: SftConfig = ember_train::config::load(&p, &opts.sets)?;
+            c.run.out_dir = run.clone();
+            c
+        }
+        (None, Some(p)) => ember_train::config::load(p, &opts.sets)?,
+        (None, None) => return Err(bad("--config: a config file (see configs/sft.toml) or --resume RUN is needed".into())),
+    };
+    if let Some(i) = &opts.init {
+        c.init.checkpoint = i.clone();
+    }
+    Ok(c)
+}
+
+/// Splits one file's conversations into (train, held-out) by a seeded choice.
+fn split(convs: Vec<Conversation>, frac: f64, max: usize, seed: u64) -> (Vec<Conversation>, Vec<Conversation>) {
+    let n = convs.len();
+    let want = ((n as f64 * frac).round() as usize).min(max).min(n.saturating_sub(1));
+    let mut keyed: Vec<(u64, usize)> = (0..n).map(|i| (mix_seed(seed, i as u64, 7), i)).collect();
+    keyed.sort();
+    let mut is_val = vec![false; n];
+    for (_, i) in keyed.into_iter().take(want) {
+        is_val[i] = true;
+    }
+    let (mut tr, mut va) = (Vec::new(), Vec::new());
+    for (c, v) in convs.into_iter().zip(is_val) {
+        if v { va.push(c) } else { tr.push(c) }
+    }
+    (tr, va)
+}
+
+/// Repeats a file's examples `epochs` times (a fractional part takes a seeded subset).
+fn weighted(ex: Vec<Example>, epochs: f64, seed: u64) -> Vec<Example> {
+    let whole = epochs.floor() as usize;
+    let extra = ((epochs - epochs.floor()) * ex.len() as f64).round() as usize;
+    let mut out = Vec::with_capacity(ex.len() * whole + extra);
+    for _ in 0..whole {
+        out.extend(ex.iter().cloned());
+    }
+    let mut keyed: Vec<(u64, usize)> = (0..ex.len()).map(|i| (mix_seed(seed, i as u64, 11), i)).collect();
+    keyed.sort();
+    out.extend(keyed.into_iter().take(extra).map(|(_, i)| ex[i].clone()));
+    out
+}
+
+/// Runs fine-tuning; prints the resolved config and the data summary first.
+pub fn sft(opts: SftOptions) -> Result<SftReport> {
+    let config = load_config(&opts)?;
+    let ck_dir = ember_train::resolve_checkpoint(&config.init.checkpoint);
+    let files = checkpoint::verify(&ck_dir)?;
+    let model_config = files.config(&ck_dir)?;
+    let tokenizer = Tokenizer::from_json(&String::from_utf8_lossy(files.get("tokenizer.json")), &ck_dir.join("tokenizer.json").display().to_string())?;
+    let chat = ChatTokens::of(&tokenizer)?;
+    let context = model_config.block_size;
+    let micro = config.train.validate(context)?;
+    let policy = if config.data.skip_invalid { InvalidPolicy::Skip } else { InvalidPolicy::Stop };
+    let (mut train, mut val, mut render, mut invalid) = (Vec::new(), Vec::new(), RenderStats::default(), 0);
+    let (mut n_train, mut n_val) = (0, 0);
+    for (k, f) in config.data.files.iter().enumerate() {
+        let loaded = load(&f.path, policy)?;
+        invalid += loaded.skipped.len();
+        for s in &loaded.skipped {
+            eprintln!("skipped {s}");
+        }
+        let seed = mix_seed(config.train.seed, k as u64, 3);
+        let (tr, va) = split(loaded.conversations, config.data.val_fraction, config.data.val_max_per_file, seed);
+        n_train += tr.len();
+        n_val += va.len();
+        let (tr_ex, st1) = render_all(&tokenizer, &tr, context)?;
+        let (va_ex, _) = render_all(&tokenizer, &va, context)?;
+        render.whole += st1.whole;
+        render.truncated += st1.truncated;
+        render.skipped_too_long += st1.skipped_too_long;
+        println!(
+            "{}: {} training conversations (× {} epochs), {} held out; {} shortened to fit {context} tokens, {} too long",
+            f.path.display(), tr_ex.len(), f.epochs, va_ex.len(), st1.truncated, st1.skipped_too_long
+        );
+        train.extend(weighted(tr_ex, f.epochs, seed));
+        val.extend(va_ex);
+    }
+    if train.is_empty() || val.is_empty() {
+        return Err(SftError::Config(format!("the data mix gives {} training and {} held-out conversations; both must be non-empty", train.len(), val.len())));
+    }
+    let task = SftTask::new(train, val, config.train.batch_size, micro, config.train.seed, chat.bos);
+    let padding = task.padding_fraction(100);
+    println!("padding: {:.1}% of row positions (rows are padded, not packed)", 100.0 * padding);
+    let config_toml = ember_train::config::to_toml(&config);
+    println!("device: {}\nresolved config:\n{config_toml}", opts.device);
+    let run = Run {
+        dir: config.run.out_dir.clone(),
+        title: "SFT — held-out assistant loss".into(),
+        model_config,
+        tokenizer: &tokenizer,
+        train: config.train.clone(),
+        config_toml,
+        device: opts.device,
+        start: if opts.resume.is_some() { Start::Resume } else { Start::Init(ck_dir) },
+        stop: opts.stop,
+        faults: opts.faults,
+    };
+    let outcome = ember_train::train(&run, &task)?;
+    let base_loss = std::fs::read_to_string(run.dir.join("metrics.jsonl"))
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok().filter(|v| v["kind"] == "eval" && v["step"] == 0)))
+        .and_then(|v| v["val_loss"].as_f64());
+    Ok(SftReport { outcome, base_loss, invalid_skipped: invalid, render, sizes: (n_train, n_val), padding })
+}
