@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ember_model::{SamplingConfig, StopReason, checkpoint, generate};
+use ember_model::{StopReason, checkpoint, generate};
+
+pub use crate::sampling_args::SamplingArgs;
 use ember_tokenizer::{END, ENDOFTEXT};
 
 use crate::device_args::DeviceArgs;
@@ -19,24 +21,8 @@ pub struct GenerateArgs {
     /// Text to continue.
     #[arg(long)]
     prompt: String,
-    /// Most tokens to generate.
-    #[arg(long, default_value_t = 256)]
-    max_new_tokens: usize,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.8)]
-    temperature: f32,
-    /// Sample only among the k most likely tokens (0: no limit).
-    #[arg(long, default_value_t = 200)]
-    top_k: usize,
-    /// Sample only among the most likely tokens whose probabilities add up to p (1: no limit).
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
-    /// Penalise tokens already in the text (1: off; 1.1–1.3 is typical).
-    #[arg(long, default_value_t = 1.0)]
-    repetition_penalty: f32,
-    /// Random seed: the same seed gives the same text.
-    #[arg(long, default_value_t = 1337)]
-    seed: u64,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Stop when this string appears (may be given several times).
     #[arg(long)]
     stop: Vec<String>,
@@ -59,19 +45,9 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     } else {
         tok.encode(&a.prompt)
     };
-    let cfg = SamplingConfig {
-        max_new_tokens: a.max_new_tokens,
-        temperature: a.temperature,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        repetition_penalty: a.repetition_penalty,
-        seed: a.seed,
-        stop_ids: [ENDOFTEXT, END]
-            .iter()
-            .filter_map(|s| tok.token_to_id(s))
-            .collect(),
-        stop_strings: a.stop.clone(),
-    };
+    let mut cfg = a.sampling.config();
+    cfg.stop_ids = [ENDOFTEXT, END].iter().filter_map(|s| tok.token_to_id(s)).collect();
+    cfg.stop_strings = a.stop.clone();
     let mut out = std::io::stdout().lock();
     write!(out, "{}", a.prompt)?;
     out.flush()?;

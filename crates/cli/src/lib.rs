@@ -15,12 +15,14 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench_cmd;
+pub mod chat_cmd;
 pub mod device_args;
 pub mod export_cmd;
 pub mod generate_cmd;
 pub mod init_cmd;
 pub mod prepare_cmd;
 pub mod pretrain_cmd;
+pub mod sampling_args;
 pub mod sft_cmd;
 pub mod tokenizer_cmd;
 
@@ -49,6 +51,8 @@ pub enum Command {
     Init(init_cmd::InitArgs),
     /// Continue a prompt with a trained model, streaming the text.
     Generate(generate_cmd::GenerateArgs),
+    /// Chat with a fine-tuned model (interactive, or one reply with --message).
+    Chat(chat_cmd::ChatArgs),
     /// Write a checkpoint in another format (Hugging Face GPT-2).
     Export(export_cmd::ExportArgs),
     /// Measure training-step and generation speed on this machine.
@@ -64,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sft(args) => sft_cmd::run(args),
         Command::Init(args) => init_cmd::run(args),
         Command::Generate(args) => generate_cmd::run(args),
+        Command::Chat(args) => chat_cmd::run(args),
         Command::Export(args) => export_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
     }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `ember` binary, as a user runs it.
 
+mod chat;
 mod generate;
 mod pretrain;
 mod regression;

@@ -10,7 +10,7 @@ fn s(p: &Path) -> String {
 
 /// Pretrains a tiny model with a 128-token context on the ChatterBot text (as plain text) and
 /// returns its run directory.
-fn base_model(dir: &Path) -> std::path::PathBuf {
+pub fn base_model(dir: &Path) -> std::path::PathBuf {
     let chat = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/chatterbot_en.jsonl");
     let text: String = std::fs::read_to_string(&chat).unwrap().replace("\\n", "\n");
     let corpus = dir.join("corpus.txt");
@@ -79,4 +79,16 @@ fn invalid_dialogue_data_stops_with_file_and_line_unless_skipped() {
     let out = ember(&args);
     assert!(out.ok, "{}", out.stderr);
     assert!(out.stdout.contains("1 invalid lines skipped"), "{}", out.stdout);
+}
+
+/// A tiny model fine-tuned on ChatterBot for 40 steps; returns its run directory.
+pub fn tuned_model(dir: &Path) -> std::path::PathBuf {
+    let base = base_model(dir);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let run = dir.join("sft");
+    let (cfg, b) = (s(&root.join("configs/sft-tiny.toml")), s(&base));
+    let (o, f) = (format!("run.out_dir={:?}", s(&run)), format!("data.files=[{{path={:?}}}]", s(&root.join("data/chatterbot_en.jsonl"))));
+    let out = ember(&["sft", "--device", "cpu", "--config", &cfg, "--init", &b, "--set", &o, "--set", &f]);
+    assert!(out.ok, "{}", out.stderr);
+    run
 }

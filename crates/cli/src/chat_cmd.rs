@@ -1,0 +1,182 @@
+//! `ember chat`: talk to a fine-tuned model. Interactive (history kept, oldest turns trimmed to
+//! fit the context, /commands) or one reply for scripts (`--message`).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ember_model::checkpoint::Checkpoint;
+use ember_model::{StopReason, checkpoint, generate};
+use ember_tokenizer::{ASSISTANT, END, ENDOFTEXT, Message, Role, SYSTEM, USER, render_prompt};
+
+use crate::device_args::DeviceArgs;
+use crate::sampling_args::SamplingArgs;
+
+/// Flags of `ember chat`.
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    /// Checkpoint directory, or a run directory (its newest complete checkpoint).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// System message that starts the conversation.
+    #[arg(long)]
+    system: Option<String>,
+    /// Send this one message, print the reply and exit (no interaction).
+    #[arg(long)]
+    message: Option<String>,
+    /// Earlier conversation for --message: a JSONL line {"messages":[...]} (as /save writes).
+    #[arg(long, requires = "message")]
+    history: Option<PathBuf>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+const HELP: &str = "commands: /reset (forget the conversation), /system TEXT, /save FILE, /exit (or Ctrl-D); Ctrl-C stops a reply";
+
+/// A conversation with the model.
+struct Session {
+    ck: Checkpoint,
+    system: Option<String>,
+    turns: Vec<Message>,
+    sampling: SamplingArgs,
+    stop: Arc<AtomicBool>,
+}
+
+impl Session {
+    fn messages(&self) -> Vec<Message> {
+        self.system.iter().map(|s| Message::new(Role::System, s.clone())).chain(self.turns.iter().cloned()).collect()
+    }
+
+    /// Adds the user's message, streams the reply to `out`, and keeps both in the history.
+    fn reply(&mut self, text: &str, out: &mut impl Write) -> Result<String> {
+        let tok = &self.ck.tokenizer;
+        self.turns.push(Message::new(Role::User, text));
+        let mut cfg = self.sampling.config();
+        let room = self.ck.config.block_size;
+        cfg.max_new_tokens = cfg.max_new_tokens.min(room.saturating_sub(2));
+        // Every special token ends the reply: the model must never write the user's turn.
+        cfg.stop_ids = [END, USER, SYSTEM, ASSISTANT, ENDOFTEXT].iter().filter_map(|s| tok.token_to_id(s)).collect();
+        let mut prompt = render_prompt(tok, &self.messages())?;
+        let mut trimmed = 0;
+        while prompt.len() + cfg.max_new_tokens > room && self.turns.len() > 1 {
+            self.turns.drain(..2.min(self.turns.len() - 1));
+            trimmed += 1;
+            prompt = render_prompt(tok, &self.messages())?;
+        }
+        if trimmed > 0 {
+            eprintln!("[dropped the {trimmed} oldest exchange(s) to fit the {room}-token context]");
+        }
+        if prompt.len() + cfg.max_new_tokens > room {
+            cfg.max_new_tokens = room.saturating_sub(prompt.len());
+            if cfg.max_new_tokens == 0 {
+                self.turns.pop();
+                bail!("the message is {} tokens, too long for the {room}-token context", prompt.len());
+            }
+        }
+        self.stop.store(false, Ordering::SeqCst);
+        let stop = Arc::clone(&self.stop);
+        let g = generate(&self.ck.model, tok, &prompt, &cfg, |piece| {
+            write!(out, "{piece}").and_then(|_| out.flush()).is_ok() && !stop.load(Ordering::SeqCst)
+        })?;
+        writeln!(out)?;
+        let why = match g.stop {
+            StopReason::StopToken(id) if Some(id) == tok.token_to_id(END) => "end of turn".to_string(),
+            StopReason::StopToken(id) => format!("stopped at {}", String::from_utf8_lossy(tok.id_to_bytes(id).unwrap_or_default())),
+            StopReason::MaxTokens => "token limit reached before the end of turn".to_string(),
+            StopReason::Cancelled => "stopped".to_string(),
+            StopReason::StopString(s) => format!("stop string {s:?}"),
+        };
+        eprintln!("[{} tokens, {:.1} tokens/s, {why}]", g.ids.len(), g.tokens_per_sec);
+        self.turns.push(Message::new(Role::Assistant, g.text.clone()));
+        Ok(g.text)
+    }
+
+    fn save(&self, path: &std::path::Path) -> Result<()> {
+        let msgs: Vec<serde_json::Value> = self.messages().iter().map(|m| serde_json::json!({"role": m.role.as_str(), "content": m.content})).collect();
+        let line = serde_json::to_string(&serde_json::json!({"messages": msgs}))? + "\n";
+        ember_tokenizer::write_atomic(path, line.as_bytes()).with_context(|| format!("saving {}", path.display()))
+    }
+}
+
+fn read_history(path: &std::path::Path) -> Result<(Option<String>, Vec<Message>)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("{}: not a JSON line", path.display()))?;
+    let mut system = None;
+    let mut turns = Vec::new();
+    for (i, m) in v["messages"].as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
+        let role = m["role"].as_str().and_then(Role::parse).with_context(|| format!("{}: messages[{i}] has no valid role", path.display()))?;
+        let content = m["content"].as_str().with_context(|| format!("{}: messages[{i}] has no content", path.display()))?.to_string();
+        match role {
+            Role::System => system = Some(content),
+            _ => turns.push(Message::new(role, content)),
+        }
+    }
+    Ok((system, turns))
+}
+
+/// Runs `ember chat`.
+pub fn run(a: ChatArgs) -> Result<()> {
+    let selected = a.device.select()?;
+    let path = ember_train::resolve_checkpoint(&a.checkpoint);
+    let ck = checkpoint::load(&path, &selected.device).with_context(|| format!("loading {}", path.display()))?;
+    ember_tokenizer::ChatTokens::of(&ck.tokenizer).context("this checkpoint cannot chat")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop));
+    let mut s = Session { ck, system: a.system.clone(), turns: Vec::new(), sampling: a.sampling.clone(), stop };
+    let mut out = std::io::stdout();
+    if let Some(msg) = &a.message {
+        if let Some(h) = &a.history {
+            let (sys, turns) = read_history(h)?;
+            s.system = a.system.clone().or(sys);
+            s.turns = turns;
+        }
+        s.reply(msg, &mut out)?;
+        return Ok(());
+    }
+    let tty = std::io::stdin().is_terminal();
+    if tty {
+        eprintln!("chatting with {} ({HELP})", path.display());
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if tty {
+            eprint!("you> ");
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        let line = line.trim();
+        match line.split_once(' ').map_or((line, ""), |(c, r)| (c, r.trim())) {
+            ("", _) => continue,
+            ("/exit" | "/quit", _) => break,
+            ("/reset", _) => {
+                s.turns.clear();
+                eprintln!("[conversation cleared]");
+            }
+            ("/system", text) => {
+                s.system = (!text.is_empty()).then(|| text.to_string());
+                eprintln!("[system message {}]", if text.is_empty() { "removed" } else { "set" });
+            }
+            ("/save", file) if !file.is_empty() => match s.save(std::path::Path::new(file)) {
+                Ok(()) => eprintln!("[saved to {file}]"),
+                Err(e) => eprintln!("error: {e:#}"),
+            },
+            (c, _) if c.starts_with('/') => eprintln!("unknown command {c}; {HELP}"),
+            _ => {
+                if tty {
+                    eprint!("ember> ");
+                }
+                if let Err(e) = s.reply(line, &mut out) {
+                    eprintln!("error: {e:#}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
