@@ -58,5 +58,14 @@ pub fn run(args: SftArgs) -> Result<()> {
         "data: {} training / {} held-out conversations; {} invalid lines skipped; {} shortened, {} too long for the context; padding {:.1}%",
         r.sizes.0, r.sizes.1, r.invalid_skipped, r.render.truncated, r.render.skipped_too_long, 100.0 * r.padding
     );
+    let s = &r.replies;
+    println!(
+        "replies to held-out prompts: {}/{} ended with <|end|> within the token limit ({:.1}%); {} prompts too long; samples in {}",
+        s.ended,
+        s.answered,
+        100.0 * s.rate(),
+        s.too_long,
+        o.checkpoint.parent().and_then(|p| p.parent()).map(|p| p.join("replies.jsonl").display().to_string()).unwrap_or_default()
+    );
     Ok(())
 }

@@ -56,6 +56,10 @@ fn fine_tuning_lowers_held_out_assistant_loss_and_reports_its_data() {
     let (before, after) = (nums[0], nums[1]);
     assert!(after < before - 0.2, "held-out assistant loss {before} -> {after}\n{}", out.stdout);
     assert!(out.stdout.contains("padding") && out.stdout.contains("too long for the context"), "{}", out.stdout);
+    let replies = out.stdout.lines().find(|l| l.starts_with("replies to held-out prompts")).unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(!replies.contains(" 0/0 "), "some replies were sampled: {replies}");
+    let rows = std::fs::read_to_string(dir.path().join("sft/replies.jsonl")).unwrap();
+    assert!(rows.lines().count() > 0 && rows.contains("ended_with_end_of_turn"));
 }
 
 #[test]

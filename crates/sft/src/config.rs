@@ -18,6 +18,9 @@ pub struct SftConfig {
     /// Optimizer, schedule and cadence (the shared loop's section).
     #[serde(default)]
     pub train: TrainSection,
+    /// Replies sampled from held-out prompts at the end.
+    #[serde(default)]
+    pub sample: crate::replies::SampleSection,
 }
 
 /// `[run]`.

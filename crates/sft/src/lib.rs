@@ -19,6 +19,7 @@ pub mod batches;
 pub mod config;
 pub mod data;
 mod error;
+pub mod replies;
 pub mod run;
 
 pub use config::SftConfig;

@@ -47,6 +47,8 @@ pub struct SftReport {
     pub sizes: (usize, usize),
     /// Fraction of padding positions in the first 100 micro-batches.
     pub padding: f64,
+    /// Replies sampled from held-out prompts with the final model.
+    pub replies: crate::replies::ReplyStats,
 }
 
 /// Reads the config of a new run or of the run being resumed.
@@ -115,6 +117,7 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
     let policy = if config.data.skip_invalid { InvalidPolicy::Skip } else { InvalidPolicy::Stop };
     let (mut train, mut val, mut render, mut invalid) = (Vec::new(), Vec::new(), RenderStats::default(), 0);
     let (mut n_train, mut n_val) = (0, 0);
+    let mut held_out: Vec<Conversation> = Vec::new();
     for (k, f) in config.data.files.iter().enumerate() {
         let loaded = load(&f.path, policy)?;
         invalid += loaded.skipped.len();
@@ -127,6 +130,7 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
         n_val += va.len();
         let (tr_ex, st1) = render_all(&tokenizer, &tr, context)?;
         let (va_ex, _) = render_all(&tokenizer, &va, context)?;
+        held_out.extend(va.iter().cloned());
         render.whole += st1.whole;
         render.truncated += st1.truncated;
         render.skipped_too_long += st1.skipped_too_long;
@@ -162,5 +166,11 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
         .ok()
         .and_then(|t| t.lines().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok().filter(|v| v["kind"] == "eval" && v["step"] == 0)))
         .and_then(|v| v["val_loss"].as_f64());
-    Ok(SftReport { outcome, base_loss, invalid_skipped: invalid, render, sizes: (n_train, n_val), padding })
+    let final_model = checkpoint::load(&outcome.checkpoint, &run.device.device)?;
+    // Interleave the files' held-out prompts so a short sample still covers every file.
+    let mut order: Vec<(u64, Conversation)> = held_out.into_iter().map(|c| (mix_seed(config.sample.seed, c.line as u64, 5), c)).collect();
+    order.sort_by_key(|(k, _)| *k);
+    let prompts: Vec<Conversation> = order.into_iter().map(|(_, c)| c).collect();
+    let replies = crate::replies::sample_replies(&final_model.model, &tokenizer, &prompts, &config.sample, &run.dir)?;
+    Ok(SftReport { outcome, base_loss, invalid_skipped: invalid, render, sizes: (n_train, n_val), padding, replies })
 }
