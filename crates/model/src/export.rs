@@ -106,6 +106,7 @@ pub fn export_hf_gpt2(ck: &Path, out: &Path, overwrite: bool) -> Result<()> {
         "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": ember_tokenizer::ENDOFTEXT,
         "eos_token": ember_tokenizer::ENDOFTEXT, "pad_token": ember_tokenizer::ENDOFTEXT,
         "model_max_length": cfg.block_size, "clean_up_tokenization_spaces": false,
+        "chat_template": ember_tokenizer::CHAT_TEMPLATE,
     });
     let generation = json!({"bos_token_id": eot, "eos_token_id": eot});
     let out_files = vec![

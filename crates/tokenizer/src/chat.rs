@@ -13,6 +13,12 @@
 use crate::error::{Error, Result};
 use crate::tokenizer::{ASSISTANT, END, ENDOFTEXT, SYSTEM, Tokenizer, USER};
 
+/// The template as Jinja, for Hugging Face `tokenizer_config.json` (`apply_chat_template`):
+/// it renders the same special-token string that [`render_chat`]/[`render_prompt`] encode.
+/// (Hugging Face parses special-token strings typed inside messages as special tokens; Ember
+/// does not, so the two agree on every conversation that does not contain one.)
+pub const CHAT_TEMPLATE: &str = "{{- '<|endoftext|>' -}}{%- for message in messages -%}{{- '<|' + message['role'] + '|>' + message['content'] + '<|end|>' -}}{%- endfor -%}{%- if add_generation_prompt -%}{{- '<|assistant|>' -}}{%- endif -%}";
+
 /// Who speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

@@ -38,7 +38,7 @@ mod tokenizer;
 pub mod trainer;
 mod validate;
 
-pub use chat::{ChatTokens, Message, Rendered, Role, render_chat, render_prompt};
+pub use chat::{CHAT_TEMPLATE, ChatTokens, Message, Rendered, Role, render_chat, render_prompt};
 pub use error::{Error, Result};
 pub use fsutil::write_atomic;
 pub use pretokenizer::{SPLIT_PATTERN, split};

@@ -57,3 +57,26 @@ fn a_tokenizer_without_chat_tokens_is_a_clear_error() {
     let err = render_chat(&tok, &[Message::new(Role::User, "hi")]).unwrap_err().to_string();
     assert!(err.contains("<|system|>") && err.contains("chat template"), "{err}");
 }
+
+/// Ember's template equals Hugging Face `apply_chat_template` on the exported tokenizer
+/// (fixture made by `tests/fixtures/make_chat_fixture.py` with `transformers`).
+#[test]
+fn hugging_face_apply_chat_template_gives_the_same_ids() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("chat_template.json")).unwrap()).unwrap();
+    assert_eq!(fixture["chat_template"].as_str().unwrap(), ember_tokenizer::CHAT_TEMPLATE, "the exported template changed: regenerate the fixture");
+    let tok = ember_tokenizer::Tokenizer::load(&dir.join("chat_tokenizer.json")).unwrap();
+    let cases = fixture["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let msgs: Vec<Message> = case["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| Message::new(Role::parse(m["role"].as_str().unwrap()).unwrap(), m["content"].as_str().unwrap()))
+            .collect();
+        let want = |k: &str| -> Vec<u32> { case[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect() };
+        assert_eq!(render_chat(&tok, &msgs).unwrap().ids, want("ids"));
+        assert_eq!(render_prompt(&tok, &msgs[..msgs.len() - 1]).unwrap(), want("prompt_ids"));
+    }
+}
