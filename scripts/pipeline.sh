@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Ember's main job: the whole pipeline on the bundled corpus, on the GPU if there is one
+# Ember's main job: the whole pipeline on the bundled data, on the GPU if there is one
 # (--device auto), else the CPU. Each stage is one `ember` command; run them yourself to vary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ember() { cargo run --quiet --bin ember -- "$@"; }
-R=runs/shakespeare-char
+R=runs/pipeline
 
-# 1. Tokenizer: byte level with no merges (261 ids), i.e. characters for this ASCII text.
-ember tokenizer train --input data/tinyshakespeare.txt --vocab-size 261 --out $R/tokenizer.json --force
-# 2. Token shards: the last 10% of the text is held out, as nanoGPT does.
+# 1. Tokenizer: byte-level BPE, 2048 ids, trained on the Shakespeare text.
+ember tokenizer train --input data/tinyshakespeare.txt --vocab-size 2048 --out $R/tokenizer.json --force
+# 2. Token shards: the last 10% of the text is held out.
 ember prepare --tokenizer $R/tokenizer.json --input data/tinyshakespeare.txt --val-fraction 0.1 --out $R/data --force
-# 3. Pretraining: nanoGPT's shakespeare-char CPU config (2000 steps; about 6 minutes on 2 cores).
-ember pretrain --config configs/shakespeare-char.toml --force
-# 4. Generation from the newest checkpoint of the run.
-ember generate --checkpoint $R/run --prompt "ROMEO:" --max-new-tokens 300 --temperature 0.8 --seed 1
+# 3. Pretraining (about 5 minutes on 2 CPU cores): metrics.jsonl, loss.svg, checkpoints.
+ember pretrain --config configs/pipeline-pretrain.toml --force
+ember generate --checkpoint $R/pretrain --prompt "ROMEO:" --max-new-tokens 120 --seed 1
+# 4. Fine-tuning on the bundled ChatterBot conversations (about 2 minutes).
+ember sft --config configs/pipeline-sft.toml --force
+# 5. A short chat with the fine-tuned model.
+for q in "Hello, how are you?" "What is your favorite book?"; do
+  echo "you> $q"
+  printf 'ember> '
+  ember chat --checkpoint $R/sft --message "$q" --max-new-tokens 60 --seed 1
+done
 echo
-echo "metrics: $R/run/metrics.jsonl, loss curve: $R/run/loss.svg"
+echo "runs: $R/pretrain and $R/sft (metrics.jsonl, loss.svg, checkpoints/); sampled replies: $R/sft/replies.jsonl"

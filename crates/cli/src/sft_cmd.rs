@@ -25,6 +25,9 @@ pub struct SftArgs {
     /// Continue this run directory from its newest complete checkpoint, exactly.
     #[arg(long, value_name = "RUN")]
     pub resume: Option<PathBuf>,
+    /// Start over in a run directory that has checkpoints, deleting them and its metrics.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
     /// Device selection.
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -43,6 +46,7 @@ pub fn run(args: SftArgs) -> Result<()> {
         device: args.device.select()?,
         stop: stop_flag(),
         faults: FaultPlan::from_env(),
+        restart: args.force,
     };
     let r = sft(opts).context("fine-tuning")?;
     let o = &r.outcome;

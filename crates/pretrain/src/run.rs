@@ -61,7 +61,7 @@ pub fn load_config(opts: &PretrainOptions) -> Result<PretrainConfig> {
 pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
     let mut config = load_config(&opts)?;
     if opts.restart && opts.resume.is_none() {
-        clear_run(&config.run.out_dir)?;
+        ember_train::state::clear_run(&config.run.out_dir)?;
     }
     let data = Prepared::open(&config.data.dir)?;
     let model_config = config.model.resolve(data.tokenizer.vocab_size())?;
@@ -91,18 +91,6 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
         faults: opts.faults,
     };
     Ok(ember_train::train(&run, &task)?)
-}
-
-/// Deletes what a run wrote into `dir` (checkpoints, metrics, plot, config), nothing else.
-fn clear_run(dir: &Path) -> Result<()> {
-    let ck = ember_train::state::checkpoints_dir(dir);
-    if ck.exists() {
-        std::fs::remove_dir_all(&ck).map_err(|e| crate::error::PretrainError::io(&ck, "delete", e))?;
-    }
-    for f in ["metrics.jsonl", "loss.svg", "config.toml"] {
-        let _ = std::fs::remove_file(dir.join(f));
-    }
-    Ok(())
 }
 
 fn title_of(dir: &Path) -> String {

@@ -30,6 +30,8 @@ pub struct SftOptions {
     pub stop: Arc<AtomicBool>,
     /// Injected faults (tests).
     pub faults: FaultPlan,
+    /// Start over in a run directory that has checkpoints (deleting them and its metrics).
+    pub restart: bool,
 }
 
 /// What the run did besides training.
@@ -107,6 +109,9 @@ fn weighted(ex: Vec<Example>, epochs: f64, seed: u64) -> Vec<Example> {
 /// Runs fine-tuning; prints the resolved config and the data summary first.
 pub fn sft(opts: SftOptions) -> Result<SftReport> {
     let config = load_config(&opts)?;
+    if opts.restart && opts.resume.is_none() {
+        ember_train::state::clear_run(&config.run.out_dir)?;
+    }
     let ck_dir = ember_train::resolve_checkpoint(&config.init.checkpoint);
     let files = checkpoint::verify(&ck_dir)?;
     let model_config = files.config(&ck_dir)?;

@@ -211,3 +211,16 @@ pub fn resume_error(path: &Path, reason: impl Into<String>) -> TrainError {
         reason: reason.into(),
     }
 }
+
+/// Deletes what a run wrote into `dir` (checkpoints, metrics, plot, config, sampled replies),
+/// nothing else: `--force` of a new run in an old run directory.
+pub fn clear_run(dir: &Path) -> Result<()> {
+    let ck = checkpoints_dir(dir);
+    if ck.exists() {
+        std::fs::remove_dir_all(&ck).map_err(|e| TrainError::io(&ck, "delete", e))?;
+    }
+    for f in ["metrics.jsonl", "loss.svg", "config.toml", "replies.jsonl"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    Ok(())
+}
