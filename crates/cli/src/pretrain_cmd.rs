@@ -14,6 +14,14 @@ use crate::device_args::DeviceArgs;
 /// Options of `ember pretrain`.
 #[derive(Args, Debug)]
 pub struct PretrainArgs {
+    /// Config, overrides, resume.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Flags of every training command (`pretrain`, `sft`).
+#[derive(Args, Debug)]
+pub struct RunArgs {
     /// Run config (TOML; see configs/). Not needed with --resume.
     #[arg(long, required_unless_present = "resume")]
     pub config: Option<PathBuf>,
@@ -31,6 +39,18 @@ pub struct PretrainArgs {
     pub device: DeviceArgs,
 }
 
+impl RunArgs {
+    /// The training device; bf16 is refused with the reason.
+    pub fn training_device(&self) -> Result<ember_model::SelectedDevice> {
+        if matches!(self.device.dtype, crate::device_args::DtypeFlag::Bf16) {
+            anyhow::bail!(
+                "--dtype bf16: training in bf16 needs f32 master weights, which Ember's optimizer does not keep yet (updates smaller than bf16's precision would be lost); train with --dtype f32 and use bf16 for generation"
+            );
+        }
+        self.device.select()
+    }
+}
+
 /// Ctrl-C (and SIGTERM) set the returned flag: the loop saves and stops after the current
 /// step. A second Ctrl-C exits at once (the last complete checkpoint stays intact).
 pub fn stop_flag() -> Arc<AtomicBool> {
@@ -44,12 +64,8 @@ pub fn stop_flag() -> Arc<AtomicBool> {
 
 /// Runs `ember pretrain`.
 pub fn run(args: PretrainArgs) -> Result<()> {
-    if matches!(args.device.dtype, crate::device_args::DtypeFlag::Bf16) {
-        anyhow::bail!(
-            "--dtype bf16: training in bf16 needs f32 master weights, which Ember's optimizer does not keep yet (updates smaller than bf16's precision would be lost); train with --dtype f32 and use bf16 for generation"
-        );
-    }
-    let device = args.device.select()?;
+    let args = args.run;
+    let device = args.training_device()?;
     let opts = PretrainOptions {
         config: args.config,
         sets: args.sets,

@@ -7,43 +7,29 @@ use clap::Args;
 use ember_sft::{SftOptions, sft};
 use ember_train::FaultPlan;
 
-use crate::device_args::DeviceArgs;
-use crate::pretrain_cmd::stop_flag;
+use crate::pretrain_cmd::{RunArgs, stop_flag};
 
 /// Options of `ember sft`.
 #[derive(Args, Debug)]
 pub struct SftArgs {
-    /// Run config (TOML; see configs/sft.toml). Not needed with --resume.
-    #[arg(long, required_unless_present = "resume")]
-    pub config: Option<PathBuf>,
     /// The pretrained checkpoint (or run directory) to start from; overrides init.checkpoint.
     #[arg(long)]
     pub init: Option<PathBuf>,
-    /// Override a config value, e.g. --set train.max_steps=200 (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
-    /// Continue this run directory from its newest complete checkpoint, exactly.
-    #[arg(long, value_name = "RUN")]
-    pub resume: Option<PathBuf>,
-    /// Start over in a run directory that has checkpoints, deleting them and its metrics.
-    #[arg(long, conflicts_with = "resume")]
-    pub force: bool,
-    /// Device selection.
+    /// Config (see configs/sft.toml), overrides, resume.
     #[command(flatten)]
-    pub device: DeviceArgs,
+    pub run: RunArgs,
 }
 
 /// Runs `ember sft`.
 pub fn run(args: SftArgs) -> Result<()> {
-    if matches!(args.device.dtype, crate::device_args::DtypeFlag::Bf16) {
-        anyhow::bail!("--dtype bf16: training needs f32 master weights, which Ember's optimizer does not keep yet; use --dtype f32");
-    }
+    let init = args.init;
+    let args = args.run;
     let opts = SftOptions {
+        device: args.training_device()?,
         config: args.config,
         sets: args.sets,
         resume: args.resume,
-        init: args.init,
-        device: args.device.select()?,
+        init,
         stop: stop_flag(),
         faults: FaultPlan::from_env(),
         restart: args.force,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use ember_model::{GptConfig, MlpKind, NormKind, Positions};
 use ember_train::TrainSection;
+pub use ember_train::config::RunSection;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PretrainError, Result};
@@ -22,14 +23,6 @@ pub struct PretrainConfig {
     /// Optimizer, schedule and cadence.
     #[serde(default)]
     pub train: TrainSection,
-}
-
-/// `[run]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RunSection {
-    /// Run directory: config, metrics.jsonl, loss.svg, checkpoints/.
-    pub out_dir: PathBuf,
 }
 
 /// `[data]`.

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use ember_train::TrainSection;
+pub use ember_train::config::RunSection;
 use serde::{Deserialize, Serialize};
 
 /// A whole fine-tuning run.
@@ -21,14 +22,6 @@ pub struct SftConfig {
     /// Replies sampled from held-out prompts at the end.
     #[serde(default)]
     pub sample: crate::replies::SampleSection,
-}
-
-/// `[run]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RunSection {
-    /// Run directory: config, metrics.jsonl, loss.svg, checkpoints/.
-    pub out_dir: PathBuf,
 }
 
 /// `[init]`.

@@ -83,6 +83,14 @@ pub fn to_toml<T: Serialize>(config: &T) -> String {
     toml::to_string_pretty(config).unwrap_or_else(|e| format!("# config not serialisable: {e}\n"))
 }
 
+/// `[run]` of every training config.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Run directory: config, metrics.jsonl, loss.svg, checkpoints/.
+    pub out_dir: std::path::PathBuf,
+}
+
 /// How the learning rate falls after warmup.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
