@@ -50,10 +50,11 @@ pub fn run(args: SftArgs) -> Result<()> {
     );
     let s = &r.replies;
     println!(
-        "replies to held-out prompts: {}/{} ended with <|end|> within the token limit ({:.1}%); {} prompts too long; samples in {}",
+        "replies to held-out prompts: {}/{} ended with <|end|> within the token limit ({:.1}%); {} prompts shortened to their last exchanges, {} too long; samples in {}",
         s.ended,
         s.answered,
         100.0 * s.rate(),
+        s.trimmed,
         s.too_long,
         o.checkpoint.parent().and_then(|p| p.parent()).map(|p| p.join("replies.jsonl").display().to_string()).unwrap_or_default()
     );

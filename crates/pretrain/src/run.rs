@@ -67,7 +67,6 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
     let model_config = config.model.resolve(data.tokenizer.vocab_size())?;
     config.model = ModelSection::resolved(&model_config);
     let config_toml = ember_train::config::to_toml(&config);
-    println!("device: {}", opts.device);
     println!("resolved config:\n{config_toml}");
     let t = &config.train;
     let task = ShardTask::new(&data, t.batch_size, model_config.block_size, t.seed, t.eval_tokens)?;

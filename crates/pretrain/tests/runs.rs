@@ -94,7 +94,9 @@ fn every_shipped_config_parses_and_resolves() {
     let mut n = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "toml") {
+        // Fine-tuning configs (with an [init] section) are checked by the SFT crate's tests.
+        let sft = std::fs::read_to_string(&p).unwrap_or_default().contains("\n[init]");
+        if p.extension().is_some_and(|x| x == "toml") && !sft {
             let c: ember_pretrain::PretrainConfig = ember_train::config::load(&p, &[]).unwrap_or_else(|e| panic!("{e}"));
             let vocab = if p.to_string_lossy().contains("gutenberg") { 8192 } else { 261 };
             let m = c.model.resolve(vocab).unwrap_or_else(|e| panic!("{}: {e}", p.display()));

@@ -39,7 +39,9 @@ pub struct ReplyStats {
     pub answered: usize,
     /// Replies that ended with `<|end|>` within the limit.
     pub ended: usize,
-    /// Held-out prompts skipped because prompt + limit exceed the context.
+    /// Prompts whose oldest exchanges were dropped to fit the context (as `ember chat` does).
+    pub trimmed: usize,
+    /// Held-out prompts skipped because even the last user turn and the limit exceed the context.
     pub too_long: usize,
 }
 
@@ -47,6 +49,26 @@ impl ReplyStats {
     /// Fraction of well-formed replies.
     pub fn rate(&self) -> f64 {
         self.ended as f64 / self.answered.max(1) as f64
+    }
+}
+
+/// The prompt for `messages`, dropping the oldest exchanges (after a system message) until it
+/// has at most `room` ids; `None` when even the last user turn does not fit. The flag says
+/// whether anything was dropped.
+pub fn fit_prompt(tok: &Tokenizer, messages: &[ember_tokenizer::Message], room: usize) -> Result<Option<(Vec<u32>, bool)>> {
+    let sys = usize::from(messages.first().is_some_and(|m| m.role == Role::System));
+    let mut start = sys;
+    loop {
+        let msgs: Vec<_> = messages[..sys].iter().chain(&messages[start..]).cloned().collect();
+        let ids = render_prompt(tok, &msgs)?;
+        if ids.len() <= room {
+            return Ok(Some((ids, start > sys)));
+        }
+        // Drop the oldest exchange: through the first assistant turn after `start`.
+        match messages[start..].iter().position(|m| m.role == Role::Assistant) {
+            Some(a) if start + a + 1 < messages.len() => start += a + 1,
+            _ => return Ok(None),
+        }
     }
 }
 
@@ -59,11 +81,12 @@ pub fn sample_replies(model: &Gpt, tok: &Tokenizer, held_out: &[Conversation], s
     let mut lines = String::new();
     for (i, c) in held_out.iter().take(s.replies).enumerate() {
         let Some(last) = c.messages.iter().rposition(|m| m.role == Role::Assistant) else { continue };
-        let prompt = render_prompt(tok, &c.messages[..last])?;
-        if prompt.len() + s.max_new_tokens > model.block_size {
+        let Some(prompt) = fit_prompt(tok, &c.messages[..last], model.block_size.saturating_sub(s.max_new_tokens))? else {
             stats.too_long += 1;
             continue;
-        }
+        };
+        stats.trimmed += usize::from(prompt.1);
+        let prompt = prompt.0;
         let cfg = SamplingConfig { max_new_tokens: s.max_new_tokens, temperature: s.temperature, top_k: s.top_k, top_p: 1.0, repetition_penalty: 1.0, seed: s.seed + i as u64, stop_ids: stop_ids.clone(), stop_strings: vec![] };
         let g = generate(model, tok, &prompt, &cfg, |_| true)?;
         let ended = matches!(g.stop, StopReason::StopToken(id) if Some(id) == end);

@@ -153,7 +153,7 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
     let padding = task.padding_fraction(100);
     println!("padding: {:.1}% of row positions (rows are padded, not packed)", 100.0 * padding);
     let config_toml = ember_train::config::to_toml(&config);
-    println!("device: {}\nresolved config:\n{config_toml}", opts.device);
+    println!("resolved config:\n{config_toml}");
     let run = Run {
         dir: config.run.out_dir.clone(),
         title: "SFT — held-out assistant loss".into(),

@@ -60,3 +60,19 @@ fn the_shared_english_sets_are_valid() {
         assert!(l.conversations.len() > 100, "{f}");
     }
 }
+
+#[test]
+fn every_shipped_fine_tuning_config_parses() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        if p.extension().is_some_and(|x| x == "toml") && text.contains("\n[init]") {
+            let c: ember_sft::SftConfig = ember_train::config::load(&p, &[]).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!c.data.files.is_empty(), "{}", p.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "found {n} fine-tuning configs");
+}

@@ -24,7 +24,7 @@ pub enum Row {
         lr: f64,
         /// Global gradient norm before clipping.
         grad_norm: f64,
-        /// Tokens per second over this step.
+        /// Positions computed per second over this step (padding included).
         tokens_per_s: f64,
         /// Model FLOPs utilisation estimate, if the device's peak is known.
         mfu: Option<f64>,

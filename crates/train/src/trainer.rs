@@ -234,7 +234,7 @@ pub fn mix_seed(seed: u64, step: u64, micro: u64) -> u64 {
 
 /// What one optimizer step produced.
 enum StepResult {
-    Updated { loss: f32, norm: f64, tokens: u64 },
+    Updated { loss: f32, norm: f64, tokens: u64, positions: u64 },
     Skipped(String),
 }
 
@@ -286,6 +286,13 @@ impl Loop<'_, '_> {
             }
         }
         let secs = session.elapsed().as_secs_f64().max(1e-9);
+        // A resumed run that had already finished reports its last evaluation.
+        if last_eval.is_none() {
+            last_eval = self.log.rows().iter().rev().find_map(|r| match r {
+                Row::Eval { val_loss, val_bpb, .. } => Some((*val_loss, *val_bpb)),
+                _ => None,
+            });
+        }
         Ok(Outcome {
             step: self.state.step,
             checkpoint: last_ck,
@@ -301,6 +308,7 @@ impl Loop<'_, '_> {
             .map(|m| self.task.train_batch(step, m))
             .collect::<Result<Vec<_>>>()?;
         let weight: f64 = batches.iter().map(|b| b.weight()).sum();
+        let positions: u64 = batches.iter().map(|b| (b.batch * b.seq) as u64).sum();
         if weight == 0.0 {
             return Ok((model, StepResult::Skipped("every target of the step is masked out (nothing to train on)".into())));
         }
@@ -334,17 +342,19 @@ impl Loop<'_, '_> {
         let clip = self.run.train.grad_clip;
         let scale = if clip > 0.0 && norm > clip { clip / (norm + 1e-6) } else { 1.0 };
         let model = self.optim.step(model, grads, lr, scale);
-        Ok((model, StepResult::Updated { loss: loss_sum, norm, tokens: weight as u64 }))
+        Ok((model, StepResult::Updated { loss: loss_sum, norm, tokens: weight as u64, positions }))
     }
 
     fn record(&mut self, result: StepResult, lr: f64, dt: f64, session_tokens: &mut u64) -> Result<()> {
         let step = self.state.step;
         let total = self.run.train.max_steps;
         match result {
-            StepResult::Updated { loss, norm, tokens } => {
+            StepResult::Updated { loss, norm, tokens, positions } => {
                 self.state.tokens_seen += tokens;
-                *session_tokens += tokens;
-                let tps = tokens as f64 / dt.max(1e-9);
+                *session_tokens += positions;
+                // Throughput and MFU count every position computed (padding included), which is
+                // what the hardware did; `tokens` counts only the trained targets.
+                let tps = positions as f64 / dt.max(1e-9);
                 let mfu = self.peak.map(|p| self.flops_per_token * tps / p);
                 let mfu_text = mfu.map(|m| format!(" mfu {:.1}%", 100.0 * m)).unwrap_or_default();
                 self.progress.step(step, total, &format!("loss {loss:.4} lr {lr:.2e} {tps:.0} tok/s{mfu_text}"));
