@@ -44,3 +44,33 @@ fn keep_last_deletes_older_checkpoints_only() {
     let left: Vec<u64> = ember_train::state::list(dir.path()).into_iter().map(|(s, _)| s).collect();
     assert_eq!(left, vec![8, 10]);
 }
+
+/// A task whose step-3 batch has every target masked out (an SFT batch of nothing to learn).
+struct Masked(Cycle);
+
+impl ember_train::Task for Masked {
+    fn train_batch(&self, step: u64, micro: usize) -> ember_train::Result<ember_train::HostBatch> {
+        let mut b = self.0.train_batch(step, micro)?;
+        if step == 3 {
+            b.mask.iter_mut().for_each(|m| *m = 0.0);
+        }
+        Ok(b)
+    }
+    fn eval_batches(&self) -> usize {
+        self.0.eval_batches()
+    }
+    fn eval_batch(&self, i: usize) -> ember_train::Result<ember_train::HostBatch> {
+        self.0.eval_batch(i)
+    }
+}
+
+#[test]
+fn an_all_masked_step_is_a_logged_skip_never_silent_training_on_nothing() {
+    let tok = tokenizer();
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(&run(dir.path(), &tok, TrainSection { max_steps: 6, ..train_section() }, Start::Fresh), &Masked(Cycle::new(4))).unwrap();
+    assert_eq!(out.skipped_steps, 1);
+    let text = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+    let row = text.lines().find(|l| l.contains("\"skipped\"")).unwrap();
+    assert!(row.contains("\"step\":4") && row.contains("masked out"), "{row}");
+}
