@@ -129,7 +129,7 @@ impl SftTask {
         // (seed, epoch, index) — O(n) per lookup would be slow, so use a Feistel-free trick:
         // an affine map with a multiplier coprime to n, offset by the hash.
         let h = mix_seed(self.seed, epoch, 0);
-        let mut a = (h >> 32) % n.max(1) | 1;
+        let mut a = ((h >> 32) % n.max(1)) | 1;
         while gcd(a, n) != 1 {
             a += 2;
         }

@@ -181,6 +181,8 @@ impl Default for TrainSection {
 impl TrainSection {
     /// Checks ranges and returns the number of micro-batches per step for `context` tokens
     /// per sequence.
+    // The negated comparisons are deliberate: they reject NaN, which every `<` test passes.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self, context: usize) -> Result<usize> {
         let bad = |field: &str, value: String, expected: &str| TrainError::Config {
             origin: "[train]".into(),

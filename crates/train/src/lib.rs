@@ -21,6 +21,7 @@ mod error;
 pub mod metrics;
 pub mod optim;
 pub mod progress;
+mod resume;
 pub mod schedule;
 pub mod state;
 pub mod task;

@@ -42,7 +42,7 @@ impl Progress {
                 bar.set_position(step);
                 bar.set_message(msg.to_string());
             }
-            None if step % self.log_every == 0 || step == total => {
+            None if step.is_multiple_of(self.log_every) || step == total => {
                 println!("step {step}/{total} {msg}");
             }
             None => {}

@@ -11,13 +11,13 @@ use std::time::Instant;
 
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
-use ember_model::{Gpt, GptConfig, SelectedDevice, checkpoint, masked_nll_sum};
+use ember_model::{Gpt, GptConfig, SelectedDevice, masked_nll_sum};
 use ember_tokenizer::Tokenizer;
 
 use crate::config::TrainSection;
 use crate::error::{Result, TrainError};
 use crate::metrics::{MetricsLog, Row};
-use crate::optim::{AdamW, AdamWConfig, grad_norm, param_shapes, weights_finite};
+use crate::optim::{AdamW, grad_norm, weights_finite};
 use crate::progress::Progress;
 use crate::schedule::lr_at;
 use crate::state::{self, SaveParts, TrainState};
@@ -117,7 +117,7 @@ pub fn train(run: &Run<'_>, task: &dyn Task) -> Result<Outcome> {
     let micro = run.train.validate(run.model_config.block_size)?;
     std::fs::create_dir_all(&run.dir).map_err(|e| TrainError::io(&run.dir, "create run directory", e))?;
     let device = run.device.device.clone().autodiff();
-    let (model, state, optim, resumed) = start(run, micro, &device)?;
+    let (model, state, optim, resumed) = crate::resume::start(run, micro, &device)?;
     ember_tokenizer::write_atomic(&run.dir.join("config.toml"), run.config_toml.as_bytes())
         .map_err(|e| TrainError::Data(e.to_string()))?;
     let log = MetricsLog::open(&run.dir, resumed.then_some(state.step))?;
@@ -146,82 +146,6 @@ pub fn train(run: &Run<'_>, task: &dyn Task) -> Result<Outcome> {
     let result = lp.go(model, resumed);
     lp.progress.finish();
     result
-}
-
-fn start(run: &Run<'_>, micro: usize, device: &Device) -> Result<(Gpt, TrainState, AdamW, bool)> {
-    let t = &run.train;
-    let cfg = &run.model_config;
-    let optim = AdamW::new(
-        AdamWConfig {
-            beta1: t.beta1,
-            beta2: t.beta2,
-            eps: t.eps,
-            weight_decay: t.weight_decay,
-        },
-        cfg.tie_embeddings,
-    );
-    let fresh_state = TrainState::fresh(t.seed, micro, run.tokenizer);
-    match &run.start {
-        Start::Fresh | Start::Init(_) => {
-            if let Some((_, dir)) = state::list(&run.dir).last() {
-                return Err(state::resume_error(
-                    &run.dir,
-                    format!(
-                        "already holds checkpoint {}; continue it with --resume, or choose another run directory (nothing was overwritten)",
-                        dir.display()
-                    ),
-                ));
-            }
-            let model = match &run.start {
-                Start::Init(path) => load_checked(path, cfg, run.tokenizer, device)?,
-                _ => {
-                    device.seed(t.seed);
-                    cfg.init(device).materialize()
-                }
-            };
-            Ok((model, fresh_state, optim, false))
-        }
-        Start::Resume => resume(run, optim, device),
-    }
-}
-
-fn load_checked(dir: &std::path::Path, cfg: &GptConfig, tok: &Tokenizer, device: &Device) -> Result<Gpt> {
-    let ck = checkpoint::load(dir, device)?;
-    let diff = state::config_diff(&ck.config, cfg);
-    if !diff.is_empty() {
-        return Err(state::resume_error(dir, format!("the model shape differs: {}", diff.join("; "))));
-    }
-    let (a, b) = (ck.tokenizer.fingerprint(), tok.fingerprint());
-    if a != b {
-        return Err(state::resume_error(
-            dir,
-            format!("the tokenizer differs: checkpoint's tokenizer.json has SHA-256 {a}, the run's has {b}"),
-        ));
-    }
-    Ok(ck.model)
-}
-
-fn resume(run: &Run<'_>, mut optim: AdamW, device: &Device) -> Result<(Gpt, TrainState, AdamW, bool)> {
-    state::clean_interrupted_saves(&run.dir);
-    let Some((_, dir)) = state::newest_valid(&run.dir) else {
-        return Err(state::resume_error(
-            &run.dir,
-            "no complete checkpoint to resume from (looked in checkpoints/step-*); start a new run without --resume",
-        ));
-    };
-    let files = checkpoint::verify(&dir)?;
-    let st = state::read_state(&files, &dir)?;
-    let model = load_checked(&dir, &run.model_config, run.tokenizer, device)?;
-    let shapes = param_shapes(&model);
-    optim.load_bytes(files.get("optimizer.safetensors"), &shapes, &run.device.device, &dir.join("optimizer.safetensors"))?;
-    if optim.steps() != st.step - st.skipped_steps {
-        return Err(state::resume_error(
-            &dir,
-            format!("optimizer has {} updates, train_state.json says {} steps with {} skipped", optim.steps(), st.step, st.skipped_steps),
-        ));
-    }
-    println!("resuming from {} (step {}, {} tokens seen)", dir.display(), st.step, st.tokens_seen);
-    Ok((model, st, optim, true))
 }
 
 /// Seed for micro-batch `micro` of step `step`: batches and dropout masks depend on nothing else.
@@ -269,11 +193,11 @@ impl Loop<'_, '_> {
             self.record(result, lr, dt, &mut session_tokens)?;
             let s = self.state.step;
             let done = s == t.max_steps;
-            if (t.eval_every > 0 && s % t.eval_every == 0) || done {
+            if (t.eval_every > 0 && s.is_multiple_of(t.eval_every)) || done {
                 last_eval = Some(self.evaluate(&model)?);
             }
             interrupted = self.run.stop.load(Ordering::SeqCst) && !done;
-            if (t.save_every > 0 && s % t.save_every == 0) || done || interrupted {
+            if (t.save_every > 0 && s.is_multiple_of(t.save_every)) || done || interrupted {
                 last_ck = self.save(&model)?;
             }
             if interrupted {

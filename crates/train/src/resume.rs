@@ -1,0 +1,90 @@
+//! Where a run's weights, optimizer and state come from: a fresh initialisation, a checkpoint
+//! to fine-tune, or the newest valid checkpoint of the run itself (exact resume), with the
+//! checks that refuse a changed model shape or tokenizer.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use ember_model::{Gpt, GptConfig, checkpoint};
+use ember_tokenizer::Tokenizer;
+
+use crate::error::Result;
+use crate::optim::{AdamW, AdamWConfig, param_shapes};
+use crate::state::{self, TrainState};
+use crate::trainer::{Run, Start};
+
+pub(crate) fn start(run: &Run<'_>, micro: usize, device: &Device) -> Result<(Gpt, TrainState, AdamW, bool)> {
+    let t = &run.train;
+    let cfg = &run.model_config;
+    let optim = AdamW::new(
+        AdamWConfig {
+            beta1: t.beta1,
+            beta2: t.beta2,
+            eps: t.eps,
+            weight_decay: t.weight_decay,
+        },
+        cfg.tie_embeddings,
+    );
+    let fresh_state = TrainState::fresh(t.seed, micro, run.tokenizer);
+    match &run.start {
+        Start::Fresh | Start::Init(_) => {
+            if let Some((_, dir)) = state::list(&run.dir).last() {
+                return Err(state::resume_error(
+                    &run.dir,
+                    format!(
+                        "already holds checkpoint {}; continue it with --resume, or choose another run directory (nothing was overwritten)",
+                        dir.display()
+                    ),
+                ));
+            }
+            let model = match &run.start {
+                Start::Init(path) => load_checked(path, cfg, run.tokenizer, device)?,
+                _ => {
+                    device.seed(t.seed);
+                    cfg.init(device).materialize()
+                }
+            };
+            Ok((model, fresh_state, optim, false))
+        }
+        Start::Resume => resume(run, optim, device),
+    }
+}
+
+fn load_checked(dir: &Path, cfg: &GptConfig, tok: &Tokenizer, device: &Device) -> Result<Gpt> {
+    let ck = checkpoint::load(dir, device)?;
+    let diff = state::config_diff(&ck.config, cfg);
+    if !diff.is_empty() {
+        return Err(state::resume_error(dir, format!("the model shape differs: {}", diff.join("; "))));
+    }
+    let (a, b) = (ck.tokenizer.fingerprint(), tok.fingerprint());
+    if a != b {
+        return Err(state::resume_error(
+            dir,
+            format!("the tokenizer differs: checkpoint's tokenizer.json has SHA-256 {a}, the run's has {b}"),
+        ));
+    }
+    Ok(ck.model)
+}
+
+fn resume(run: &Run<'_>, mut optim: AdamW, device: &Device) -> Result<(Gpt, TrainState, AdamW, bool)> {
+    state::clean_interrupted_saves(&run.dir);
+    let Some((_, dir)) = state::newest_valid(&run.dir) else {
+        return Err(state::resume_error(
+            &run.dir,
+            "no complete checkpoint to resume from (looked in checkpoints/step-*); start a new run without --resume",
+        ));
+    };
+    let files = checkpoint::verify(&dir)?;
+    let st = state::read_state(&files, &dir)?;
+    let model = load_checked(&dir, &run.model_config, run.tokenizer, device)?;
+    let shapes = param_shapes(&model);
+    optim.load_bytes(files.get("optimizer.safetensors"), &shapes, &run.device.device, &dir.join("optimizer.safetensors"))?;
+    if optim.steps() != st.step - st.skipped_steps {
+        return Err(state::resume_error(
+            &dir,
+            format!("optimizer has {} updates, train_state.json says {} steps with {} skipped", optim.steps(), st.step, st.skipped_steps),
+        ));
+    }
+    println!("resuming from {} (step {}, {} tokens seen)", dir.display(), st.step, st.tokens_seen);
+    Ok((model, st, optim, true))
+}
