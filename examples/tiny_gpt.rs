@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
-use ember_model::{DeviceChoice, GptConfig, Precision, SamplingConfig, checkpoint, generate, select_device};
+use ember_model::{
+    DeviceChoice, GptConfig, Precision, SamplingConfig, checkpoint, generate, select_device,
+};
 use ember_tokenizer::{TrainerConfig, train_from_texts};
 use ember_train::{FaultPlan, HostBatch, Run, Start, Task, TrainSection, train};
 
@@ -34,7 +36,14 @@ impl Windows {
             targets.extend_from_slice(&self.ids[off + 1..off + self.seq + 1]);
         }
         let n = inputs.len();
-        HostBatch { batch: n / self.seq, seq: self.seq, inputs, targets, mask: vec![1.0; n], target_bytes: n as u64 }
+        HostBatch {
+            batch: n / self.seq,
+            seq: self.seq,
+            inputs,
+            targets,
+            mask: vec![1.0; n],
+            target_bytes: n as u64,
+        }
     }
 }
 
@@ -53,14 +62,28 @@ impl Task for Windows {
 /// Trains for `steps` in `out` and returns (first loss, last held-out loss).
 fn run(out: &Path, steps: u64) -> Result<(f64, f64)> {
     let (tok, _) = train_from_texts(&[TEXT.repeat(50)], &TrainerConfig::new(300))?;
-    let task = Windows { ids: tok.encode(&TEXT.repeat(40)), batch: 8, seq: 16 };
+    let task = Windows {
+        ids: tok.encode(&TEXT.repeat(40)),
+        batch: 8,
+        seq: 16,
+    };
     let device = select_device(DeviceChoice::Cpu, Precision::F32)?;
     println!("device: {device}");
     let run = Run {
         dir: out.join("tiny-gpt"),
         model_config: GptConfig::new(tok.vocab_size(), 2, 2, 32, 16),
         tokenizer: &tok,
-        train: TrainSection { batch_size: 8, max_steps: steps, lr: 3e-3, min_lr: 3e-4, warmup_steps: 10, eval_every: 25, save_every: 50, log_every: 25, ..Default::default() },
+        train: TrainSection {
+            batch_size: 8,
+            max_steps: steps,
+            lr: 3e-3,
+            min_lr: 3e-4,
+            warmup_steps: 10,
+            eval_every: 25,
+            save_every: 50,
+            log_every: 25,
+            ..Default::default()
+        },
         config_toml: "# tiny_gpt example\n".into(),
         device: device.clone(),
         start: Start::Fresh,
@@ -71,11 +94,19 @@ fn run(out: &Path, steps: u64) -> Result<(f64, f64)> {
     let outcome = train(&run, &task)?;
     let first = std::fs::read_to_string(run.dir.join("metrics.jsonl"))?
         .lines()
-        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok().filter(|v| v["kind"] == "eval"))
+        .find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .filter(|v| v["kind"] == "eval")
+        })
         .and_then(|v| v["val_loss"].as_f64())
         .unwrap_or(f64::NAN);
     let ck = checkpoint::load(&outcome.checkpoint, &device.device)?;
-    let sampling = SamplingConfig { max_new_tokens: 12, temperature: 0.0, ..Default::default() };
+    let sampling = SamplingConfig {
+        max_new_tokens: 12,
+        temperature: 0.0,
+        ..Default::default()
+    };
     let prompt = ck.tokenizer.encode("the quick");
     let g = generate(&ck.model, &ck.tokenizer, &prompt, &sampling, |_| true)?;
     println!("the quick{}", g.text);
@@ -93,10 +124,16 @@ fn main() -> Result<()> {
 mod tests {
     #[test]
     fn example_runs_and_learns() {
-        let dir = std::env::temp_dir().join(format!("ember-example-tiny-gpt-test-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "ember-example-tiny-gpt-test-{}",
+            std::process::id()
+        ));
         let result = super::run(&dir, 100);
         let _ = std::fs::remove_dir_all(&dir);
         let (first, last) = result.unwrap_or_else(|e| panic!("{e:#}"));
-        assert!(last < first / 3.0, "held-out loss should fall well below its start: {first} -> {last}");
+        assert!(
+            last < first / 3.0,
+            "held-out loss should fall well below its start: {first} -> {last}"
+        );
     }
 }

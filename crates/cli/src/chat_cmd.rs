@@ -49,7 +49,11 @@ struct Session {
 
 impl Session {
     fn messages(&self) -> Vec<Message> {
-        self.system.iter().map(|s| Message::new(Role::System, s.clone())).chain(self.turns.iter().cloned()).collect()
+        self.system
+            .iter()
+            .map(|s| Message::new(Role::System, s.clone()))
+            .chain(self.turns.iter().cloned())
+            .collect()
     }
 
     /// Adds the user's message, streams the reply to `out`, and keeps both in the history.
@@ -60,7 +64,10 @@ impl Session {
         let room = self.ck.config.block_size;
         cfg.max_new_tokens = cfg.max_new_tokens.min(room.saturating_sub(2));
         // Every special token ends the reply: the model must never write the user's turn.
-        cfg.stop_ids = [END, USER, SYSTEM, ASSISTANT, ENDOFTEXT].iter().filter_map(|s| tok.token_to_id(s)).collect();
+        cfg.stop_ids = [END, USER, SYSTEM, ASSISTANT, ENDOFTEXT]
+            .iter()
+            .filter_map(|s| tok.token_to_id(s))
+            .collect();
         let mut prompt = render_prompt(tok, &self.messages())?;
         let mut trimmed = 0;
         while prompt.len() + cfg.max_new_tokens > room && self.turns.len() > 1 {
@@ -75,7 +82,10 @@ impl Session {
             cfg.max_new_tokens = room.saturating_sub(prompt.len());
             if cfg.max_new_tokens == 0 {
                 self.turns.pop();
-                bail!("the message is {} tokens, too long for the {room}-token context", prompt.len());
+                bail!(
+                    "the message is {} tokens, too long for the {room}-token context",
+                    prompt.len()
+                );
             }
         }
         self.stop.store(false, Ordering::SeqCst);
@@ -85,33 +95,66 @@ impl Session {
         })?;
         writeln!(out)?;
         let why = match g.stop {
-            StopReason::StopToken(id) if Some(id) == tok.token_to_id(END) => "end of turn".to_string(),
-            StopReason::StopToken(id) => format!("stopped at {}", String::from_utf8_lossy(tok.id_to_bytes(id).unwrap_or_default())),
+            StopReason::StopToken(id) if Some(id) == tok.token_to_id(END) => {
+                "end of turn".to_string()
+            }
+            StopReason::StopToken(id) => format!(
+                "stopped at {}",
+                String::from_utf8_lossy(tok.id_to_bytes(id).unwrap_or_default())
+            ),
             StopReason::MaxTokens => "token limit reached before the end of turn".to_string(),
             StopReason::Cancelled => "stopped".to_string(),
             StopReason::StopString(s) => format!("stop string {s:?}"),
         };
-        eprintln!("[{} tokens, {:.1} tokens/s, {why}]", g.ids.len(), g.tokens_per_sec);
-        self.turns.push(Message::new(Role::Assistant, g.text.clone()));
+        eprintln!(
+            "[{} tokens, {:.1} tokens/s, {why}]",
+            g.ids.len(),
+            g.tokens_per_sec
+        );
+        self.turns
+            .push(Message::new(Role::Assistant, g.text.clone()));
         Ok(g.text)
     }
 
     fn save(&self, path: &std::path::Path) -> Result<()> {
-        let msgs: Vec<serde_json::Value> = self.messages().iter().map(|m| serde_json::json!({"role": m.role.as_str(), "content": m.content})).collect();
+        let msgs: Vec<serde_json::Value> = self
+            .messages()
+            .iter()
+            .map(|m| serde_json::json!({"role": m.role.as_str(), "content": m.content}))
+            .collect();
         let line = serde_json::to_string(&serde_json::json!({"messages": msgs}))? + "\n";
-        ember_tokenizer::write_atomic(path, line.as_bytes()).with_context(|| format!("saving {}", path.display()))
+        ember_tokenizer::write_atomic(path, line.as_bytes())
+            .with_context(|| format!("saving {}", path.display()))
     }
 }
 
 fn read_history(path: &std::path::Path) -> Result<(Option<String>, Vec<Message>)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("{}: not a JSON line", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(line)
+        .with_context(|| format!("{}: not a JSON line", path.display()))?;
     let mut system = None;
     let mut turns = Vec::new();
-    for (i, m) in v["messages"].as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
-        let role = m["role"].as_str().and_then(Role::parse).with_context(|| format!("{}: messages[{i}] has no valid role", path.display()))?;
-        let content = m["content"].as_str().with_context(|| format!("{}: messages[{i}] has no content", path.display()))?.to_string();
+    for (i, m) in v["messages"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let role = m["role"]
+            .as_str()
+            .and_then(Role::parse)
+            .with_context(|| format!("{}: messages[{i}] has no valid role", path.display()))?;
+        let content = m["content"]
+            .as_str()
+            .with_context(|| format!("{}: messages[{i}] has no content", path.display()))?
+            .to_string();
         match role {
             Role::System => system = Some(content),
             _ => turns.push(Message::new(role, content)),
@@ -124,11 +167,18 @@ fn read_history(path: &std::path::Path) -> Result<(Option<String>, Vec<Message>)
 pub fn run(a: ChatArgs) -> Result<()> {
     let selected = a.device.select()?;
     let path = ember_train::resolve_checkpoint(&a.checkpoint);
-    let ck = checkpoint::load(&path, &selected.device).with_context(|| format!("loading {}", path.display()))?;
+    let ck = checkpoint::load(&path, &selected.device)
+        .with_context(|| format!("loading {}", path.display()))?;
     ember_tokenizer::ChatTokens::of(&ck.tokenizer).context("this checkpoint cannot chat")?;
     let stop = Arc::new(AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop));
-    let mut s = Session { ck, system: a.system.clone(), turns: Vec::new(), sampling: a.sampling.clone(), stop };
+    let mut s = Session {
+        ck,
+        system: a.system.clone(),
+        turns: Vec::new(),
+        sampling: a.sampling.clone(),
+        stop,
+    };
     let mut out = std::io::stdout();
     if let Some(msg) = &a.message {
         if let Some(h) = &a.history {
@@ -152,7 +202,10 @@ pub fn run(a: ChatArgs) -> Result<()> {
         let Some(line) = lines.next() else { break };
         let line = line?;
         let line = line.trim();
-        match line.split_once(' ').map_or((line, ""), |(c, r)| (c, r.trim())) {
+        match line
+            .split_once(' ')
+            .map_or((line, ""), |(c, r)| (c, r.trim()))
+        {
             ("", _) => continue,
             ("/exit" | "/quit", _) => break,
             ("/reset", _) => {
@@ -161,7 +214,10 @@ pub fn run(a: ChatArgs) -> Result<()> {
             }
             ("/system", text) => {
                 s.system = (!text.is_empty()).then(|| text.to_string());
-                eprintln!("[system message {}]", if text.is_empty() { "removed" } else { "set" });
+                eprintln!(
+                    "[system message {}]",
+                    if text.is_empty() { "removed" } else { "set" }
+                );
             }
             ("/save", file) if !file.is_empty() => match s.save(std::path::Path::new(file)) {
                 Ok(()) => eprintln!("[saved to {file}]"),

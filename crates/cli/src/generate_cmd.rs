@@ -46,7 +46,10 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         tok.encode(&a.prompt)
     };
     let mut cfg = a.sampling.config();
-    cfg.stop_ids = [ENDOFTEXT, END].iter().filter_map(|s| tok.token_to_id(s)).collect();
+    cfg.stop_ids = [ENDOFTEXT, END]
+        .iter()
+        .filter_map(|s| tok.token_to_id(s))
+        .collect();
     cfg.stop_strings = a.stop.clone();
     let mut out = std::io::stdout().lock();
     write!(out, "{}", a.prompt)?;

@@ -41,7 +41,9 @@ pub struct PrepareArgs {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("\\n", "\n").replace("\\t", "\t").replace("\\r", "\r")
+    s.replace("\\n", "\n")
+        .replace("\\t", "\t")
+        .replace("\\r", "\r")
 }
 
 /// Runs `ember prepare`.

@@ -88,7 +88,10 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         out.checkpoint.display()
     );
     if out.skipped_steps > 0 {
-        println!("{} step(s) were skipped for non-finite values (see metrics.jsonl)", out.skipped_steps);
+        println!(
+            "{} step(s) were skipped for non-finite values (see metrics.jsonl)",
+            out.skipped_steps
+        );
     }
     Ok(())
 }

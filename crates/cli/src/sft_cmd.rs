@@ -46,7 +46,12 @@ pub fn run(args: SftArgs) -> Result<()> {
     );
     println!(
         "data: {} training / {} held-out conversations; {} invalid lines skipped; {} shortened, {} too long for the context; padding {:.1}%",
-        r.sizes.0, r.sizes.1, r.invalid_skipped, r.render.truncated, r.render.skipped_too_long, 100.0 * r.padding
+        r.sizes.0,
+        r.sizes.1,
+        r.invalid_skipped,
+        r.render.truncated,
+        r.render.skipped_too_long,
+        100.0 * r.padding
     );
     let s = &r.replies;
     println!(
@@ -56,7 +61,11 @@ pub fn run(args: SftArgs) -> Result<()> {
         100.0 * s.rate(),
         s.trimmed,
         s.too_long,
-        o.checkpoint.parent().and_then(|p| p.parent()).map(|p| p.join("replies.jsonl").display().to_string()).unwrap_or_default()
+        o.checkpoint
+            .parent()
+            .and_then(|p| p.parent())
+            .map(|p| p.join("replies.jsonl").display().to_string())
+            .unwrap_or_default()
     );
     Ok(())
 }

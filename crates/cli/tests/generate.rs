@@ -107,9 +107,33 @@ fn errors_name_the_problem() {
 fn bf16_generation_casts_the_f32_checkpoint_and_runs() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let ck = make_checkpoint(dir.path());
-    let args = ["generate", "--checkpoint", &ck, "--prompt", "hello", "--max-new-tokens", "6", "--seed", "1", "--device", "cpu", "--dtype", "bf16"];
+    let args = [
+        "generate",
+        "--checkpoint",
+        &ck,
+        "--prompt",
+        "hello",
+        "--max-new-tokens",
+        "6",
+        "--seed",
+        "1",
+        "--device",
+        "cpu",
+        "--dtype",
+        "bf16",
+    ];
     let out = ember(&args);
     assert!(out.ok, "{}", out.stderr);
-    assert!(out.stderr.contains("bf16") || out.stdout.contains("bf16"), "{}{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("[6 tokens") || out.stdout.contains("[6 tokens"), "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("bf16") || out.stdout.contains("bf16"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("[6 tokens") || out.stdout.contains("[6 tokens"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
 }

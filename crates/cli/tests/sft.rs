@@ -16,8 +16,30 @@ pub fn base_model(dir: &Path) -> std::path::PathBuf {
     let corpus = dir.join("corpus.txt");
     std::fs::write(&corpus, text).unwrap();
     let tok = dir.join("tok.json");
-    assert!(ember(&["tokenizer", "train", "--input", &s(&corpus), "--vocab-size", "512", "--out", &s(&tok)]).ok);
-    let out = ember(&["prepare", "--tokenizer", &s(&tok), "--input", &s(&corpus), "--val-fraction", "0.1", "--out", &s(&dir.join("data"))]);
+    assert!(
+        ember(&[
+            "tokenizer",
+            "train",
+            "--input",
+            &s(&corpus),
+            "--vocab-size",
+            "512",
+            "--out",
+            &s(&tok)
+        ])
+        .ok
+    );
+    let out = ember(&[
+        "prepare",
+        "--tokenizer",
+        &s(&tok),
+        "--input",
+        &s(&corpus),
+        "--val-fraction",
+        "0.1",
+        "--out",
+        &s(&dir.join("data")),
+    ]);
     assert!(out.ok, "{}", out.stderr);
     let run = dir.join("base");
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml");
@@ -27,7 +49,13 @@ pub fn base_model(dir: &Path) -> std::path::PathBuf {
         "model.block_size=128".into(),
         "train.max_steps=30".into(),
     ];
-    let mut args = vec!["pretrain", "--device", "cpu", "--config", cfg.to_str().unwrap()];
+    let mut args = vec![
+        "pretrain",
+        "--device",
+        "cpu",
+        "--config",
+        cfg.to_str().unwrap(),
+    ];
     for x in &sets {
         args.extend(["--set", x]);
     }
@@ -41,9 +69,23 @@ fn fine_tuning_lowers_held_out_assistant_loss_and_reports_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let base = base_model(dir.path());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let sets = [format!("run.out_dir={:?}", s(&dir.path().join("sft"))), format!("data.files=[{{path={:?}}}]", s(&root.join("data/chatterbot_en.jsonl"))), "train.max_steps=40".into()];
+    let sets = [
+        format!("run.out_dir={:?}", s(&dir.path().join("sft"))),
+        format!(
+            "data.files=[{{path={:?}}}]",
+            s(&root.join("data/chatterbot_en.jsonl"))
+        ),
+        "train.max_steps=40".into(),
+    ];
     let cfg = root.join("configs/sft-tiny.toml");
-    let mut args = vec!["sft", "--device", "cpu", "--config", cfg.to_str().unwrap(), "--init"];
+    let mut args = vec![
+        "sft",
+        "--device",
+        "cpu",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--init",
+    ];
     let b = s(&base);
     args.push(&b);
     for x in &sets {
@@ -51,13 +93,36 @@ fn fine_tuning_lowers_held_out_assistant_loss_and_reports_its_data() {
     }
     let out = ember(&args);
     assert!(out.ok, "{}{}", out.stdout, out.stderr);
-    let line = out.stdout.lines().find(|l| l.contains("held-out assistant loss")).unwrap_or_else(|| panic!("{}", out.stdout));
-    let nums: Vec<f64> = line.split(|c: char| !(c.is_ascii_digit() || c == '.')).filter_map(|x| x.parse().ok()).filter(|x: &f64| x.fract() != 0.0).collect();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("held-out assistant loss"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    let nums: Vec<f64> = line
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|x| x.parse().ok())
+        .filter(|x: &f64| x.fract() != 0.0)
+        .collect();
     let (before, after) = (nums[0], nums[1]);
-    assert!(after < before - 0.2, "held-out assistant loss {before} -> {after}\n{}", out.stdout);
-    assert!(out.stdout.contains("padding") && out.stdout.contains("too long for the context"), "{}", out.stdout);
-    let replies = out.stdout.lines().find(|l| l.starts_with("replies to held-out prompts")).unwrap_or_else(|| panic!("{}", out.stdout));
-    assert!(!replies.contains(" 0/0 "), "some replies were sampled: {replies}");
+    assert!(
+        after < before - 0.2,
+        "held-out assistant loss {before} -> {after}\n{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("padding") && out.stdout.contains("too long for the context"),
+        "{}",
+        out.stdout
+    );
+    let replies = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("replies to held-out prompts"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        !replies.contains(" 0/0 "),
+        "some replies were sampled: {replies}"
+    );
     let rows = std::fs::read_to_string(dir.path().join("sft/replies.jsonl")).unwrap();
     assert!(rows.lines().count() > 0 && rows.contains("ended_with_end_of_turn"));
 }
@@ -68,21 +133,51 @@ fn invalid_dialogue_data_stops_with_file_and_line_unless_skipped() {
     let base = base_model(dir.path());
     let bad = dir.path().join("bad.jsonl");
     let good = r#"{"prompt":"hello there","completion":"hi! how are you?"}"#;
-    std::fs::write(&bad, format!("{}{{\"messages\":[{{\"role\":\"user\",\"content\":\"x\"}}]}}\n", format!("{good}\n").repeat(40))).unwrap();
+    std::fs::write(
+        &bad,
+        format!(
+            "{}{{\"messages\":[{{\"role\":\"user\",\"content\":\"x\"}}]}}\n",
+            format!("{good}\n").repeat(40)
+        ),
+    )
+    .unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let cfg = root.join("configs/sft-tiny.toml");
     let files = format!("data.files=[{{path={:?}}}]", s(&bad));
     let outdir = format!("run.out_dir={:?}", s(&dir.path().join("sft")));
     let b = s(&base);
-    let base_args = vec!["sft", "--device", "cpu", "--config", cfg.to_str().unwrap(), "--init", &b, "--set", &files, "--set", &outdir, "--set", "train.max_steps=6"];
+    let base_args = vec![
+        "sft",
+        "--device",
+        "cpu",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--init",
+        &b,
+        "--set",
+        &files,
+        "--set",
+        &outdir,
+        "--set",
+        "train.max_steps=6",
+    ];
     let out = ember(&base_args);
     assert!(!out.ok);
-    assert!(out.stderr.contains(&format!("{}:41: has no assistant turn", s(&bad))), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("{}:41: has no assistant turn", s(&bad))),
+        "{}",
+        out.stderr
+    );
     let mut args = base_args.clone();
     args.extend(["--set", "data.skip_invalid=true"]);
     let out = ember(&args);
     assert!(out.ok, "{}", out.stderr);
-    assert!(out.stdout.contains("1 invalid lines skipped"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("1 invalid lines skipped"),
+        "{}",
+        out.stdout
+    );
 }
 
 /// A tiny model fine-tuned on ChatterBot for 40 steps; returns its run directory.
@@ -91,8 +186,16 @@ pub fn tuned_model(dir: &Path) -> std::path::PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let run = dir.join("sft");
     let (cfg, b) = (s(&root.join("configs/sft-tiny.toml")), s(&base));
-    let (o, f) = (format!("run.out_dir={:?}", s(&run)), format!("data.files=[{{path={:?}}}]", s(&root.join("data/chatterbot_en.jsonl"))));
-    let out = ember(&["sft", "--device", "cpu", "--config", &cfg, "--init", &b, "--set", &o, "--set", &f]);
+    let (o, f) = (
+        format!("run.out_dir={:?}", s(&run)),
+        format!(
+            "data.files=[{{path={:?}}}]",
+            s(&root.join("data/chatterbot_en.jsonl"))
+        ),
+    );
+    let out = ember(&[
+        "sft", "--device", "cpu", "--config", &cfg, "--init", &b, "--set", &o, "--set", &f,
+    ]);
     assert!(out.ok, "{}", out.stderr);
     run
 }

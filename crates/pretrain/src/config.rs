@@ -64,13 +64,29 @@ pub struct ModelSection {
     pub tie_embeddings: Option<bool>,
 }
 
-fn choice<T: Copy>(field: &'static str, value: &Option<String>, options: &[(&str, T)], current: T) -> Result<T> {
+fn choice<T: Copy>(
+    field: &'static str,
+    value: &Option<String>,
+    options: &[(&str, T)],
+    current: T,
+) -> Result<T> {
     let Some(v) = value else { return Ok(current) };
-    options.iter().find(|(n, _)| n == v).map(|(_, t)| *t).ok_or_else(|| PretrainError::Option {
-        option: field,
-        value: v.clone(),
-        expected: format!("one of {}", options.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")),
-    })
+    options
+        .iter()
+        .find(|(n, _)| n == v)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| PretrainError::Option {
+            option: field,
+            value: v.clone(),
+            expected: format!(
+                "one of {}",
+                options
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
 }
 
 impl ModelSection {
@@ -85,9 +101,19 @@ impl ModelSection {
             })?,
             None => {
                 let need = |v: Option<usize>, f: &'static str| {
-                    v.ok_or_else(|| PretrainError::Option { option: f, value: "unset".into(), expected: "a value (or a model.preset)".into() })
+                    v.ok_or_else(|| PretrainError::Option {
+                        option: f,
+                        value: "unset".into(),
+                        expected: "a value (or a model.preset)".into(),
+                    })
                 };
-                GptConfig::new(vocab, need(self.n_layer, "model.n_layer")?, need(self.n_head, "model.n_head")?, need(self.n_embd, "model.n_embd")?, need(self.block_size, "model.block_size")?)
+                GptConfig::new(
+                    vocab,
+                    need(self.n_layer, "model.n_layer")?,
+                    need(self.n_head, "model.n_head")?,
+                    need(self.n_embd, "model.n_embd")?,
+                    need(self.block_size, "model.block_size")?,
+                )
             }
         };
         c.vocab_size = vocab;
@@ -98,9 +124,31 @@ impl ModelSection {
         c.dropout = self.dropout.unwrap_or(c.dropout);
         c.bias = self.bias.unwrap_or(c.bias);
         c.tie_embeddings = self.tie_embeddings.unwrap_or(c.tie_embeddings);
-        c.positions = choice("model.positions", &self.positions, &[("learned", Positions::Learned), ("sinusoidal", Positions::Sinusoidal), ("rope", Positions::Rope)], c.positions)?;
-        c.norm = choice("model.norm", &self.norm, &[("layernorm", NormKind::LayerNorm), ("rmsnorm", NormKind::RmsNorm)], c.norm)?;
-        c.mlp = choice("model.mlp", &self.mlp, &[("gelu", MlpKind::Gelu), ("swiglu", MlpKind::Swiglu)], c.mlp)?;
+        c.positions = choice(
+            "model.positions",
+            &self.positions,
+            &[
+                ("learned", Positions::Learned),
+                ("sinusoidal", Positions::Sinusoidal),
+                ("rope", Positions::Rope),
+            ],
+            c.positions,
+        )?;
+        c.norm = choice(
+            "model.norm",
+            &self.norm,
+            &[
+                ("layernorm", NormKind::LayerNorm),
+                ("rmsnorm", NormKind::RmsNorm),
+            ],
+            c.norm,
+        )?;
+        c.mlp = choice(
+            "model.mlp",
+            &self.mlp,
+            &[("gelu", MlpKind::Gelu), ("swiglu", MlpKind::Swiglu)],
+            c.mlp,
+        )?;
         c.validate()?;
         c.check_tokenizer(tokenizer_vocab)?;
         Ok(c)
@@ -118,9 +166,19 @@ impl ModelSection {
             block_size: Some(c.block_size),
             dropout: Some(c.dropout),
             bias: Some(c.bias),
-            positions: name(match c.positions { Positions::Learned => "learned", Positions::Sinusoidal => "sinusoidal", Positions::Rope => "rope" }),
-            norm: name(match c.norm { NormKind::LayerNorm => "layernorm", NormKind::RmsNorm => "rmsnorm" }),
-            mlp: name(match c.mlp { MlpKind::Gelu => "gelu", MlpKind::Swiglu => "swiglu" }),
+            positions: name(match c.positions {
+                Positions::Learned => "learned",
+                Positions::Sinusoidal => "sinusoidal",
+                Positions::Rope => "rope",
+            }),
+            norm: name(match c.norm {
+                NormKind::LayerNorm => "layernorm",
+                NormKind::RmsNorm => "rmsnorm",
+            }),
+            mlp: name(match c.mlp {
+                MlpKind::Gelu => "gelu",
+                MlpKind::Swiglu => "swiglu",
+            }),
             tie_embeddings: Some(c.tie_embeddings),
         }
     }

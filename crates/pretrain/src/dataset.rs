@@ -69,40 +69,85 @@ impl Prepared {
     /// Opens a directory written by `ember prepare`.
     pub fn open(dir: &Path) -> Result<Prepared> {
         let mpath = dir.join("meta.json");
-        let text = std::fs::read_to_string(&mpath)
-            .map_err(|e| bad(&mpath, format!("cannot read ({e}); is {} a directory made by `ember prepare`?", dir.display())))?;
-        let meta: Value = serde_json::from_str(&text).map_err(|e| bad(&mpath, format!("damaged JSON: {e}")))?;
+        let text = std::fs::read_to_string(&mpath).map_err(|e| {
+            bad(
+                &mpath,
+                format!(
+                    "cannot read ({e}); is {} a directory made by `ember prepare`?",
+                    dir.display()
+                ),
+            )
+        })?;
+        let meta: Value =
+            serde_json::from_str(&text).map_err(|e| bad(&mpath, format!("damaged JSON: {e}")))?;
         if meta.get("format").and_then(Value::as_str) != Some(META_FORMAT) {
-            return Err(bad(&mpath, format!("format is {}, expected \"{META_FORMAT}\"", meta.get("format").cloned().unwrap_or_default())));
+            return Err(bad(
+                &mpath,
+                format!(
+                    "format is {}, expected \"{META_FORMAT}\"",
+                    meta.get("format").cloned().unwrap_or_default()
+                ),
+            ));
         }
         if meta.get("version").and_then(Value::as_u64) != Some(1) {
-            return Err(bad(&mpath, format!("version {} is not supported; this build reads version 1", meta.get("version").cloned().unwrap_or_default())));
+            return Err(bad(
+                &mpath,
+                format!(
+                    "version {} is not supported; this build reads version 1",
+                    meta.get("version").cloned().unwrap_or_default()
+                ),
+            ));
         }
         let tpath = dir.join("tokenizer.json");
         let tokenizer = Tokenizer::load(&tpath)?;
-        let want = meta.get("tokenizer_sha256").and_then(Value::as_str).unwrap_or("");
+        let want = meta
+            .get("tokenizer_sha256")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let sha = tokenizer.fingerprint();
         if sha != want {
-            return Err(bad(&tpath, format!("SHA-256 is {sha}, meta.json says {want}: the tokenizer was replaced after `ember prepare`")));
+            return Err(bad(
+                &tpath,
+                format!(
+                    "SHA-256 is {sha}, meta.json says {want}: the tokenizer was replaced after `ember prepare`"
+                ),
+            ));
         }
         let stream = |split: &str| -> Result<TokenStream> {
-            let entry = meta.pointer(&format!("/splits/{split}/shards")).and_then(Value::as_array).cloned().unwrap_or_default();
+            let entry = meta
+                .pointer(&format!("/splits/{split}/shards"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let (mut shards, mut starts, mut len) = (Vec::new(), Vec::new(), 0usize);
             for s in entry {
                 let file = s.get("file").and_then(Value::as_str).unwrap_or("");
                 if file.is_empty() || file.contains('/') || file.contains('\\') {
-                    return Err(bad(&mpath, format!("shard name {file:?} in split {split} is not a plain file name")));
+                    return Err(bad(
+                        &mpath,
+                        format!("shard name {file:?} in split {split} is not a plain file name"),
+                    ));
                 }
                 let shard = Shard::open(&dir.join(file), &sha)?;
                 let listed = s.get("tokens").and_then(Value::as_u64);
                 if listed != Some(shard.header.tokens) {
-                    return Err(bad(shard.path(), format!("holds {} tokens, meta.json lists {listed:?}", shard.header.tokens)));
+                    return Err(bad(
+                        shard.path(),
+                        format!(
+                            "holds {} tokens, meta.json lists {listed:?}",
+                            shard.header.tokens
+                        ),
+                    ));
                 }
                 starts.push(len);
                 len += shard.len();
                 shards.push(shard);
             }
-            Ok(TokenStream { shards, starts, len })
+            Ok(TokenStream {
+                shards,
+                starts,
+                len,
+            })
         };
         Ok(Prepared {
             dir: dir.to_path_buf(),

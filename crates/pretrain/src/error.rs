@@ -56,7 +56,11 @@ pub enum PretrainError {
 pub type Result<T, E = PretrainError> = std::result::Result<T, E>;
 
 impl PretrainError {
-    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, error: std::io::Error) -> Self {
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        action: &'static str,
+        error: std::io::Error,
+    ) -> Self {
         PretrainError::Io {
             path: path.into(),
             action,

@@ -105,7 +105,10 @@ fn split_docs(text: &str, file: usize, sep: Option<&str>) -> Vec<Doc> {
     let mut docs = Vec::new();
     let mut push = |start: usize, end: usize| {
         if !text[start..end].trim().is_empty() {
-            docs.push(Doc { file, range: start..end });
+            docs.push(Doc {
+                file,
+                range: start..end,
+            });
         }
     };
     match sep.filter(|s| !s.is_empty()) {
@@ -131,7 +134,12 @@ fn splitmix(state: &mut u64) -> u64 {
 }
 
 /// Splits documents into (train, val) by `fraction` of bytes; see [`ValSplit::Fraction`].
-fn split_fraction(texts: &[String], docs: Vec<Doc>, fraction: f64, seed: u64) -> (Vec<Doc>, Vec<Doc>, String) {
+fn split_fraction(
+    texts: &[String],
+    docs: Vec<Doc>,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<Doc>, Vec<Doc>, String) {
     if docs.len() == 1 {
         let d = &docs[0];
         let text = &texts[d.file][d.range.clone()];
@@ -146,8 +154,14 @@ fn split_fraction(texts: &[String], docs: Vec<Doc>, fraction: f64, seed: u64) ->
             "one document: its last {:.1}% (from byte {cut}, a line start) is held out, as nanoGPT splits a single text",
             100.0 * (text.len() - cut) as f64 / text.len() as f64
         );
-        let train = Doc { file: d.file, range: base..base + cut };
-        let val = Doc { file: d.file, range: base + cut..d.range.end };
+        let train = Doc {
+            file: d.file,
+            range: base..base + cut,
+        };
+        let val = Doc {
+            file: d.file,
+            range: base + cut..d.range.end,
+        };
         return (vec![train], vec![val], policy);
     }
     let total: usize = docs.iter().map(|d| d.range.len()).sum();
@@ -217,7 +231,9 @@ impl ShardWriter<'_> {
         encode_ids(&self.pending, header.width, &mut bytes);
         let path = self.dir.join(&name);
         ember_tokenizer::write_atomic(&path, &bytes)?;
-        self.shards.push(json!({"file": name, "tokens": header.tokens, "sha256": hex(&Sha256::digest(&bytes))}));
+        self.shards.push(
+            json!({"file": name, "tokens": header.tokens, "sha256": hex(&Sha256::digest(&bytes))}),
+        );
         self.total += header.tokens;
         self.pending.clear();
         Ok(())
@@ -268,10 +284,16 @@ fn write_split(
     }
     writer.flush()?;
     let bytes: usize = docs.iter().map(|d| d.range.len()).sum();
-    Ok(json!({"documents": docs.len(), "bytes": bytes, "tokens": writer.total, "shards": writer.shards}))
+    Ok(
+        json!({"documents": docs.len(), "bytes": bytes, "tokens": writer.total, "shards": writer.shards}),
+    )
 }
 
-fn read_all(paths: &[PathBuf], sep: Option<&str>, first_file: usize) -> Result<(Vec<String>, Vec<Doc>)> {
+fn read_all(
+    paths: &[PathBuf],
+    sep: Option<&str>,
+    first_file: usize,
+) -> Result<(Vec<String>, Vec<Doc>)> {
     let mut texts = Vec::new();
     let mut docs = Vec::new();
     for (k, p) in paths.iter().enumerate() {
@@ -286,12 +308,25 @@ fn read_all(paths: &[PathBuf], sep: Option<&str>, first_file: usize) -> Result<(
 pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
     let t0 = Instant::now();
     if opts.inputs.is_empty() {
-        return Err(PretrainError::Option { option: "--input", value: "nothing".into(), expected: "at least one text file".into() });
+        return Err(PretrainError::Option {
+            option: "--input",
+            value: "nothing".into(),
+            expected: "at least one text file".into(),
+        });
     }
     if opts.shard_tokens == 0 {
-        return Err(PretrainError::Option { option: "--shard-tokens", value: "0".into(), expected: "at least 1".into() });
+        return Err(PretrainError::Option {
+            option: "--shard-tokens",
+            value: "0".into(),
+            expected: "at least 1".into(),
+        });
     }
-    if opts.out.exists() && !opts.overwrite && std::fs::read_dir(&opts.out).map(|mut d| d.next().is_some()).unwrap_or(true) {
+    if opts.out.exists()
+        && !opts.overwrite
+        && std::fs::read_dir(&opts.out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
         return Err(PretrainError::Option {
             option: "--out",
             value: opts.out.display().to_string(),
@@ -302,7 +337,9 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
     if tok.token_to_id(ENDOFTEXT).is_none() {
         return Err(PretrainError::Input {
             path: opts.tokenizer.clone(),
-            reason: format!("has no {ENDOFTEXT} token to separate documents; train it with `ember tokenizer train`"),
+            reason: format!(
+                "has no {ENDOFTEXT} token to separate documents; train it with `ember tokenizer train`"
+            ),
         });
     }
     let sep = opts.doc_separator.as_deref();
@@ -310,22 +347,36 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
     let (train_docs, val_docs, policy) = match &opts.val {
         ValSplit::None => (docs, Vec::new(), "none".to_string()),
         ValSplit::Fraction(f) if !(*f > 0.0 && *f < 0.5) => {
-            return Err(PretrainError::Option { option: "--val-fraction", value: f.to_string(), expected: "a fraction in (0, 0.5)".into() });
+            return Err(PretrainError::Option {
+                option: "--val-fraction",
+                value: f.to_string(),
+                expected: "a fraction in (0, 0.5)".into(),
+            });
         }
         ValSplit::Fraction(f) => split_fraction(&texts, docs, *f, opts.seed),
         ValSplit::Files(files) => {
             let (vtexts, vdocs) = read_all(files, sep, texts.len())?;
             texts.extend(vtexts);
             let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
-            (docs, vdocs, format!("the given held-out files: {}", names.join(", ")))
+            (
+                docs,
+                vdocs,
+                format!("the given held-out files: {}", names.join(", ")),
+            )
         }
     };
     if train_docs.is_empty() {
-        return Err(PretrainError::Input { path: opts.inputs[0].clone(), reason: "holds no document to train on".into() });
+        return Err(PretrainError::Input {
+            path: opts.inputs[0].clone(),
+            reason: "holds no document to train on".into(),
+        });
     }
     let tmp = opts.out.with_file_name(format!(
         ".{}.tmp.{}",
-        opts.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        opts.out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -336,9 +387,21 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
         vocab_size: tok.vocab_size() as u32,
         tokenizer_sha256: crate::shards::unhex32(&tok.fingerprint()).unwrap_or([0; 32]),
     };
-    let total_bytes: u64 = train_docs.iter().chain(&val_docs).map(|d| d.range.len() as u64).sum();
+    let total_bytes: u64 = train_docs
+        .iter()
+        .chain(&val_docs)
+        .map(|d| d.range.len() as u64)
+        .sum();
     let pb = bar(total_bytes, opts.progress);
-    let writer = |split| ShardWriter { dir: &tmp, split, header: header.clone(), max: opts.shard_tokens, pending: Vec::new(), shards: Vec::new(), total: 0 };
+    let writer = |split| ShardWriter {
+        dir: &tmp,
+        split,
+        header: header.clone(),
+        max: opts.shard_tokens,
+        pending: Vec::new(),
+        shards: Vec::new(),
+        total: 0,
+    };
     let train = write_split(&tok, &texts, &train_docs, writer("train"), &pb)?;
     let val = write_split(&tok, &texts, &val_docs, writer("val"), &pb)?;
     pb.finish_and_clear();
@@ -358,9 +421,13 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
         "splits": {"train": train, "val": val},
     });
     ember_tokenizer::write_atomic(&tmp.join("tokenizer.json"), tok.to_json().as_bytes())?;
-    ember_tokenizer::write_atomic(&tmp.join("meta.json"), (serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n").as_bytes())?;
+    ember_tokenizer::write_atomic(
+        &tmp.join("meta.json"),
+        (serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n").as_bytes(),
+    )?;
     swap_into_place(&tmp, &opts.out)?;
-    let n = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let n =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
     Ok(PrepareReport {
         train_tokens: n(&train, "tokens"),
         val_tokens: n(&val, "tokens"),
@@ -374,7 +441,8 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
 
 fn swap_into_place(tmp: &Path, out: &Path) -> Result<()> {
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| PretrainError::io(parent, "create directory", e))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| PretrainError::io(parent, "create directory", e))?;
     }
     let old = tmp.with_extension("old");
     let had_old = out.exists();

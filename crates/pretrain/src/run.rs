@@ -40,7 +40,8 @@ pub fn load_config(opts: &PretrainOptions) -> Result<PretrainConfig> {
             if !path.is_file() {
                 return Err(ember_train::TrainError::Resume {
                     path: run.clone(),
-                    reason: "has no config.toml: not an Ember run directory (nothing to resume)".into(),
+                    reason: "has no config.toml: not an Ember run directory (nothing to resume)"
+                        .into(),
                 }
                 .into());
             }
@@ -69,7 +70,13 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
     let config_toml = ember_train::config::to_toml(&config);
     println!("resolved config:\n{config_toml}");
     let t = &config.train;
-    let task = ShardTask::new(&data, t.batch_size, model_config.block_size, t.seed, t.eval_tokens)?;
+    let task = ShardTask::new(
+        &data,
+        t.batch_size,
+        model_config.block_size,
+        t.seed,
+        t.eval_tokens,
+    )?;
     println!(
         "data {}: {} train tokens, {} held-out tokens; model: {} parameters",
         data.dir.display(),
@@ -85,7 +92,11 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
         train: config.train.clone(),
         config_toml,
         device: opts.device,
-        start: if opts.resume.is_some() { Start::Resume } else { Start::Fresh },
+        start: if opts.resume.is_some() {
+            Start::Resume
+        } else {
+            Start::Fresh
+        },
         stop: opts.stop,
         faults: opts.faults,
     };
@@ -93,5 +104,7 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
 }
 
 fn title_of(dir: &Path) -> String {
-    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into())
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into())
 }

@@ -63,7 +63,9 @@ impl Header {
             reason,
         };
         if bytes.len() < HEADER_LEN {
-            return Err(bad(format!("{file_len} bytes is shorter than the {HEADER_LEN}-byte header (truncated or not a shard)")));
+            return Err(bad(format!(
+                "{file_len} bytes is shorter than the {HEADER_LEN}-byte header (truncated or not a shard)"
+            )));
         }
         if &bytes[..8] != MAGIC {
             return Err(bad(format!(
@@ -72,25 +74,33 @@ impl Header {
                 String::from_utf8_lossy(&bytes[..8])
             )));
         }
-        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let version = u32_at(8);
         if version != VERSION {
-            return Err(bad(format!("format version {version}; this build reads version {VERSION}")));
+            return Err(bad(format!(
+                "format version {version}; this build reads version {VERSION}"
+            )));
         }
         let width = u32_at(12);
         if width != 2 && width != 4 {
-            return Err(bad(format!("bytes per token is {width}, expected 2 or 4 (damaged header)")));
+            return Err(bad(format!(
+                "bytes per token is {width}, expected 2 or 4 (damaged header)"
+            )));
         }
         let mut t = [0u8; 8];
         t.copy_from_slice(&bytes[16..24]);
         let tokens = u64::from_le_bytes(t);
         let mut sha = [0u8; 32];
         sha.copy_from_slice(&bytes[32..64]);
-        let want = tokens.checked_mul(u64::from(width)).and_then(|n| n.checked_add(HEADER_LEN as u64));
+        let want = tokens
+            .checked_mul(u64::from(width))
+            .and_then(|n| n.checked_add(HEADER_LEN as u64));
         if want != Some(file_len) {
             return Err(bad(format!(
                 "is {file_len} bytes but its header promises {tokens} tokens × {width} bytes + {HEADER_LEN} = {} bytes: the shard is truncated or damaged; run `ember prepare` again",
-                want.map(|w| w.to_string()).unwrap_or_else(|| "an impossible size".into())
+                want.map(|w| w.to_string())
+                    .unwrap_or_else(|| "an impossible size".into())
             )));
         }
         Ok(Header {
@@ -124,7 +134,10 @@ impl Shard {
     /// Opens and checks `path`; `tokenizer_sha256` (hex) must match the header's.
     pub fn open(path: &Path, tokenizer_sha256: &str) -> Result<Shard> {
         let file = std::fs::File::open(path).map_err(|e| PretrainError::io(path, "open", e))?;
-        let len = file.metadata().map_err(|e| PretrainError::io(path, "stat", e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| PretrainError::io(path, "stat", e))?
+            .len();
         let map = map_file(&file).map_err(|e| PretrainError::io(path, "memory-map", e))?;
         let header = Header::parse(&map[..map.len().min(HEADER_LEN)], path, len)?;
         let got = hex(&header.tokenizer_sha256);
@@ -160,9 +173,17 @@ impl Shard {
         let w = self.header.width as usize;
         let bytes = &self.map[HEADER_LEN + start * w..HEADER_LEN + end * w];
         if w == 2 {
-            out.extend(bytes.chunks_exact(2).map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))));
+            out.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))),
+            );
         } else {
-            out.extend(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+            out.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
         }
     }
 

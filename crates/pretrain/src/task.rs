@@ -21,7 +21,13 @@ pub struct ShardTask<'a> {
 impl<'a> ShardTask<'a> {
     /// Batches of `batch` windows of `seq` tokens; evaluation covers `eval_tokens` held-out
     /// targets (0 = all of them), in whole batches.
-    pub fn new(data: &'a Prepared, batch: usize, seq: usize, seed: u64, eval_tokens: usize) -> Result<Self> {
+    pub fn new(
+        data: &'a Prepared,
+        batch: usize,
+        seq: usize,
+        seed: u64,
+        eval_tokens: usize,
+    ) -> Result<Self> {
         let need = seq + 1;
         if data.train.len() < need {
             return Err(TrainError::Data(format!(
@@ -39,19 +45,51 @@ impl<'a> ShardTask<'a> {
         }
         let all = (data.val.len() - 1) / seq;
         let eval_batch = batch.min(all);
-        let want = if eval_tokens == 0 { all } else { eval_tokens.div_ceil(seq).min(all) };
-        let eval_windows = (want.div_ceil(eval_batch) * eval_batch).min(all / eval_batch * eval_batch);
+        let want = if eval_tokens == 0 {
+            all
+        } else {
+            eval_tokens.div_ceil(seq).min(all)
+        };
+        let eval_windows =
+            (want.div_ceil(eval_batch) * eval_batch).min(all / eval_batch * eval_batch);
         let tok = &data.tokenizer;
         let specials: Vec<u32> = tok.specials().map(|(_, id)| id).collect();
         let byte_len = (0..tok.vocab_size() as u32)
-            .map(|id| if specials.contains(&id) { 0 } else { tok.id_to_bytes(id).map_or(0, |b| b.len() as u32) })
+            .map(|id| {
+                if specials.contains(&id) {
+                    0
+                } else {
+                    tok.id_to_bytes(id).map_or(0, |b| b.len() as u32)
+                }
+            })
             .collect();
-        Ok(ShardTask { data, batch, seq, seed, eval_windows, eval_batch, all_windows: all, byte_len })
+        Ok(ShardTask {
+            data,
+            batch,
+            seq,
+            seed,
+            eval_windows,
+            eval_batch,
+            all_windows: all,
+            byte_len,
+        })
     }
 
-    fn assemble(&self, starts: &[usize], stream: &crate::dataset::TokenStream, eval: bool) -> HostBatch {
+    fn assemble(
+        &self,
+        starts: &[usize],
+        stream: &crate::dataset::TokenStream,
+        eval: bool,
+    ) -> HostBatch {
         let (b, t) = (starts.len(), self.seq);
-        let mut hb = HostBatch { batch: b, seq: t, inputs: Vec::with_capacity(b * t), targets: Vec::with_capacity(b * t), mask: Vec::with_capacity(b * t), target_bytes: 0 };
+        let mut hb = HostBatch {
+            batch: b,
+            seq: t,
+            inputs: Vec::with_capacity(b * t),
+            targets: Vec::with_capacity(b * t),
+            mask: Vec::with_capacity(b * t),
+            target_bytes: 0,
+        };
         let mut w = Vec::with_capacity(t + 1);
         for &s in starts {
             w.clear();

@@ -10,13 +10,20 @@ pub const SEP: &str = "\n\n\n";
 /// Ten short "books" separated by three newlines.
 pub fn corpus() -> String {
     (0..10)
-        .map(|i| format!("Book {i}.\nIt was the {i}th night, and the wind was high.\nThe end of book {i}.\n").repeat(8))
+        .map(|i| {
+            format!(
+                "Book {i}.\nIt was the {i}th night, and the wind was high.\nThe end of book {i}.\n"
+            )
+            .repeat(8)
+        })
         .collect::<Vec<_>>()
         .join(SEP)
 }
 
 pub fn tokenizer(vocab: usize) -> Tokenizer {
-    train_from_texts(&[corpus()], &TrainerConfig::new(vocab)).unwrap().0
+    train_from_texts(&[corpus()], &TrainerConfig::new(vocab))
+        .unwrap()
+        .0
 }
 
 /// Writes the corpus and a tokenizer into `dir`; returns (corpus path, tokenizer path).

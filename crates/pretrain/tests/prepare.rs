@@ -8,7 +8,12 @@ fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -23,8 +28,14 @@ fn same_input_gives_byte_identical_shards_split_by_size() {
     let (fa, fb) = (files(&dir.path().join("a")), files(&dir.path().join("b")));
     assert!(fa == fb, "two runs differ");
     let shards = fa.iter().filter(|(n, _)| n.starts_with("train-")).count();
-    assert_eq!(shards as u64, a.train_tokens.div_ceil(1000), "train shards of at most 1000 tokens");
-    assert!(fa.iter().any(|(n, _)| n == "meta.json") && fa.iter().any(|(n, _)| n == "tokenizer.json"));
+    assert_eq!(
+        shards as u64,
+        a.train_tokens.div_ceil(1000),
+        "train shards of at most 1000 tokens"
+    );
+    assert!(
+        fa.iter().any(|(n, _)| n == "meta.json") && fa.iter().any(|(n, _)| n == "tokenizer.json")
+    );
 }
 
 #[test]
@@ -39,7 +50,10 @@ fn documents_round_trip_and_the_held_out_split_is_whole_documents() {
     let docs = |s: &ember_pretrain::TokenStream| -> Vec<String> {
         let mut ids = Vec::new();
         s.read(0, s.len(), &mut ids);
-        ids.split(|&i| i == eot).skip(1).map(|d| tok.decode(d).unwrap()).collect()
+        ids.split(|&i| i == eot)
+            .skip(1)
+            .map(|d| tok.decode(d).unwrap())
+            .collect()
     };
     let (train, val) = (docs(&data.train), docs(&data.val));
     let mut all: Vec<String> = corpus().split(SEP).map(String::from).collect();
@@ -83,10 +97,19 @@ fn bad_inputs_are_clear_errors() {
     std::fs::write(&bad, b"caf\xe9 au lait\nline two \xff\n").unwrap();
     o.inputs = vec![bad];
     let err = prepare(&o).unwrap_err().to_string();
-    assert!(err.contains("latin1.txt") && err.contains("byte offset 3") && err.contains("line 1") && err.contains("0xe9"), "{err}");
+    assert!(
+        err.contains("latin1.txt")
+            && err.contains("byte offset 3")
+            && err.contains("line 1")
+            && err.contains("0xe9"),
+        "{err}"
+    );
 
     let o = options(dir.path(), &c, &t, "x");
     prepare(&o).unwrap();
     let err = prepare(&o).unwrap_err().to_string();
-    assert!(err.contains("--force"), "refuses to replace without --force: {err}");
+    assert!(
+        err.contains("--force"),
+        "refuses to replace without --force: {err}"
+    );
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use crate::common::*;
 use ember_model::{DeviceChoice, Precision, select_device};
 use ember_pretrain::prepare::prepare;
-use ember_pretrain::{PretrainOptions, Prepared, ShardTask, pretrain};
+use ember_pretrain::{Prepared, PretrainOptions, ShardTask, pretrain};
 use ember_train::{FaultPlan, Task};
 
 fn config(dir: &Path) -> std::path::PathBuf {
@@ -21,7 +21,11 @@ fn config(dir: &Path) -> std::path::PathBuf {
     p
 }
 
-fn opts(config: Option<std::path::PathBuf>, resume: Option<std::path::PathBuf>, sets: &[&str]) -> PretrainOptions {
+fn opts(
+    config: Option<std::path::PathBuf>,
+    resume: Option<std::path::PathBuf>,
+    sets: &[&str],
+) -> PretrainOptions {
     PretrainOptions {
         config,
         sets: sets.iter().map(|s| s.to_string()).collect(),
@@ -48,7 +52,11 @@ fn sampling_is_a_pure_function_of_seed_step_and_micro_batch() {
     assert_eq!(a, task.train_batch(5, 1).unwrap());
     assert_ne!(a.inputs, task.train_batch(6, 1).unwrap().inputs);
     assert_ne!(a.inputs, task.train_batch(5, 0).unwrap().inputs);
-    assert_eq!(&a.inputs[1..16], &a.targets[..15], "targets are inputs shifted by one");
+    assert_eq!(
+        &a.inputs[1..16],
+        &a.targets[..15],
+        "targets are inputs shifted by one"
+    );
     // Held-out batches skip special tokens in loss and byte counts.
     let eot = data.tokenizer.token_to_id("<|endoftext|>").unwrap();
     for i in 0..task.eval_batches() {
@@ -64,7 +72,9 @@ fn a_config_typo_names_the_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
     prepared(dir.path());
     let p = config(dir.path());
-    let text = std::fs::read_to_string(&p).unwrap().replace("n_embd = 32", "n_embed = 32");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("n_embd = 32", "n_embed = 32");
     std::fs::write(&p, text).unwrap();
     let err = pretrain(opts(Some(p), None, &[])).unwrap_err().to_string();
     assert!(err.contains("n_embed") && err.contains("line 8"), "{err}");
@@ -78,14 +88,24 @@ fn runs_and_resume_checks_the_model_shape() {
     let out = pretrain(opts(Some(p.clone()), None, &["train.max_steps=3"])).unwrap();
     assert_eq!(out.step, 3);
     let saved = std::fs::read_to_string(out.checkpoint.join("run_config.toml")).unwrap();
-    assert!(saved.contains("max_steps = 3") && saved.contains("n_embd = 32"), "{saved}");
+    assert!(
+        saved.contains("max_steps = 3") && saved.contains("n_embd = 32"),
+        "{saved}"
+    );
     let run = dir.path().join("run");
-    let err = pretrain(opts(None, Some(run.clone()), &["model.n_embd=64"])).unwrap_err().to_string();
+    let err = pretrain(opts(None, Some(run.clone()), &["model.n_embd=64"]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("model.n_embd: checkpoint 32, now 64"), "{err}");
     let out = pretrain(opts(None, Some(run), &["train.max_steps=6"])).unwrap();
     assert_eq!(out.step, 6);
-    let err = pretrain(opts(None, Some(dir.path().join("nothing")), &[])).unwrap_err().to_string();
-    assert!(err.contains("nothing") && err.contains("not an Ember run"), "{err}");
+    let err = pretrain(opts(None, Some(dir.path().join("nothing")), &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nothing") && err.contains("not an Ember run"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -95,12 +115,24 @@ fn every_shipped_config_parses_and_resolves() {
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();
         // Fine-tuning configs (with an [init] section) are checked by the SFT crate's tests.
-        let sft = std::fs::read_to_string(&p).unwrap_or_default().contains("\n[init]");
+        let sft = std::fs::read_to_string(&p)
+            .unwrap_or_default()
+            .contains("\n[init]");
         if p.extension().is_some_and(|x| x == "toml") && !sft {
-            let c: ember_pretrain::PretrainConfig = ember_train::config::load(&p, &[]).unwrap_or_else(|e| panic!("{e}"));
-            let vocab = if p.to_string_lossy().contains("gutenberg") { 8192 } else { 261 };
-            let m = c.model.resolve(vocab).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            c.train.validate(m.block_size).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let c: ember_pretrain::PretrainConfig =
+                ember_train::config::load(&p, &[]).unwrap_or_else(|e| panic!("{e}"));
+            let vocab = if p.to_string_lossy().contains("gutenberg") {
+                8192
+            } else {
+                261
+            };
+            let m = c
+                .model
+                .resolve(vocab)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            c.train
+                .validate(m.block_size)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             n += 1;
         }
     }

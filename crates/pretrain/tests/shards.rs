@@ -3,7 +3,7 @@
 use crate::common::*;
 use ember_pretrain::Prepared;
 use ember_pretrain::prepare::prepare;
-use ember_pretrain::shards::{Header, HEADER_LEN, Shard, encode_ids, hex, width_for};
+use ember_pretrain::shards::{HEADER_LEN, Header, Shard, encode_ids, hex, width_for};
 
 #[test]
 fn u16_when_the_vocabulary_fits_else_u32() {
@@ -16,7 +16,12 @@ fn u16_when_the_vocabulary_fits_else_u32() {
 fn a_u32_shard_reads_back_its_ids() {
     let dir = tempfile::tempdir().unwrap();
     let ids: Vec<u32> = vec![0, 70_000, 5, 1 << 20, 65_535];
-    let header = Header { width: 4, tokens: ids.len() as u64, vocab_size: 1 << 21, tokenizer_sha256: [7; 32] };
+    let header = Header {
+        width: 4,
+        tokens: ids.len() as u64,
+        vocab_size: 1 << 21,
+        tokenizer_sha256: [7; 32],
+    };
     let mut bytes = header.to_bytes().to_vec();
     encode_ids(&ids, 4, &mut bytes);
     let p = dir.path().join("s.bin");
@@ -37,10 +42,19 @@ fn a_truncated_shard_is_refused_with_sizes() {
     let len = std::fs::metadata(&p).unwrap().len();
     let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
     f.set_len(len - 3).unwrap();
-    let err = Prepared::open(&dir.path().join("d")).unwrap_err().to_string();
-    assert!(err.contains("train-00000.bin") && err.contains("truncated") && err.contains(&(len - 3).to_string()), "{err}");
+    let err = Prepared::open(&dir.path().join("d"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train-00000.bin")
+            && err.contains("truncated")
+            && err.contains(&(len - 3).to_string()),
+        "{err}"
+    );
     std::fs::write(&p, b"EMBERTOK").unwrap();
-    let err = Prepared::open(&dir.path().join("d")).unwrap_err().to_string();
+    let err = Prepared::open(&dir.path().join("d"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(&format!("{HEADER_LEN}-byte header")), "{err}");
 }
 
@@ -52,10 +66,22 @@ fn shards_of_another_tokenizer_are_refused_naming_both_hashes() {
     let data = Prepared::open(&dir.path().join("d")).unwrap();
     let ours = data.tokenizer.fingerprint();
     let other = tokenizer(290).fingerprint();
-    let err = Shard::open(&dir.path().join("d/train-00000.bin"), &other).unwrap_err().to_string();
-    assert!(err.contains("another tokenizer") && err.contains(&ours) && err.contains(&other), "{err}");
+    let err = Shard::open(&dir.path().join("d/train-00000.bin"), &other)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("another tokenizer") && err.contains(&ours) && err.contains(&other),
+        "{err}"
+    );
     // Replacing the directory's tokenizer.json is caught by meta.json's hash.
-    tokenizer(290).save(&dir.path().join("d/tokenizer.json"), true).unwrap();
-    let err = Prepared::open(&dir.path().join("d")).unwrap_err().to_string();
-    assert!(err.contains("tokenizer.json") && err.contains(&other) && err.contains(&ours), "{err}");
+    tokenizer(290)
+        .save(&dir.path().join("d/tokenizer.json"), true)
+        .unwrap();
+    let err = Prepared::open(&dir.path().join("d"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tokenizer.json") && err.contains(&other) && err.contains(&ours),
+        "{err}"
+    );
 }

@@ -41,19 +41,32 @@ pub struct RenderStats {
 }
 
 /// Renders conversations for a model with `context` positions, applying the truncation policy.
-pub fn render_all(tok: &Tokenizer, convs: &[Conversation], context: usize) -> Result<(Vec<Example>, RenderStats)> {
+pub fn render_all(
+    tok: &Tokenizer,
+    convs: &[Conversation],
+    context: usize,
+) -> Result<(Vec<Example>, RenderStats)> {
     let mut stats = RenderStats::default();
     let mut out = Vec::with_capacity(convs.len());
     for c in convs {
         let mut msgs: &[Message] = &c.messages;
-        let system: Vec<Message> = msgs.iter().take(1).filter(|m| m.role == Role::System).cloned().collect();
+        let system: Vec<Message> = msgs
+            .iter()
+            .take(1)
+            .filter(|m| m.role == Role::System)
+            .cloned()
+            .collect();
         msgs = &msgs[system.len()..];
         let mut dropped = false;
         loop {
             let all: Vec<Message> = system.iter().chain(msgs).cloned().collect();
             let r = render_chat(tok, &all)?;
             if r.ids.len() <= context + 1 {
-                if dropped { stats.truncated += 1 } else { stats.whole += 1 }
+                if dropped {
+                    stats.truncated += 1
+                } else {
+                    stats.whole += 1
+                }
                 out.push(example(tok, r.ids, r.mask));
                 break;
             }
@@ -81,14 +94,25 @@ fn example(tok: &Tokenizer, ids: Vec<u32>, mask: Vec<u8>) -> Example {
         .filter(|(id, m)| **m == 1 && !specials.contains(id))
         .map(|(id, _)| tok.id_to_bytes(*id).map_or(0, |b| b.len() as u64))
         .sum();
-    Example { ids, mask, target_bytes }
+    Example {
+        ids,
+        mask,
+        target_bytes,
+    }
 }
 
 /// Builds one padded batch from examples; returns it and its count of padding positions.
 pub fn pad_batch(examples: &[&Example], pad: u32) -> (HostBatch, usize) {
     let longest = examples.iter().map(|e| e.ids.len() - 1).max().unwrap_or(1);
     let seq = longest.div_ceil(16) * 16;
-    let mut hb = HostBatch { batch: examples.len(), seq, inputs: Vec::new(), targets: Vec::new(), mask: Vec::new(), target_bytes: 0 };
+    let mut hb = HostBatch {
+        batch: examples.len(),
+        seq,
+        inputs: Vec::new(),
+        targets: Vec::new(),
+        mask: Vec::new(),
+        target_bytes: 0,
+    };
     let mut padding = 0;
     for e in examples {
         let n = e.ids.len() - 1;
@@ -117,8 +141,22 @@ pub struct SftTask {
 impl SftTask {
     /// A task over rendered examples with `batch` rows per micro-batch and `micro_per_step`
     /// micro-batches per optimizer step; `pad` fills rows (its targets are masked out).
-    pub fn new(train: Vec<Example>, val: Vec<Example>, batch: usize, micro_per_step: usize, seed: u64, pad: u32) -> Self {
-        SftTask { train, val, batch, micro_per_step: micro_per_step.max(1), seed, pad }
+    pub fn new(
+        train: Vec<Example>,
+        val: Vec<Example>,
+        batch: usize,
+        micro_per_step: usize,
+        seed: u64,
+        pad: u32,
+    ) -> Self {
+        SftTask {
+            train,
+            val,
+            batch,
+            micro_per_step: micro_per_step.max(1),
+            seed,
+            pad,
+        }
     }
 
     /// Example at position `i` of the endless sequence of shuffled epochs.
@@ -140,7 +178,9 @@ impl SftTask {
     pub fn padding_fraction(&self, micro_batches: u64) -> f64 {
         let (mut pad, mut total) = (0usize, 0usize);
         for m in 0..micro_batches {
-            let ex: Vec<&Example> = (0..self.batch as u64).map(|r| self.nth(m * self.batch as u64 + r)).collect();
+            let ex: Vec<&Example> = (0..self.batch as u64)
+                .map(|r| self.nth(m * self.batch as u64 + r))
+                .collect();
             let (hb, p) = pad_batch(&ex, self.pad);
             pad += p;
             total += hb.batch * hb.seq;
@@ -156,7 +196,9 @@ fn gcd(a: u64, b: u64) -> u64 {
 impl Task for SftTask {
     fn train_batch(&self, step: u64, micro: usize) -> ember_train::Result<HostBatch> {
         let start = (step * self.micro_per_step as u64 + micro as u64) * self.batch as u64;
-        let ex: Vec<&Example> = (0..self.batch as u64).map(|r| self.nth(start + r)).collect();
+        let ex: Vec<&Example> = (0..self.batch as u64)
+            .map(|r| self.nth(start + r))
+            .collect();
         Ok(pad_batch(&ex, self.pad).0)
     }
 
@@ -166,7 +208,9 @@ impl Task for SftTask {
 
     fn eval_batch(&self, i: usize) -> ember_train::Result<HostBatch> {
         let lo = i * self.batch;
-        let ex: Vec<&Example> = self.val[lo..(lo + self.batch).min(self.val.len())].iter().collect();
+        let ex: Vec<&Example> = self.val[lo..(lo + self.batch).min(self.val.len())]
+            .iter()
+            .collect();
         Ok(pad_batch(&ex, self.pad).0)
     }
 }

@@ -48,18 +48,32 @@ pub fn load(path: &Path, policy: InvalidPolicy) -> Result<Loaded> {
     let text = std::fs::read(path).map_err(|e| SftError::io(path, "read", e))?;
     let text = String::from_utf8(text).map_err(|e| SftError::Data {
         path: path.to_path_buf(),
-        line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+        line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
         reason: format!("not UTF-8 at byte offset {}", e.utf8_error().valid_up_to()),
     })?;
-    let mut out = Loaded { path: path.to_path_buf(), conversations: Vec::new(), skipped: Vec::new() };
+    let mut out = Loaded {
+        path: path.to_path_buf(),
+        conversations: Vec::new(),
+        skipped: Vec::new(),
+    };
     for (i, line) in text.split('\n').enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         match parse_line(line) {
-            Ok(messages) => out.conversations.push(Conversation { messages, line: i + 1 }),
+            Ok(messages) => out.conversations.push(Conversation {
+                messages,
+                line: i + 1,
+            }),
             Err(reason) => {
-                let err = SftError::Data { path: path.to_path_buf(), line: i + 1, reason };
+                let err = SftError::Data {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    reason,
+                };
                 match policy {
                     InvalidPolicy::Stop => return Err(err),
                     InvalidPolicy::Skip => out.skipped.push(err.to_string()),
@@ -68,7 +82,11 @@ pub fn load(path: &Path, policy: InvalidPolicy) -> Result<Loaded> {
         }
     }
     if out.conversations.is_empty() {
-        return Err(SftError::Data { path: path.to_path_buf(), line: 0, reason: "holds no valid conversation".into() });
+        return Err(SftError::Data {
+            path: path.to_path_buf(),
+            line: 0,
+            reason: "holds no valid conversation".into(),
+        });
     }
     Ok(out)
 }
@@ -79,7 +97,11 @@ pub fn parse_line(line: &str) -> std::result::Result<Vec<Message>, String> {
     let Some(obj) = v.as_object() else {
         return Err(format!("expected a JSON object, found {}", kind(&v)));
     };
-    let messages = match (obj.get("messages"), obj.get("prompt"), obj.get("completion")) {
+    let messages = match (
+        obj.get("messages"),
+        obj.get("prompt"),
+        obj.get("completion"),
+    ) {
         (Some(m), None, None) => messages(m)?,
         (None, Some(p), Some(c)) => vec![
             Message::new(Role::User, text_field(p, "prompt")?),
@@ -87,7 +109,11 @@ pub fn parse_line(line: &str) -> std::result::Result<Vec<Message>, String> {
         ],
         (None, Some(_), None) => return Err("has `prompt` but no `completion`".into()),
         (None, None, Some(_)) => return Err("has `completion` but no `prompt`".into()),
-        (Some(_), _, _) => return Err("has both `messages` and `prompt`/`completion`; use one format per line".into()),
+        (Some(_), _, _) => {
+            return Err(
+                "has both `messages` and `prompt`/`completion`; use one format per line".into(),
+            );
+        }
         (None, None, None) => return Err("has neither `messages` nor `prompt`/`completion`".into()),
     };
     check_order(&messages)?;
@@ -106,7 +132,9 @@ fn kind(v: &Value) -> &'static str {
 }
 
 fn text_field(v: &Value, name: &str) -> std::result::Result<String, String> {
-    let s = v.as_str().ok_or_else(|| format!("`{name}` must be a string, found {}", kind(v)))?;
+    let s = v
+        .as_str()
+        .ok_or_else(|| format!("`{name}` must be a string, found {}", kind(v)))?;
     if s.trim().is_empty() {
         return Err(format!("`{name}` is empty"));
     }
@@ -114,7 +142,9 @@ fn text_field(v: &Value, name: &str) -> std::result::Result<String, String> {
 }
 
 fn messages(v: &Value) -> std::result::Result<Vec<Message>, String> {
-    let arr = v.as_array().ok_or_else(|| format!("`messages` must be an array, found {}", kind(v)))?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| format!("`messages` must be an array, found {}", kind(v)))?;
     if arr.is_empty() {
         return Err("`messages` is empty".into());
     }
@@ -137,7 +167,9 @@ fn check_order(messages: &[Message]) -> std::result::Result<(), String> {
     for (i, m) in messages.iter().enumerate() {
         if m.role == Role::System {
             if i != 0 {
-                return Err(format!("messages[{i}] is a system message; only the first message may be one"));
+                return Err(format!(
+                    "messages[{i}] is a system message; only the first message may be one"
+                ));
             }
             continue;
         }
@@ -148,7 +180,11 @@ fn check_order(messages: &[Message]) -> std::result::Result<(), String> {
                 expect.as_str()
             ));
         }
-        expect = if expect == Role::User { Role::Assistant } else { Role::User };
+        expect = if expect == Role::User {
+            Role::Assistant
+        } else {
+            Role::User
+        };
     }
     if !messages.iter().any(|m| m.role == Role::Assistant) {
         return Err("has no assistant turn (nothing to train on)".into());

@@ -43,7 +43,15 @@ pub enum SftError {
 pub type Result<T, E = SftError> = std::result::Result<T, E>;
 
 impl SftError {
-    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, error: std::io::Error) -> Self {
-        SftError::Io { path: path.into(), action, error }
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        action: &'static str,
+        error: std::io::Error,
+    ) -> Self {
+        SftError::Io {
+            path: path.into(),
+            action,
+            error,
+        }
     }
 }

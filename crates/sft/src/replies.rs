@@ -28,7 +28,13 @@ pub struct SampleSection {
 
 impl Default for SampleSection {
     fn default() -> Self {
-        SampleSection { replies: 100, max_new_tokens: 128, temperature: 0.8, top_k: 200, seed: 1 }
+        SampleSection {
+            replies: 100,
+            max_new_tokens: 128,
+            temperature: 0.8,
+            top_k: 200,
+            seed: 1,
+        }
     }
 }
 
@@ -55,17 +61,28 @@ impl ReplyStats {
 /// The prompt for `messages`, dropping the oldest exchanges (after a system message) until it
 /// has at most `room` ids; `None` when even the last user turn does not fit. The flag says
 /// whether anything was dropped.
-pub fn fit_prompt(tok: &Tokenizer, messages: &[ember_tokenizer::Message], room: usize) -> Result<Option<(Vec<u32>, bool)>> {
+pub fn fit_prompt(
+    tok: &Tokenizer,
+    messages: &[ember_tokenizer::Message],
+    room: usize,
+) -> Result<Option<(Vec<u32>, bool)>> {
     let sys = usize::from(messages.first().is_some_and(|m| m.role == Role::System));
     let mut start = sys;
     loop {
-        let msgs: Vec<_> = messages[..sys].iter().chain(&messages[start..]).cloned().collect();
+        let msgs: Vec<_> = messages[..sys]
+            .iter()
+            .chain(&messages[start..])
+            .cloned()
+            .collect();
         let ids = render_prompt(tok, &msgs)?;
         if ids.len() <= room {
             return Ok(Some((ids, start > sys)));
         }
         // Drop the oldest exchange: through the first assistant turn after `start`.
-        match messages[start..].iter().position(|m| m.role == Role::Assistant) {
+        match messages[start..]
+            .iter()
+            .position(|m| m.role == Role::Assistant)
+        {
             Some(a) if start + a + 1 < messages.len() => start += a + 1,
             _ => return Ok(None),
         }
@@ -74,20 +91,45 @@ pub fn fit_prompt(tok: &Tokenizer, messages: &[ember_tokenizer::Message], room: 
 
 /// Answers the last user turn of each held-out conversation (with its earlier turns as
 /// context); writes `replies.jsonl` into `run` (prompt, reply, how it ended).
-pub fn sample_replies(model: &Gpt, tok: &Tokenizer, held_out: &[Conversation], s: &SampleSection, run: &Path) -> Result<ReplyStats> {
+pub fn sample_replies(
+    model: &Gpt,
+    tok: &Tokenizer,
+    held_out: &[Conversation],
+    s: &SampleSection,
+    run: &Path,
+) -> Result<ReplyStats> {
     let mut stats = ReplyStats::default();
     let end = tok.token_to_id(END);
-    let stop_ids: Vec<u32> = [END, USER, SYSTEM, ASSISTANT, ENDOFTEXT].iter().filter_map(|t| tok.token_to_id(t)).collect();
+    let stop_ids: Vec<u32> = [END, USER, SYSTEM, ASSISTANT, ENDOFTEXT]
+        .iter()
+        .filter_map(|t| tok.token_to_id(t))
+        .collect();
     let mut lines = String::new();
     for (i, c) in held_out.iter().take(s.replies).enumerate() {
-        let Some(last) = c.messages.iter().rposition(|m| m.role == Role::Assistant) else { continue };
-        let Some(prompt) = fit_prompt(tok, &c.messages[..last], model.block_size.saturating_sub(s.max_new_tokens))? else {
+        let Some(last) = c.messages.iter().rposition(|m| m.role == Role::Assistant) else {
+            continue;
+        };
+        let Some(prompt) = fit_prompt(
+            tok,
+            &c.messages[..last],
+            model.block_size.saturating_sub(s.max_new_tokens),
+        )?
+        else {
             stats.too_long += 1;
             continue;
         };
         stats.trimmed += usize::from(prompt.1);
         let prompt = prompt.0;
-        let cfg = SamplingConfig { max_new_tokens: s.max_new_tokens, temperature: s.temperature, top_k: s.top_k, top_p: 1.0, repetition_penalty: 1.0, seed: s.seed + i as u64, stop_ids: stop_ids.clone(), stop_strings: vec![] };
+        let cfg = SamplingConfig {
+            max_new_tokens: s.max_new_tokens,
+            temperature: s.temperature,
+            top_k: s.top_k,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+            seed: s.seed + i as u64,
+            stop_ids: stop_ids.clone(),
+            stop_strings: vec![],
+        };
         let g = generate(model, tok, &prompt, &cfg, |_| true)?;
         let ended = matches!(g.stop, StopReason::StopToken(id) if Some(id) == end);
         stats.answered += 1;
@@ -96,6 +138,7 @@ pub fn sample_replies(model: &Gpt, tok: &Tokenizer, held_out: &[Conversation], s
         lines += &(row.to_string() + "\n");
     }
     let path = run.join("replies.jsonl");
-    ember_tokenizer::write_atomic(&path, lines.as_bytes()).map_err(|e| SftError::Config(format!("writing {}: {e}", path.display())))?;
+    ember_tokenizer::write_atomic(&path, lines.as_bytes())
+        .map_err(|e| SftError::Config(format!("writing {}: {e}", path.display())))?;
     Ok(stats)
 }

@@ -60,14 +60,21 @@ pub fn load_config(opts: &SftOptions) -> Result<SftConfig> {
         (Some(run), _) => {
             let p = run.join("config.toml");
             if !p.is_file() {
-                return Err(bad(format!("{}: has no config.toml: not an Ember run directory (nothing to resume)", run.display())));
+                return Err(bad(format!(
+                    "{}: has no config.toml: not an Ember run directory (nothing to resume)",
+                    run.display()
+                )));
             }
             let mut c: SftConfig = ember_train::config::load(&p, &opts.sets)?;
             c.run.out_dir = run.clone();
             c
         }
         (None, Some(p)) => ember_train::config::load(p, &opts.sets)?,
-        (None, None) => return Err(bad("--config: a config file (see configs/sft.toml) or --resume RUN is needed".into())),
+        (None, None) => {
+            return Err(bad(
+                "--config: a config file (see configs/sft.toml) or --resume RUN is needed".into(),
+            ));
+        }
     };
     if let Some(i) = &opts.init {
         c.init.checkpoint = i.clone();
@@ -76,9 +83,16 @@ pub fn load_config(opts: &SftOptions) -> Result<SftConfig> {
 }
 
 /// Splits one file's conversations into (train, held-out) by a seeded choice.
-fn split(convs: Vec<Conversation>, frac: f64, max: usize, seed: u64) -> (Vec<Conversation>, Vec<Conversation>) {
+fn split(
+    convs: Vec<Conversation>,
+    frac: f64,
+    max: usize,
+    seed: u64,
+) -> (Vec<Conversation>, Vec<Conversation>) {
     let n = convs.len();
-    let want = ((n as f64 * frac).round() as usize).min(max).min(n.saturating_sub(1));
+    let want = ((n as f64 * frac).round() as usize)
+        .min(max)
+        .min(n.saturating_sub(1));
     let mut keyed: Vec<(u64, usize)> = (0..n).map(|i| (mix_seed(seed, i as u64, 7), i)).collect();
     keyed.sort();
     let mut is_val = vec![false; n];
@@ -100,7 +114,9 @@ fn weighted(ex: Vec<Example>, epochs: f64, seed: u64) -> Vec<Example> {
     for _ in 0..whole {
         out.extend(ex.iter().cloned());
     }
-    let mut keyed: Vec<(u64, usize)> = (0..ex.len()).map(|i| (mix_seed(seed, i as u64, 11), i)).collect();
+    let mut keyed: Vec<(u64, usize)> = (0..ex.len())
+        .map(|i| (mix_seed(seed, i as u64, 11), i))
+        .collect();
     keyed.sort();
     out.extend(keyed.into_iter().take(extra).map(|(_, i)| ex[i].clone()));
     out
@@ -115,12 +131,20 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
     let ck_dir = ember_train::resolve_checkpoint(&config.init.checkpoint);
     let files = checkpoint::verify(&ck_dir)?;
     let model_config = files.config(&ck_dir)?;
-    let tokenizer = Tokenizer::from_json(&String::from_utf8_lossy(files.get("tokenizer.json")), &ck_dir.join("tokenizer.json").display().to_string())?;
+    let tokenizer = Tokenizer::from_json(
+        &String::from_utf8_lossy(files.get("tokenizer.json")),
+        &ck_dir.join("tokenizer.json").display().to_string(),
+    )?;
     let chat = ChatTokens::of(&tokenizer)?;
     let context = model_config.block_size;
     let micro = config.train.validate(context)?;
-    let policy = if config.data.skip_invalid { InvalidPolicy::Skip } else { InvalidPolicy::Stop };
-    let (mut train, mut val, mut render, mut invalid) = (Vec::new(), Vec::new(), RenderStats::default(), 0);
+    let policy = if config.data.skip_invalid {
+        InvalidPolicy::Skip
+    } else {
+        InvalidPolicy::Stop
+    };
+    let (mut train, mut val, mut render, mut invalid) =
+        (Vec::new(), Vec::new(), RenderStats::default(), 0);
     let (mut n_train, mut n_val) = (0, 0);
     let mut held_out: Vec<Conversation> = Vec::new();
     for (k, f) in config.data.files.iter().enumerate() {
@@ -130,7 +154,12 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
             eprintln!("skipped {s}");
         }
         let seed = mix_seed(config.train.seed, k as u64, 3);
-        let (tr, va) = split(loaded.conversations, config.data.val_fraction, config.data.val_max_per_file, seed);
+        let (tr, va) = split(
+            loaded.conversations,
+            config.data.val_fraction,
+            config.data.val_max_per_file,
+            seed,
+        );
         n_train += tr.len();
         n_val += va.len();
         let (tr_ex, st1) = render_all(&tokenizer, &tr, context)?;
@@ -141,17 +170,36 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
         render.skipped_too_long += st1.skipped_too_long;
         println!(
             "{}: {} training conversations (× {} epochs), {} held out; {} shortened to fit {context} tokens, {} too long",
-            f.path.display(), tr_ex.len(), f.epochs, va_ex.len(), st1.truncated, st1.skipped_too_long
+            f.path.display(),
+            tr_ex.len(),
+            f.epochs,
+            va_ex.len(),
+            st1.truncated,
+            st1.skipped_too_long
         );
         train.extend(weighted(tr_ex, f.epochs, seed));
         val.extend(va_ex);
     }
     if train.is_empty() || val.is_empty() {
-        return Err(SftError::Config(format!("the data mix gives {} training and {} held-out conversations; both must be non-empty", train.len(), val.len())));
+        return Err(SftError::Config(format!(
+            "the data mix gives {} training and {} held-out conversations; both must be non-empty",
+            train.len(),
+            val.len()
+        )));
     }
-    let task = SftTask::new(train, val, config.train.batch_size, micro, config.train.seed, chat.bos);
+    let task = SftTask::new(
+        train,
+        val,
+        config.train.batch_size,
+        micro,
+        config.train.seed,
+        chat.bos,
+    );
     let padding = task.padding_fraction(100);
-    println!("padding: {:.1}% of row positions (rows are padded, not packed)", 100.0 * padding);
+    println!(
+        "padding: {:.1}% of row positions (rows are padded, not packed)",
+        100.0 * padding
+    );
     let config_toml = ember_train::config::to_toml(&config);
     println!("resolved config:\n{config_toml}");
     let run = Run {
@@ -162,20 +210,47 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
         train: config.train.clone(),
         config_toml,
         device: opts.device,
-        start: if opts.resume.is_some() { Start::Resume } else { Start::Init(ck_dir) },
+        start: if opts.resume.is_some() {
+            Start::Resume
+        } else {
+            Start::Init(ck_dir)
+        },
         stop: opts.stop,
         faults: opts.faults,
     };
     let outcome = ember_train::train(&run, &task)?;
     let base_loss = std::fs::read_to_string(run.dir.join("metrics.jsonl"))
         .ok()
-        .and_then(|t| t.lines().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok().filter(|v| v["kind"] == "eval" && v["step"] == 0)))
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .filter(|v| v["kind"] == "eval" && v["step"] == 0)
+            })
+        })
         .and_then(|v| v["val_loss"].as_f64());
     let final_model = checkpoint::load(&outcome.checkpoint, &run.device.device)?;
     // Interleave the files' held-out prompts so a short sample still covers every file.
-    let mut order: Vec<(u64, Conversation)> = held_out.into_iter().map(|c| (mix_seed(config.sample.seed, c.line as u64, 5), c)).collect();
+    let mut order: Vec<(u64, Conversation)> = held_out
+        .into_iter()
+        .map(|c| (mix_seed(config.sample.seed, c.line as u64, 5), c))
+        .collect();
     order.sort_by_key(|(k, _)| *k);
     let prompts: Vec<Conversation> = order.into_iter().map(|(_, c)| c).collect();
-    let replies = crate::replies::sample_replies(&final_model.model, &tokenizer, &prompts, &config.sample, &run.dir)?;
-    Ok(SftReport { outcome, base_loss, invalid_skipped: invalid, render, sizes: (n_train, n_val), padding, replies })
+    let replies = crate::replies::sample_replies(
+        &final_model.model,
+        &tokenizer,
+        &prompts,
+        &config.sample,
+        &run.dir,
+    )?;
+    Ok(SftReport {
+        outcome,
+        base_loss,
+        invalid_skipped: invalid,
+        render,
+        sizes: (n_train, n_val),
+        padding,
+        replies,
+    })
 }

@@ -63,7 +63,10 @@ pub struct Message {
 impl Message {
     /// A message.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Message { role, content: content.into() }
+        Message {
+            role,
+            content: content.into(),
+        }
     }
 }
 
@@ -97,9 +100,18 @@ impl ChatTokens {
     /// The chat tokens of `tok`, or an error naming the one it lacks.
     pub fn of(tok: &Tokenizer) -> Result<ChatTokens> {
         let get = |t: &str| {
-            tok.token_to_id(t).ok_or_else(|| Error::MissingSpecial { token: t.to_string(), needed_for: "the chat template" })
+            tok.token_to_id(t).ok_or_else(|| Error::MissingSpecial {
+                token: t.to_string(),
+                needed_for: "the chat template",
+            })
         };
-        Ok(ChatTokens { bos: get(ENDOFTEXT)?, system: get(SYSTEM)?, user: get(USER)?, assistant: get(ASSISTANT)?, end: get(END)? })
+        Ok(ChatTokens {
+            bos: get(ENDOFTEXT)?,
+            system: get(SYSTEM)?,
+            user: get(USER)?,
+            assistant: get(ASSISTANT)?,
+            end: get(END)?,
+        })
     }
 
     fn marker(&self, role: Role) -> u32 {
@@ -114,7 +126,11 @@ impl ChatTokens {
 /// Renders `messages` with the template and its loss mask.
 pub fn render_chat(tok: &Tokenizer, messages: &[Message]) -> Result<Rendered> {
     let t = ChatTokens::of(tok)?;
-    let mut r = Rendered { ids: vec![t.bos], mask: vec![0], starts: Vec::with_capacity(messages.len()) };
+    let mut r = Rendered {
+        ids: vec![t.bos],
+        mask: vec![0],
+        starts: Vec::with_capacity(messages.len()),
+    };
     for m in messages {
         r.starts.push(r.ids.len());
         r.ids.push(t.marker(m.role));

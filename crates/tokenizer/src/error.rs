@@ -78,7 +78,9 @@ pub enum Error {
         reason: String,
     },
     /// The tokenizer lacks a special token a feature needs (the chat tokens, say).
-    #[error("the tokenizer has no {token} token, which {needed_for} needs; train it with `ember tokenizer train` (it adds Ember's special tokens)")]
+    #[error(
+        "the tokenizer has no {token} token, which {needed_for} needs; train it with `ember tokenizer train` (it adds Ember's special tokens)"
+    )]
     MissingSpecial {
         /// The special token's text.
         token: String,

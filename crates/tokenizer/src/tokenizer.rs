@@ -127,7 +127,10 @@ impl Tokenizer {
     /// grows until a safe cut point; tests use small sizes to put many cuts in a text).
     pub fn encode_chunked(&self, text: &str, chunk_bytes: usize) -> Vec<u32> {
         let ranges = crate::input::independent_ranges(text, chunk_bytes);
-        let parts: Vec<Vec<u32>> = ranges.par_iter().map(|r| self.encode(&text[r.clone()])).collect();
+        let parts: Vec<Vec<u32>> = ranges
+            .par_iter()
+            .map(|r| self.encode(&text[r.clone()]))
+            .collect();
         parts.concat()
     }
 

@@ -23,7 +23,11 @@ pub fn load<T: DeserializeOwned>(path: &Path, sets: &[String]) -> Result<T> {
 }
 
 /// Like [`load`], from TOML text; `origin` names the text in errors.
-pub fn from_str_with_sets<T: DeserializeOwned>(text: &str, origin: &str, sets: &[String]) -> Result<T> {
+pub fn from_str_with_sets<T: DeserializeOwned>(
+    text: &str,
+    origin: &str,
+    sets: &[String],
+) -> Result<T> {
     let bad = |message: String| TrainError::Config {
         origin: origin.to_string(),
         message,
@@ -58,7 +62,9 @@ pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<()> {
         return Err(bad(format!("key {key:?} is not of the form section.key")));
     }
     let value = match toml::from_str::<toml::Table>(&format!("v = {}", raw.trim())) {
-        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(raw.to_string())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or(toml::Value::String(raw.to_string())),
         Err(_) => toml::Value::String(raw.trim().to_string()),
     };
     let (last, sections) = parts.split_last().ok_or_else(|| bad("empty key".into()))?;
@@ -70,7 +76,10 @@ pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<()> {
         cur = match entry {
             toml::Value::Table(t) => t,
             other => {
-                return Err(bad(format!("{part} is a {}, not a section", other.type_str())));
+                return Err(bad(format!(
+                    "{part} is a {}, not a section",
+                    other.type_str()
+                )));
             }
         };
     }
@@ -201,7 +210,11 @@ impl TrainSection {
             return Err(bad("min_lr", self.min_lr.to_string(), "between 0 and lr"));
         }
         if self.warmup_steps > self.max_steps {
-            return Err(bad("warmup_steps", self.warmup_steps.to_string(), "at most max_steps"));
+            return Err(bad(
+                "warmup_steps",
+                self.warmup_steps.to_string(),
+                "at most max_steps",
+            ));
         }
         for (f, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             if !(0.0..1.0).contains(&v) {
@@ -212,10 +225,18 @@ impl TrainSection {
             return Err(bad("eps", self.eps.to_string(), "a positive number"));
         }
         if !(self.weight_decay >= 0.0) || !(self.grad_clip >= 0.0) {
-            return Err(bad("weight_decay/grad_clip", format!("{}/{}", self.weight_decay, self.grad_clip), "0 or more"));
+            return Err(bad(
+                "weight_decay/grad_clip",
+                format!("{}/{}", self.weight_decay, self.grad_clip),
+                "0 or more",
+            ));
         }
         if self.keep_last == 0 {
-            return Err(bad("keep_last", "0".into(), "at least 1 (the newest checkpoint is never deleted)"));
+            return Err(bad(
+                "keep_last",
+                "0".into(),
+                "at least 1 (the newest checkpoint is never deleted)",
+            ));
         }
         let per_micro = self.batch_size * context;
         match self.total_batch_tokens {
@@ -224,7 +245,10 @@ impl TrainSection {
             Some(t) => Err(bad(
                 "total_batch_tokens",
                 t.to_string(),
-                &format!("a positive multiple of batch_size × context = {} × {context} = {per_micro}", self.batch_size),
+                &format!(
+                    "a positive multiple of batch_size × context = {} × {context} = {per_micro}",
+                    self.batch_size
+                ),
             )),
         }
     }

@@ -51,7 +51,11 @@ pub enum TrainError {
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 
 impl TrainError {
-    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, error: std::io::Error) -> Self {
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        action: &'static str,
+        error: std::io::Error,
+    ) -> Self {
         TrainError::Io {
             path: path.into(),
             action,

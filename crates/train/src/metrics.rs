@@ -132,14 +132,18 @@ pub fn loss_svg(rows: &[Row], title: &str) -> String {
     let train: Vec<(f64, f64)> = rows
         .iter()
         .filter_map(|r| match r {
-            Row::Train { step, loss, .. } if loss.is_finite() => Some((*step as f64, f64::from(*loss))),
+            Row::Train { step, loss, .. } if loss.is_finite() => {
+                Some((*step as f64, f64::from(*loss)))
+            }
             _ => None,
         })
         .collect();
     let val: Vec<(f64, f64)> = rows
         .iter()
         .filter_map(|r| match r {
-            Row::Eval { step, val_loss, .. } if val_loss.is_finite() => Some((*step as f64, *val_loss)),
+            Row::Eval { step, val_loss, .. } if val_loss.is_finite() => {
+                Some((*step as f64, *val_loss))
+            }
             _ => None,
         })
         .collect();
@@ -162,14 +166,22 @@ fn draw<'a>(
     let x_max = all().map(|p| p.0).fold(1.0, f64::max);
     let y_max = all().map(|p| p.1).fold(0.0, f64::max).max(1e-3) * 1.05;
     let y_min = all().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let y_min = if y_min.is_finite() { (y_min * 0.95).min(y_max * 0.9) } else { 0.0 };
+    let y_min = if y_min.is_finite() {
+        (y_min * 0.95).min(y_max * 0.9)
+    } else {
+        0.0
+    };
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(55)
         .build_cartesian_2d(0f64..x_max, y_min..y_max)?;
-    chart.configure_mesh().x_desc("step").y_desc("loss (nats/token)").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc("loss (nats/token)")
+        .draw()?;
     let blue = RGBColor(70, 110, 200);
     chart
         .draw_series(LineSeries::new(train.iter().copied(), blue.stroke_width(1)))?

@@ -65,7 +65,8 @@ pub fn param_shapes(model: &Gpt) -> Vec<(String, usize)> {
             self.path.pop();
         }
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.out.push((self.path.join("."), p.shape().num_elements()));
+            self.out
+                .push((self.path.join("."), p.shape().num_elements()));
         }
     }
     let mut v = V {
@@ -184,8 +185,12 @@ impl AdamW {
         let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
             .map_err(|e| bad(format!("damaged optimizer state: {e}")))?;
         let md = meta.metadata().clone().unwrap_or_default();
-        if md.get("format").map(String::as_str) != Some(FORMAT) || md.get("version").map(String::as_str) != Some("1") {
-            return Err(bad(format!("not {FORMAT} version 1 state (metadata {md:?})")));
+        if md.get("format").map(String::as_str) != Some(FORMAT)
+            || md.get("version").map(String::as_str) != Some("1")
+        {
+            return Err(bad(format!(
+                "not {FORMAT} version 1 state (metadata {md:?})"
+            )));
         }
         let step: u64 = md
             .get("step")
@@ -270,14 +275,21 @@ impl ModuleMapper for Update<'_> {
                 mo.m.mul_scalar(c.beta1) + g.clone().mul_scalar(1.0 - c.beta1),
                 mo.v.mul_scalar(c.beta2) + g.square().mul_scalar(1.0 - c.beta2),
             ),
-            None => (g.clone().mul_scalar(1.0 - c.beta1), g.square().mul_scalar(1.0 - c.beta2)),
+            None => (
+                g.clone().mul_scalar(1.0 - c.beta1),
+                g.square().mul_scalar(1.0 - c.beta2),
+            ),
         };
         let p = if c.weight_decay > 0.0 && decays(&name, D, self.opt.tied) {
             p.mul_scalar(1.0 - self.lr * c.weight_decay)
         } else {
             p
         };
-        let denom = v.clone().sqrt().div_scalar(self.bc2.sqrt()).add_scalar(c.eps);
+        let denom = v
+            .clone()
+            .sqrt()
+            .div_scalar(self.bc2.sqrt())
+            .add_scalar(c.eps);
         let p = p - (m.clone() / denom).mul_scalar(self.lr / self.bc1);
         self.opt.moments.insert(name, Moments { m, v });
         let mut out = Tensor::from_inner(p.reshape(dims));
@@ -304,5 +316,7 @@ pub fn weights_finite(model: &Gpt) -> bool {
     }
     let mut v = V { total: None };
     model.visit(&mut v);
-    v.total.map(|t| t.into_scalar::<f32>().is_finite()).unwrap_or(true)
+    v.total
+        .map(|t| t.into_scalar::<f32>().is_finite())
+        .unwrap_or(true)
 }

@@ -13,7 +13,11 @@ use crate::optim::{AdamW, AdamWConfig, param_shapes};
 use crate::state::{self, TrainState};
 use crate::trainer::{Run, Start};
 
-pub(crate) fn start(run: &Run<'_>, micro: usize, device: &Device) -> Result<(Gpt, TrainState, AdamW, bool)> {
+pub(crate) fn start(
+    run: &Run<'_>,
+    micro: usize,
+    device: &Device,
+) -> Result<(Gpt, TrainState, AdamW, bool)> {
     let t = &run.train;
     let cfg = &run.model_config;
     let optim = AdamW::new(
@@ -54,19 +58,28 @@ fn load_checked(dir: &Path, cfg: &GptConfig, tok: &Tokenizer, device: &Device) -
     let ck = checkpoint::load(dir, device)?;
     let diff = state::config_diff(&ck.config, cfg);
     if !diff.is_empty() {
-        return Err(state::resume_error(dir, format!("the model shape differs: {}", diff.join("; "))));
+        return Err(state::resume_error(
+            dir,
+            format!("the model shape differs: {}", diff.join("; ")),
+        ));
     }
     let (a, b) = (ck.tokenizer.fingerprint(), tok.fingerprint());
     if a != b {
         return Err(state::resume_error(
             dir,
-            format!("the tokenizer differs: checkpoint's tokenizer.json has SHA-256 {a}, the run's has {b}"),
+            format!(
+                "the tokenizer differs: checkpoint's tokenizer.json has SHA-256 {a}, the run's has {b}"
+            ),
         ));
     }
     Ok(ck.model)
 }
 
-fn resume(run: &Run<'_>, mut optim: AdamW, device: &Device) -> Result<(Gpt, TrainState, AdamW, bool)> {
+fn resume(
+    run: &Run<'_>,
+    mut optim: AdamW,
+    device: &Device,
+) -> Result<(Gpt, TrainState, AdamW, bool)> {
     state::clean_interrupted_saves(&run.dir);
     let Some((_, dir)) = state::newest_valid(&run.dir) else {
         return Err(state::resume_error(
@@ -78,13 +91,28 @@ fn resume(run: &Run<'_>, mut optim: AdamW, device: &Device) -> Result<(Gpt, Trai
     let st = state::read_state(&files, &dir)?;
     let model = load_checked(&dir, &run.model_config, run.tokenizer, device)?;
     let shapes = param_shapes(&model);
-    optim.load_bytes(files.get("optimizer.safetensors"), &shapes, &run.device.device, &dir.join("optimizer.safetensors"))?;
+    optim.load_bytes(
+        files.get("optimizer.safetensors"),
+        &shapes,
+        &run.device.device,
+        &dir.join("optimizer.safetensors"),
+    )?;
     if optim.steps() != st.step - st.skipped_steps {
         return Err(state::resume_error(
             &dir,
-            format!("optimizer has {} updates, train_state.json says {} steps with {} skipped", optim.steps(), st.step, st.skipped_steps),
+            format!(
+                "optimizer has {} updates, train_state.json says {} steps with {} skipped",
+                optim.steps(),
+                st.step,
+                st.skipped_steps
+            ),
         ));
     }
-    println!("resuming from {} (step {}, {} tokens seen)", dir.display(), st.step, st.tokens_seen);
+    println!(
+        "resuming from {} (step {}, {} tokens seen)",
+        dir.display(),
+        st.step,
+        st.tokens_seen
+    );
     Ok((model, st, optim, true))
 }

@@ -73,7 +73,9 @@ pub fn list(run: &Path) -> Vec<(u64, PathBuf)> {
     if let Ok(entries) = std::fs::read_dir(checkpoints_dir(run)) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<u64>().ok())
+            if let Some(step) = name
+                .strip_prefix("step-")
+                .and_then(|s| s.parse::<u64>().ok())
                 && e.path().join("manifest.json").is_file()
             {
                 out.push((step, e.path()));
@@ -90,7 +92,10 @@ pub fn newest_valid(run: &Path) -> Option<(u64, PathBuf)> {
     for (step, dir) in list(run).into_iter().rev() {
         match checkpoint::verify(&dir) {
             Ok(files) if !files.get("train_state.json").is_empty() => return Some((step, dir)),
-            Ok(_) => eprintln!("warning: {} has no train_state.json; skipped", dir.display()),
+            Ok(_) => eprintln!(
+                "warning: {} has no train_state.json; skipped",
+                dir.display()
+            ),
             Err(e) => eprintln!("warning: {e}; trying an older checkpoint"),
         }
     }
@@ -103,7 +108,9 @@ pub fn resolve_checkpoint(path: &Path) -> PathBuf {
     if path.join("manifest.json").is_file() {
         return path.to_path_buf();
     }
-    newest_valid(path).map(|(_, d)| d).unwrap_or_else(|| path.to_path_buf())
+    newest_valid(path)
+        .map(|(_, d)| d)
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 /// What `save` writes besides the model.
@@ -133,12 +140,22 @@ pub fn save(
     let extra = vec![
         ("optimizer.safetensors".to_string(), parts.optim.to_bytes()?),
         ("train_state.json".to_string(), state_json.into_bytes()),
-        ("run_config.toml".to_string(), parts.config_toml.as_bytes().to_vec()),
+        (
+            "run_config.toml".to_string(),
+            parts.config_toml.as_bytes().to_vec(),
+        ),
     ];
     if abort_before_rename {
-        let tmp = checkpoints_dir(run).join(format!(".step-{:08}.tmp.{}", parts.state.step, std::process::id()));
+        let tmp = checkpoints_dir(run).join(format!(
+            ".step-{:08}.tmp.{}",
+            parts.state.step,
+            std::process::id()
+        ));
         let _ = checkpoint::save(&tmp, model, config, tokenizer, &extra);
-        eprintln!("fault injection: aborting during the save of step {}", parts.state.step);
+        eprintln!(
+            "fault injection: aborting during the save of step {}",
+            parts.state.step
+        );
         std::process::abort();
     }
     checkpoint::save(&dir, model, config, tokenizer, &extra)?;
@@ -154,7 +171,10 @@ fn retain(run: &Path, keep_last: usize, keep: &Path) {
         if dir != keep
             && let Err(e) = std::fs::remove_dir_all(&dir)
         {
-            eprintln!("warning: could not delete old checkpoint {}: {e}", dir.display());
+            eprintln!(
+                "warning: could not delete old checkpoint {}: {e}",
+                dir.display()
+            );
         }
     }
 }
@@ -174,10 +194,11 @@ pub fn clean_interrupted_saves(run: &Path) {
 /// Reads `train_state.json` from verified checkpoint files.
 pub fn read_state(files: &checkpoint::VerifiedFiles, dir: &Path) -> Result<TrainState> {
     let path = dir.join("train_state.json");
-    let state: TrainState = serde_json::from_slice(files.get("train_state.json")).map_err(|e| TrainError::Resume {
-        path: path.clone(),
-        reason: format!("damaged train_state.json: {e}"),
-    })?;
+    let state: TrainState =
+        serde_json::from_slice(files.get("train_state.json")).map_err(|e| TrainError::Resume {
+            path: path.clone(),
+            reason: format!("damaged train_state.json: {e}"),
+        })?;
     if state.format != STATE_FORMAT || state.version != 1 {
         return Err(TrainError::Resume {
             path,
@@ -200,7 +221,12 @@ pub fn config_diff(saved: &GptConfig, now: &GptConfig) -> Vec<String> {
     };
     a.iter()
         .filter(|(k, v)| b.get(*k) != Some(v))
-        .map(|(k, v)| format!("model.{k}: checkpoint {v}, now {}", b.get(k).cloned().unwrap_or_default()))
+        .map(|(k, v)| {
+            format!(
+                "model.{k}: checkpoint {v}, now {}",
+                b.get(k).cloned().unwrap_or_default()
+            )
+        })
         .collect()
 }
 

@@ -29,7 +29,10 @@ impl HostBatch {
     }
 
     /// Uploads to `device`: inputs, targets, mask.
-    pub fn to_device(&self, device: &Device) -> Result<(Tensor<2, Int>, Tensor<2, Int>, Tensor<2>)> {
+    pub fn to_device(
+        &self,
+        device: &Device,
+    ) -> Result<(Tensor<2, Int>, Tensor<2, Int>, Tensor<2>)> {
         let n = self.batch * self.seq;
         if self.inputs.len() != n || self.targets.len() != n || self.mask.len() != n {
             return Err(TrainError::Data(format!(
@@ -45,7 +48,10 @@ impl HostBatch {
             let v: Vec<i32> = v.iter().map(|&x| x as i32).collect();
             Tensor::<2, Int>::from_data(TensorData::new(v, [self.batch, self.seq]), device)
         };
-        let mask = Tensor::<2>::from_data(TensorData::new(self.mask.clone(), [self.batch, self.seq]), device);
+        let mask = Tensor::<2>::from_data(
+            TensorData::new(self.mask.clone(), [self.batch, self.seq]),
+            device,
+        );
         Ok((ids(&self.inputs), ids(&self.targets), mask))
     }
 }

@@ -115,7 +115,8 @@ struct Loop<'a, 'b> {
 /// Trains `run` on `task` until `max_steps` or a stop request.
 pub fn train(run: &Run<'_>, task: &dyn Task) -> Result<Outcome> {
     let micro = run.train.validate(run.model_config.block_size)?;
-    std::fs::create_dir_all(&run.dir).map_err(|e| TrainError::io(&run.dir, "create run directory", e))?;
+    std::fs::create_dir_all(&run.dir)
+        .map_err(|e| TrainError::io(&run.dir, "create run directory", e))?;
     let device = run.device.device.clone().autodiff();
     let (model, state, optim, resumed) = crate::resume::start(run, micro, &device)?;
     ember_tokenizer::write_atomic(&run.dir.join("config.toml"), run.config_toml.as_bytes())
@@ -150,7 +151,8 @@ pub fn train(run: &Run<'_>, task: &dyn Task) -> Result<Outcome> {
 
 /// Seed for micro-batch `micro` of step `step`: batches and dropout masks depend on nothing else.
 pub fn mix_seed(seed: u64, step: u64, micro: u64) -> u64 {
-    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ micro.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z =
+        seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ micro.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -158,7 +160,12 @@ pub fn mix_seed(seed: u64, step: u64, micro: u64) -> u64 {
 
 /// What one optimizer step produced.
 enum StepResult {
-    Updated { loss: f32, norm: f64, tokens: u64, positions: u64 },
+    Updated {
+        loss: f32,
+        norm: f64,
+        tokens: u64,
+        positions: u64,
+    },
     Skipped(String),
 }
 
@@ -177,7 +184,9 @@ impl Loop<'_, '_> {
         if !resumed {
             last_eval = Some(self.evaluate(&model)?);
         }
-        let mut last_ck = state::newest_valid(&self.run.dir).map(|(_, d)| d).unwrap_or_default();
+        let mut last_ck = state::newest_valid(&self.run.dir)
+            .map(|(_, d)| d)
+            .unwrap_or_default();
         let session = Instant::now();
         let mut session_tokens = 0u64;
         let mut interrupted = false;
@@ -213,7 +222,9 @@ impl Loop<'_, '_> {
         // A resumed run that had already finished reports its last evaluation.
         if last_eval.is_none() {
             last_eval = self.log.rows().iter().rev().find_map(|r| match r {
-                Row::Eval { val_loss, val_bpb, .. } => Some((*val_loss, *val_bpb)),
+                Row::Eval {
+                    val_loss, val_bpb, ..
+                } => Some((*val_loss, *val_bpb)),
                 _ => None,
             });
         }
@@ -234,7 +245,12 @@ impl Loop<'_, '_> {
         let weight: f64 = batches.iter().map(|b| b.weight()).sum();
         let positions: u64 = batches.iter().map(|b| (b.batch * b.seq) as u64).sum();
         if weight == 0.0 {
-            return Ok((model, StepResult::Skipped("every target of the step is masked out (nothing to train on)".into())));
+            return Ok((
+                model,
+                StepResult::Skipped(
+                    "every target of the step is masked out (nothing to train on)".into(),
+                ),
+            ));
         }
         let mut acc = GradientsAccumulator::new();
         let mut loss_sum = 0f32;
@@ -261,27 +277,59 @@ impl Loop<'_, '_> {
         let grads = single.unwrap_or_else(|| acc.grads());
         let norm = grad_norm(&model, &grads);
         if !norm.is_finite() {
-            return Ok((model, StepResult::Skipped(format!("gradient norm is {norm}"))));
+            return Ok((
+                model,
+                StepResult::Skipped(format!("gradient norm is {norm}")),
+            ));
         }
         let clip = self.run.train.grad_clip;
-        let scale = if clip > 0.0 && norm > clip { clip / (norm + 1e-6) } else { 1.0 };
+        let scale = if clip > 0.0 && norm > clip {
+            clip / (norm + 1e-6)
+        } else {
+            1.0
+        };
         let model = self.optim.step(model, grads, lr, scale);
-        Ok((model, StepResult::Updated { loss: loss_sum, norm, tokens: weight as u64, positions }))
+        Ok((
+            model,
+            StepResult::Updated {
+                loss: loss_sum,
+                norm,
+                tokens: weight as u64,
+                positions,
+            },
+        ))
     }
 
-    fn record(&mut self, result: StepResult, lr: f64, dt: f64, session_tokens: &mut u64) -> Result<()> {
+    fn record(
+        &mut self,
+        result: StepResult,
+        lr: f64,
+        dt: f64,
+        session_tokens: &mut u64,
+    ) -> Result<()> {
         let step = self.state.step;
         let total = self.run.train.max_steps;
         match result {
-            StepResult::Updated { loss, norm, tokens, positions } => {
+            StepResult::Updated {
+                loss,
+                norm,
+                tokens,
+                positions,
+            } => {
                 self.state.tokens_seen += tokens;
                 *session_tokens += positions;
                 // Throughput and MFU count every position computed (padding included), which is
                 // what the hardware did; `tokens` counts only the trained targets.
                 let tps = positions as f64 / dt.max(1e-9);
                 let mfu = self.peak.map(|p| self.flops_per_token * tps / p);
-                let mfu_text = mfu.map(|m| format!(" mfu {:.1}%", 100.0 * m)).unwrap_or_default();
-                self.progress.step(step, total, &format!("loss {loss:.4} lr {lr:.2e} {tps:.0} tok/s{mfu_text}"));
+                let mfu_text = mfu
+                    .map(|m| format!(" mfu {:.1}%", 100.0 * m))
+                    .unwrap_or_default();
+                self.progress.step(
+                    step,
+                    total,
+                    &format!("loss {loss:.4} lr {lr:.2e} {tps:.0} tok/s{mfu_text}"),
+                );
                 self.log.push(Row::Train {
                     step,
                     tokens: self.state.tokens_seen,
@@ -295,8 +343,12 @@ impl Loop<'_, '_> {
             }
             StepResult::Skipped(reason) => {
                 self.state.skipped_steps += 1;
-                self.progress.line(&format!("step {step}: skipped, {reason}; no update made"));
-                self.log.push(Row::Skipped { step, reason: reason.clone() })?;
+                self.progress
+                    .line(&format!("step {step}: skipped, {reason}; no update made"));
+                self.log.push(Row::Skipped {
+                    step,
+                    reason: reason.clone(),
+                })?;
                 if self.state.skipped_steps > self.run.train.max_skipped_steps {
                     return Err(TrainError::Stopped {
                         step,

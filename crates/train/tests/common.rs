@@ -18,7 +18,9 @@ pub fn train(run: &Run<'_>, task: &dyn Task) -> ember_train::Result<ember_train:
 
 /// Byte-level tokenizer (261 ids, no merges).
 pub fn tokenizer() -> Tokenizer {
-    train_from_texts(&["abc"], &TrainerConfig::new(261)).unwrap().0
+    train_from_texts(&["abc"], &TrainerConfig::new(261))
+        .unwrap()
+        .0
 }
 
 pub fn model_config() -> GptConfig {
@@ -53,17 +55,31 @@ pub struct Cycle {
 
 impl Cycle {
     pub fn new(batch: usize) -> Self {
-        Cycle { period: 7, batch, seq: 16, stop_at: None }
+        Cycle {
+            period: 7,
+            batch,
+            seq: 16,
+            stop_at: None,
+        }
     }
 
     fn window(&self, seed: u64) -> (Vec<u32>, Vec<u32>) {
         let off = (seed % u64::from(self.period)) as u32;
-        let ids: Vec<u32> = (0..=self.seq as u32).map(|i| (i + off) % self.period).collect();
+        let ids: Vec<u32> = (0..=self.seq as u32)
+            .map(|i| (i + off) % self.period)
+            .collect();
         (ids[..self.seq].to_vec(), ids[1..].to_vec())
     }
 
     fn batch_of(&self, seeds: impl Iterator<Item = u64>) -> HostBatch {
-        let mut hb = HostBatch { batch: 0, seq: self.seq, inputs: vec![], targets: vec![], mask: vec![], target_bytes: 0 };
+        let mut hb = HostBatch {
+            batch: 0,
+            seq: self.seq,
+            inputs: vec![],
+            targets: vec![],
+            mask: vec![],
+            target_bytes: 0,
+        };
         for s in seeds {
             let (x, y) = self.window(s);
             hb.inputs.extend(x);
@@ -118,7 +134,15 @@ pub fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
     let mut out: Vec<(String, Vec<f32>)> = st
         .tensors()
         .into_iter()
-        .map(|(n, v)| (n, v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+        .map(|(n, v)| {
+            (
+                n,
+                v.data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            )
+        })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
@@ -131,6 +155,11 @@ pub fn losses(run: &Path) -> Vec<(u64, f32)> {
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["kind"] == "train")
-        .map(|v| (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap() as f32))
+        .map(|v| {
+            (
+                v["step"].as_u64().unwrap(),
+                v["loss"].as_f64().unwrap() as f32,
+            )
+        })
         .collect()
 }

@@ -24,25 +24,50 @@ fn stop_and_resume_equals_an_uninterrupted_run_bit_for_bit() {
     let flag = Arc::new(AtomicBool::new(false));
     let mut first = with_dropout(run(parted.path(), &tok, t.clone(), Start::Fresh));
     first.stop = Arc::clone(&flag);
-    let task = Cycle { stop_at: Some((6, flag)), ..Cycle::new(4) };
+    let task = Cycle {
+        stop_at: Some((6, flag)),
+        ..Cycle::new(4)
+    };
     let out = train(&first, &task).unwrap();
     assert!(out.interrupted);
-    assert_eq!(out.step, 7, "stops after the step during which the flag was raised");
-    let out = train(&with_dropout(run(parted.path(), &tok, t, Start::Resume)), &Cycle::new(4)).unwrap();
+    assert_eq!(
+        out.step, 7,
+        "stops after the step during which the flag was raised"
+    );
+    let out = train(
+        &with_dropout(run(parted.path(), &tok, t, Start::Resume)),
+        &Cycle::new(4),
+    )
+    .unwrap();
     assert_eq!(out.step, 12);
 
     assert_eq!(losses(straight.path()), losses(parted.path()));
     let last = |d: &std::path::Path| weights(&d.join("checkpoints/step-00000012"));
-    assert!(last(straight.path()) == last(parted.path()), "final weights differ");
+    assert!(
+        last(straight.path()) == last(parted.path()),
+        "final weights differ"
+    );
 }
 
 #[test]
 fn resume_refuses_a_changed_model_shape_naming_both_values() {
     let tok = tokenizer();
     let dir = tempfile::tempdir().unwrap();
-    let t = TrainSection { max_steps: 4, ..train_section() };
-    train(&run(dir.path(), &tok, t.clone(), Start::Fresh), &Cycle::new(4)).unwrap();
-    let mut r = run(dir.path(), &tok, TrainSection { max_steps: 8, ..t }, Start::Resume);
+    let t = TrainSection {
+        max_steps: 4,
+        ..train_section()
+    };
+    train(
+        &run(dir.path(), &tok, t.clone(), Start::Fresh),
+        &Cycle::new(4),
+    )
+    .unwrap();
+    let mut r = run(
+        dir.path(),
+        &tok,
+        TrainSection { max_steps: 8, ..t },
+        Start::Resume,
+    );
     r.model_config.n_embd = 64;
     let err = train(&r, &Cycle::new(4)).unwrap_err().to_string();
     assert!(err.contains("model.n_embd: checkpoint 32, now 64"), "{err}");
@@ -52,20 +77,38 @@ fn resume_refuses_a_changed_model_shape_naming_both_values() {
 fn resume_refuses_another_tokenizer() {
     let tok = tokenizer();
     let dir = tempfile::tempdir().unwrap();
-    let t = TrainSection { max_steps: 4, ..train_section() };
-    train(&run(dir.path(), &tok, t.clone(), Start::Fresh), &Cycle::new(4)).unwrap();
-    let other = ember_tokenizer::train_from_texts(&["xyz xyz"], &ember_tokenizer::TrainerConfig::new(262)).unwrap().0;
+    let t = TrainSection {
+        max_steps: 4,
+        ..train_section()
+    };
+    train(
+        &run(dir.path(), &tok, t.clone(), Start::Fresh),
+        &Cycle::new(4),
+    )
+    .unwrap();
+    let other =
+        ember_tokenizer::train_from_texts(&["xyz xyz"], &ember_tokenizer::TrainerConfig::new(262))
+            .unwrap()
+            .0;
     let mut r = run(dir.path(), &other, t, Start::Resume);
     r.model_config.vocab_size = 262;
     let err = train(&r, &Cycle::new(4)).unwrap_err().to_string();
-    assert!(err.contains("vocab_size: checkpoint 261, now 262") || err.contains("tokenizer"), "{err}");
+    assert!(
+        err.contains("vocab_size: checkpoint 261, now 262") || err.contains("tokenizer"),
+        "{err}"
+    );
 }
 
 #[test]
 fn resume_without_a_checkpoint_is_an_error_not_a_fresh_start() {
     let tok = tokenizer();
     let dir = tempfile::tempdir().unwrap();
-    let err = train(&run(dir.path(), &tok, train_section(), Start::Resume), &Cycle::new(4)).unwrap_err().to_string();
+    let err = train(
+        &run(dir.path(), &tok, train_section(), Start::Resume),
+        &Cycle::new(4),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("no complete checkpoint"), "{err}");
     assert!(!dir.path().join("metrics.jsonl").exists());
 }
@@ -74,10 +117,19 @@ fn resume_without_a_checkpoint_is_an_error_not_a_fresh_start() {
 fn a_fresh_run_never_overwrites_an_existing_one() {
     let tok = tokenizer();
     let dir = tempfile::tempdir().unwrap();
-    let t = TrainSection { max_steps: 4, ..train_section() };
-    train(&run(dir.path(), &tok, t.clone(), Start::Fresh), &Cycle::new(4)).unwrap();
+    let t = TrainSection {
+        max_steps: 4,
+        ..train_section()
+    };
+    train(
+        &run(dir.path(), &tok, t.clone(), Start::Fresh),
+        &Cycle::new(4),
+    )
+    .unwrap();
     let before = weights(&dir.path().join("checkpoints/step-00000004"));
-    let err = train(&run(dir.path(), &tok, t, Start::Fresh), &Cycle::new(4)).unwrap_err().to_string();
+    let err = train(&run(dir.path(), &tok, t, Start::Fresh), &Cycle::new(4))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("--resume"), "{err}");
     assert!(before == weights(&dir.path().join("checkpoints/step-00000004")));
 }

@@ -7,7 +7,15 @@ use ember_train::{Start, TrainSection};
 fn a_tiny_model_learns_a_repeated_pattern() {
     let dir = tempfile::tempdir().unwrap();
     let tok = tokenizer();
-    let t = TrainSection { max_steps: 60, lr: 1e-2, min_lr: 1e-3, warmup_steps: 5, eval_every: 0, save_every: 0, ..train_section() };
+    let t = TrainSection {
+        max_steps: 60,
+        lr: 1e-2,
+        min_lr: 1e-3,
+        warmup_steps: 5,
+        eval_every: 0,
+        save_every: 0,
+        ..train_section()
+    };
     let out = train(&run(dir.path(), &tok, t, Start::Fresh), &Cycle::new(4)).unwrap();
     let (val_loss, _) = out.last_eval.unwrap();
     // Uniform over 261 ids is ln 261 = 5.56; the cycle is fully predictable after one token.
@@ -25,9 +33,22 @@ fn accumulating_two_micro_batches_equals_one_batch_of_twice_the_size() {
     let tok = tokenizer();
     let one = tempfile::tempdir().unwrap();
     let two = tempfile::tempdir().unwrap();
-    let base = TrainSection { max_steps: 3, warmup_steps: 0, eval_every: 0, save_every: 0, ..train_section() };
-    let big = TrainSection { batch_size: 8, ..base.clone() };
-    let acc = TrainSection { batch_size: 4, total_batch_tokens: Some(8 * 16), ..base };
+    let base = TrainSection {
+        max_steps: 3,
+        warmup_steps: 0,
+        eval_every: 0,
+        save_every: 0,
+        ..train_section()
+    };
+    let big = TrainSection {
+        batch_size: 8,
+        ..base.clone()
+    };
+    let acc = TrainSection {
+        batch_size: 4,
+        total_batch_tokens: Some(8 * 16),
+        ..base
+    };
     train(&run(one.path(), &tok, big, Start::Fresh), &Cycle::new(8)).unwrap();
     train(&run(two.path(), &tok, acc, Start::Fresh), &Cycle::new(4)).unwrap();
     let a = weights(&one.path().join("checkpoints/step-00000003"));

@@ -3,7 +3,14 @@
 use ember_train::{Decay, TrainSection, lr_at};
 
 fn section(decay: Decay) -> TrainSection {
-    TrainSection { lr: 1e-3, min_lr: 1e-4, warmup_steps: 100, max_steps: 2000, decay, ..Default::default() }
+    TrainSection {
+        lr: 1e-3,
+        min_lr: 1e-4,
+        warmup_steps: 100,
+        max_steps: 2000,
+        decay,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -20,7 +27,10 @@ fn cosine_peaks_after_warmup_halves_midway_and_ends_at_the_floor() {
     assert!((lr_at(&t, 100) - 1e-3).abs() < 1e-15);
     assert!((lr_at(&t, 1050) - 5.5e-4).abs() < 1e-12);
     assert!((lr_at(&t, 2000) - 1e-4).abs() < 1e-15);
-    assert!((lr_at(&t, 5000) - 1e-4).abs() < 1e-15, "no rise after the end");
+    assert!(
+        (lr_at(&t, 5000) - 1e-4).abs() < 1e-15,
+        "no rise after the end"
+    );
     let mut prev = f64::INFINITY;
     for s in 100..=2000 {
         let lr = lr_at(&t, s);
