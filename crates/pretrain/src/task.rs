@@ -53,15 +53,8 @@ impl<'a> ShardTask<'a> {
         let eval_windows =
             (want.div_ceil(eval_batch) * eval_batch).min(all / eval_batch * eval_batch);
         let tok = &data.tokenizer;
-        let specials: Vec<u32> = tok.specials().map(|(_, id)| id).collect();
         let byte_len = (0..tok.vocab_size() as u32)
-            .map(|id| {
-                if specials.contains(&id) {
-                    0
-                } else {
-                    tok.id_to_bytes(id).map_or(0, |b| b.len() as u32)
-                }
-            })
+            .map(|id| tok.text_len(id) as u32)
             .collect();
         Ok(ShardTask {
             data,

@@ -87,12 +87,11 @@ pub fn render_all(
 }
 
 fn example(tok: &Tokenizer, ids: Vec<u32>, mask: Vec<u8>) -> Example {
-    let specials: Vec<u32> = tok.specials().map(|(_, id)| id).collect();
     let target_bytes = ids
         .iter()
         .zip(&mask)
-        .filter(|(id, m)| **m == 1 && !specials.contains(id))
-        .map(|(id, _)| tok.id_to_bytes(*id).map_or(0, |b| b.len() as u64))
+        .filter(|(_, m)| **m == 1)
+        .map(|(id, _)| tok.text_len(*id) as u64)
         .sum();
     Example {
         ids,

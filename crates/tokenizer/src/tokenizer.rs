@@ -82,6 +82,15 @@ impl Tokenizer {
         }
     }
 
+    /// UTF-8 bytes of text that id `id` stands for: 0 for special tokens and unknown ids.
+    /// Bits-per-byte figures divide by this, so they measure text, not markup.
+    pub fn text_len(&self, id: u32) -> usize {
+        if self.specials.iter().any(|s| s.1 == id) {
+            return 0;
+        }
+        self.id_to_bytes(id).map_or(0, <[u8]>::len)
+    }
+
     /// Encodes ordinary text. Special-token strings in `text` (a user typing `<|user|>`) are
     /// encoded as the ordinary bytes they are, never as special ids.
     pub fn encode(&self, text: &str) -> Vec<u32> {
