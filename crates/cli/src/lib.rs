@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 pub mod bench_cmd;
 pub mod chat_cmd;
 pub mod device_args;
+pub mod eval_cmd;
 pub mod export_cmd;
 pub mod generate_cmd;
 pub mod init_cmd;
@@ -53,6 +54,10 @@ pub enum Command {
     Generate(generate_cmd::GenerateArgs),
     /// Chat with a fine-tuned model (interactive, or one reply with --message).
     Chat(chat_cmd::ChatArgs),
+    /// Evaluate checkpoints: held-out loss/bpb, zero-shot benchmarks, generations; writes results.json and a report.
+    Eval(eval_cmd::EvalArgs),
+    /// Write the HTML + Markdown report of a run or of a results.json.
+    Report(eval_cmd::ReportArgs),
     /// Write a checkpoint in another format (Hugging Face GPT-2).
     Export(export_cmd::ExportArgs),
     /// Measure training-step and generation speed on this machine.
@@ -69,6 +74,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => init_cmd::run(args),
         Command::Generate(args) => generate_cmd::run(args),
         Command::Chat(args) => chat_cmd::run(args),
+        Command::Eval(args) => eval_cmd::run(args),
+        Command::Report(args) => eval_cmd::report_cmd(args),
         Command::Export(args) => export_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
     }

@@ -76,6 +76,9 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         restart: args.force,
     };
     let out = pretrain(opts).context("pretraining")?;
+    if let Some(run) = out.checkpoint.parent().and_then(|p| p.parent()) {
+        crate::eval_cmd::report_after_training(run);
+    }
     let eval = out
         .last_eval
         .map(|(l, b)| format!(", val loss {l:.4}, val bpb {b:.4}"))

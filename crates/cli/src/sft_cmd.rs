@@ -36,6 +36,9 @@ pub fn run(args: SftArgs) -> Result<()> {
     };
     let r = sft(opts).context("fine-tuning")?;
     let o = &r.outcome;
+    if let Some(run) = o.checkpoint.parent().and_then(|p| p.parent()) {
+        crate::eval_cmd::report_after_training(run);
+    }
     println!(
         "{} at step {}; held-out assistant loss {} -> {}; checkpoint {}",
         if o.interrupted { "stopped" } else { "done" },

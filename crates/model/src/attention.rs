@@ -38,6 +38,22 @@ impl KvCache {
         self.len == 0
     }
 
+    /// The cache repeated `n` times along the batch: a shared prefix computed once (a
+    /// multiple-choice question's context, say), then continued by `n` different rows.
+    pub fn repeat_batch(&self, n: usize) -> KvCache {
+        KvCache {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| {
+                    l.as_ref()
+                        .map(|(k, v)| (k.clone().repeat_dim(0, n), v.clone().repeat_dim(0, n)))
+                })
+                .collect(),
+            len: self.len,
+        }
+    }
+
     pub(crate) fn layer(&mut self, i: usize) -> &mut LayerKv {
         &mut self.layers[i]
     }

@@ -123,7 +123,25 @@ impl Gpt {
         logits
     }
 
-    fn run(
+    /// As [`Gpt::forward_cached`], but only the last position's logits `[batch, vocab_size]`:
+    /// the output layer runs on one position instead of all (prompt prefill, shared contexts).
+    pub fn forward_cached_last(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
+        let start = cache.len();
+        let [b, n] = tokens.dims();
+        let x = self.hidden(tokens, start, Some(cache));
+        cache.advance(n);
+        let last = x.slice(s![.., n - 1..n, ..]);
+        let v = self.wte.weight.dims()[0];
+        self.head(last).reshape([b, v])
+    }
+
+    fn run(&self, tokens: Tensor<2, Int>, start: usize, cache: Option<&mut KvCache>) -> Tensor<3> {
+        let x = self.hidden(tokens, start, cache);
+        self.head(x)
+    }
+
+    /// The final hidden states `[batch, seq, n_embd]` before `ln_f` and the output layer.
+    fn hidden(
         &self,
         tokens: Tensor<2, Int>,
         start: usize,
@@ -148,6 +166,11 @@ impl Gpt {
             let slot = cache.as_deref_mut().map(|c| c.layer(i));
             x = block.forward(x, start, self.rope.as_ref(), slot);
         }
+        x
+    }
+
+    /// `ln_f` and the output layer: `[batch, seq, n_embd] -> [batch, seq, vocab_size]`.
+    fn head(&self, x: Tensor<3>) -> Tensor<3> {
         let x = self.ln_f.forward(x);
         match &self.lm_head {
             Some(head) => head.forward(x),

@@ -122,6 +122,53 @@ fn weighted(ex: Vec<Example>, epochs: f64, seed: u64) -> Vec<Example> {
     out
 }
 
+/// One dialogue file of a run, split into training and held-out conversations.
+#[derive(Debug, Clone)]
+pub struct FileSplit {
+    /// The file.
+    pub path: PathBuf,
+    /// How many times a run sees its training part.
+    pub epochs: f64,
+    /// The file's seed (split and epoch subsets).
+    pub seed: u64,
+    /// Training conversations.
+    pub train: Vec<Conversation>,
+    /// Held-out conversations.
+    pub val: Vec<Conversation>,
+    /// `file:line: reason` of invalid lines skipped (with `data.skip_invalid`).
+    pub skipped: Vec<String>,
+}
+
+/// Reads and splits every file of a config exactly as the run does, so an evaluation of the
+/// run's held-out conversations sees the same ones.
+pub fn file_splits(config: &SftConfig) -> Result<Vec<FileSplit>> {
+    let policy = if config.data.skip_invalid {
+        InvalidPolicy::Skip
+    } else {
+        InvalidPolicy::Stop
+    };
+    let mut out = Vec::new();
+    for (k, f) in config.data.files.iter().enumerate() {
+        let loaded = load(&f.path, policy)?;
+        let seed = mix_seed(config.train.seed, k as u64, 3);
+        let (train, val) = split(
+            loaded.conversations,
+            config.data.val_fraction,
+            config.data.val_max_per_file,
+            seed,
+        );
+        out.push(FileSplit {
+            path: f.path.clone(),
+            epochs: f.epochs,
+            seed,
+            train,
+            val,
+            skipped: loaded.skipped,
+        });
+    }
+    Ok(out)
+}
+
 /// Runs fine-tuning; prints the resolved config and the data summary first.
 pub fn sft(opts: SftOptions) -> Result<SftReport> {
     let config = load_config(&opts)?;
@@ -138,33 +185,20 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
     let chat = ChatTokens::of(&tokenizer)?;
     let context = model_config.block_size;
     let micro = config.train.validate(context)?;
-    let policy = if config.data.skip_invalid {
-        InvalidPolicy::Skip
-    } else {
-        InvalidPolicy::Stop
-    };
     let (mut train, mut val, mut render, mut invalid) =
         (Vec::new(), Vec::new(), RenderStats::default(), 0);
     let (mut n_train, mut n_val) = (0, 0);
     let mut held_out: Vec<Conversation> = Vec::new();
-    for (k, f) in config.data.files.iter().enumerate() {
-        let loaded = load(&f.path, policy)?;
-        invalid += loaded.skipped.len();
-        for s in &loaded.skipped {
+    for f in file_splits(&config)? {
+        invalid += f.skipped.len();
+        for s in &f.skipped {
             eprintln!("skipped {s}");
         }
-        let seed = mix_seed(config.train.seed, k as u64, 3);
-        let (tr, va) = split(
-            loaded.conversations,
-            config.data.val_fraction,
-            config.data.val_max_per_file,
-            seed,
-        );
-        n_train += tr.len();
-        n_val += va.len();
-        let (tr_ex, st1) = render_all(&tokenizer, &tr, context)?;
-        let (va_ex, _) = render_all(&tokenizer, &va, context)?;
-        held_out.extend(va.iter().cloned());
+        n_train += f.train.len();
+        n_val += f.val.len();
+        let (tr_ex, st1) = render_all(&tokenizer, &f.train, context)?;
+        let (va_ex, _) = render_all(&tokenizer, &f.val, context)?;
+        held_out.extend(f.val.iter().cloned());
         render.whole += st1.whole;
         render.truncated += st1.truncated;
         render.skipped_too_long += st1.skipped_too_long;
@@ -177,7 +211,7 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
             st1.truncated,
             st1.skipped_too_long
         );
-        train.extend(weighted(tr_ex, f.epochs, seed));
+        train.extend(weighted(tr_ex, f.epochs, f.seed));
         val.extend(va_ex);
     }
     if train.is_empty() || val.is_empty() {

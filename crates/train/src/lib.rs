@@ -24,6 +24,7 @@ pub mod progress;
 mod resume;
 pub mod schedule;
 pub mod state;
+pub mod system;
 pub mod task;
 pub mod trainer;
 
@@ -31,5 +32,6 @@ pub use config::{Decay, TrainSection};
 pub use error::{Result, TrainError};
 pub use schedule::lr_at;
 pub use state::{TrainState, resolve_checkpoint};
+pub use system::SystemInfo;
 pub use task::{HostBatch, Task};
 pub use trainer::{FaultPlan, Outcome, Run, Start, mix_seed, train};

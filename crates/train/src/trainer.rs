@@ -122,6 +122,7 @@ pub fn train(run: &Run<'_>, task: &dyn Task) -> Result<Outcome> {
     ember_tokenizer::write_atomic(&run.dir.join("config.toml"), run.config_toml.as_bytes())
         .map_err(|e| TrainError::Data(e.to_string()))?;
     let log = MetricsLog::open(&run.dir, resumed.then_some(state.step))?;
+    crate::system::SystemInfo::here(&run.device.to_string()).save(&run.dir)?;
     let peak = run.train.peak_flops.or_else(|| {
         (!run.device.is_wgpu).then(|| {
             let threads = std::env::var("RAYON_NUM_THREADS")

@@ -1,0 +1,213 @@
+//! `ember eval` and `ember report`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ember_eval::report::{self, ReportData};
+use ember_eval::{EvalOptions, Results, TaskResult, evaluate, parse_tasks};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::device_args::DeviceArgs;
+
+/// Flags of `ember eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Checkpoint directory to evaluate (repeat for several), or a run directory: its newest checkpoint.
+    #[arg(long, required_unless_present = "run")]
+    checkpoint: Vec<PathBuf>,
+    /// Evaluate every complete checkpoint of this run, in step order; results go to RUN/eval/results.json and the report to RUN/report.html.
+    #[arg(long, conflicts_with = "checkpoint")]
+    run: Option<PathBuf>,
+    /// Comma-separated tasks: text (alias bpb), sft-loss, hellaswag, arc-easy, blimp, gsm8k, samples; or all.
+    #[arg(long, default_value = "text")]
+    tasks: String,
+    /// At most N items per task (windows for text, conversations for sft-loss; BLiMP takes them evenly across paradigms).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Where to write results.json (default RUN/eval/results.json with --run, else results.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Text file for the text task (default: the run's validation split).
+    #[arg(long)]
+    text: Option<PathBuf>,
+    /// Window stride for the text task (default: the context length, non-overlapping windows).
+    #[arg(long)]
+    stride: Option<usize>,
+    /// Dialogue JSONL for sft-loss (default: the SFT run's held-out conversations).
+    #[arg(long)]
+    dialogue: Option<PathBuf>,
+    /// Directory holding hellaswag_val.jsonl, arc_easy_test.jsonl, blimp_200per.jsonl, gsm8k_test.jsonl.
+    #[arg(long, default_value = "data/eval")]
+    eval_data: PathBuf,
+    /// Number of generations for the samples task.
+    #[arg(long, default_value_t = 6)]
+    samples: usize,
+    /// Seed for the samples task.
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// Most new tokens per generation (gsm8k; samples use at most 96).
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: usize,
+    /// Also write every item's per-choice log-likelihoods to this JSONL file (replaced).
+    #[arg(long)]
+    details: Option<PathBuf>,
+    /// Do not write the HTML/Markdown report.
+    #[arg(long)]
+    no_report: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// Flags of `ember report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run directory (metrics.jsonl, config, eval/results.json when present).
+    #[arg(long, required_unless_present = "results")]
+    run: Option<PathBuf>,
+    /// A results.json from `ember eval` (without a run).
+    #[arg(long, conflicts_with = "run")]
+    results: Option<PathBuf>,
+    /// Output HTML file (the Markdown version goes beside it as .md); default RUN/report.html or RESULTS.html.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn bar() -> ProgressBar {
+    let pb = ProgressBar::new(0);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb
+}
+
+fn print_result(name: &str, r: &TaskResult) {
+    let (value, chance) = report::headline(r);
+    let chance = chance.map(|c| format!(" (chance {c})")).unwrap_or_default();
+    let extra = match r {
+        TaskResult::Text(t) => format!(" over {} tokens; {}", t.tokens, t.method),
+        TaskResult::Choice(c) => format!(
+            ", n = {}, {} malformed, {} ties",
+            c.acc.n, c.malformed, c.ties
+        ),
+        TaskResult::Math(m) => format!(", n = {}, {} too long", m.acc.n, m.too_long),
+        TaskResult::Samples(_) => String::new(),
+    };
+    println!("  {name:<10} {value}{chance}{extra}");
+    if let TaskResult::Samples(s) = r {
+        for x in &s.samples {
+            println!("    {:?} -> {:?}", x.prompt, x.text);
+        }
+    }
+}
+
+/// Runs `ember eval`.
+pub fn run(a: EvalArgs) -> Result<()> {
+    let tasks = parse_tasks(&a.tasks)?;
+    let checkpoints: Vec<PathBuf> = match &a.run {
+        Some(run) => {
+            let list = ember_train::state::list(run);
+            if list.is_empty() {
+                bail!(
+                    "{}: no complete checkpoint in {}/checkpoints",
+                    run.display(),
+                    run.display()
+                );
+            }
+            list.into_iter().map(|(_, p)| p).collect()
+        }
+        None => a
+            .checkpoint
+            .iter()
+            .map(|p| ember_train::resolve_checkpoint(p))
+            .collect(),
+    };
+    let selected = a.device.select()?;
+    if let Some(d) = &a.details {
+        let _ = std::fs::remove_file(d);
+    }
+    let opts = EvalOptions {
+        tasks,
+        limit: a.limit,
+        text: a.text.clone(),
+        stride: a.stride,
+        dialogue: a.dialogue.clone(),
+        eval_data: a.eval_data.clone(),
+        samples: a.samples,
+        seed: a.seed,
+        max_new_tokens: a.max_new_tokens,
+        details: a.details.clone(),
+    };
+    let out = a.out.clone().unwrap_or_else(|| match &a.run {
+        Some(run) => run.join("eval").join("results.json"),
+        None => PathBuf::from("results.json"),
+    });
+    let mut results = Results::new(selected.to_string());
+    let pb = bar();
+    for ck in &checkpoints {
+        let mut progress = |task: &str, done: usize, total: usize| {
+            pb.set_message(task.to_string());
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        };
+        let r = evaluate(ck, &selected.device, &opts, &mut progress)
+            .with_context(|| format!("evaluating {}", ck.display()))?;
+        pb.suspend(|| {
+            println!(
+                "{} ({:.2}M parameters)",
+                ck.display(),
+                r.params as f64 / 1e6
+            );
+            for (name, t) in &r.tasks {
+                print_result(name, t);
+            }
+        });
+        results.checkpoints.push(r);
+        // Saved after every checkpoint, so a long series interrupted keeps what it measured.
+        results.save(&out)?;
+    }
+    pb.finish_and_clear();
+    println!("results: {}", out.display());
+    if !a.no_report {
+        let data = match &a.run {
+            Some(run) => {
+                let mut d = report::gather_run(run)?;
+                d.results = Some(results);
+                d
+            }
+            None => report::gather_results(&out)?,
+        };
+        let html = match &a.run {
+            Some(run) => run.join("report.html"),
+            None => out.with_extension("html"),
+        };
+        announce(report::write(&data, &html)?);
+    }
+    Ok(())
+}
+
+fn announce((html, md): (PathBuf, PathBuf)) {
+    println!("report: {} (and {})", html.display(), md.display());
+}
+
+/// Writes RUN/report.html after a training run; a failure is a warning, not a failed run.
+pub fn report_after_training(run: &Path) {
+    let written = report::gather_run(run).and_then(|d| report::write(&d, &run.join("report.html")));
+    match written {
+        Ok(paths) => announce(paths),
+        Err(e) => eprintln!("warning: the report could not be written: {e}"),
+    }
+}
+
+/// Runs `ember report`.
+pub fn report_cmd(a: ReportArgs) -> Result<()> {
+    let (data, html): (ReportData, PathBuf) = match (&a.run, &a.results) {
+        (Some(run), _) => (report::gather_run(run)?, run.join("report.html")),
+        (None, Some(r)) => (report::gather_results(r)?, r.with_extension("html")),
+        (None, None) => bail!("give --run RUN_DIR or --results results.json"),
+    };
+    announce(report::write(&data, a.out.as_deref().unwrap_or(&html))?);
+    Ok(())
+}

@@ -1,0 +1,370 @@
+//! Evaluating one checkpoint on a list of tasks.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::prelude::Device;
+use ember_model::checkpoint::{self, Checkpoint};
+use ember_pretrain::Prepared;
+use ember_sft::SftConfig;
+use ember_sft::data::{InvalidPolicy, load as load_dialogue};
+use ember_tokenizer::Tokenizer;
+
+use crate::data::{Loaded, task_file};
+use crate::error::{EvalError, Result};
+use crate::loglik::ModelScorer;
+use crate::results::{CheckpointResult, TaskResult};
+use crate::tasks::{choice, dialogue, generation, text};
+
+/// The tasks `ember eval` knows.
+pub const TASKS: [&str; 7] = [
+    "text",
+    "sft-loss",
+    "hellaswag",
+    "arc-easy",
+    "blimp",
+    "gsm8k",
+    "samples",
+];
+
+/// Parses a comma-separated task list (`bpb` is another name for `text`, `all` is every task).
+pub fn parse_tasks(list: &str) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let names: Vec<&str> = match name {
+            "all" => TASKS.to_vec(),
+            "bpb" => vec!["text"],
+            n if TASKS.contains(&n) => vec![n],
+            other => {
+                return Err(EvalError::Usage(format!(
+                    "--tasks: unknown task {other:?}; expected a comma-separated list of {} (or all)",
+                    TASKS.join(", ")
+                )));
+            }
+        };
+        for n in names {
+            if !out.iter().any(|o| o == n) {
+                out.push(n.to_string());
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(EvalError::Usage(format!(
+            "--tasks: empty; expected some of {}",
+            TASKS.join(", ")
+        )));
+    }
+    Ok(out)
+}
+
+/// What to evaluate and how.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Task names (see [`TASKS`]).
+    pub tasks: Vec<String>,
+    /// At most this many items per task (windows for `text`, conversations for `sft-loss`).
+    pub limit: Option<usize>,
+    /// Text for `text` (default: the run's validation split).
+    pub text: Option<PathBuf>,
+    /// Window stride for `text` (default: the context length, i.e. non-overlapping).
+    pub stride: Option<usize>,
+    /// Dialogue JSONL for `sft-loss` (default: an SFT run's held-out conversations).
+    pub dialogue: Option<PathBuf>,
+    /// Directory with the benchmark files.
+    pub eval_data: PathBuf,
+    /// Number of `samples`.
+    pub samples: usize,
+    /// Seed for `samples`.
+    pub seed: u64,
+    /// Most new tokens per generation (`gsm8k`, `samples`).
+    pub max_new_tokens: usize,
+    /// Per-item log-likelihoods are appended here as JSONL, if set.
+    pub details: Option<PathBuf>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            tasks: vec!["text".into()],
+            limit: None,
+            text: None,
+            stride: None,
+            dialogue: None,
+            eval_data: PathBuf::from("data/eval"),
+            samples: 6,
+            seed: 1337,
+            max_new_tokens: 256,
+            details: None,
+        }
+    }
+}
+
+/// Progress callback: (task, done, total).
+pub type Progress<'a> = &'a mut dyn FnMut(&str, usize, usize);
+
+/// The run config saved with a checkpoint, as TOML.
+fn run_config(dir: &Path) -> Option<toml::Table> {
+    let text = std::fs::read_to_string(dir.join("run_config.toml")).ok()?;
+    text.parse::<toml::Table>().ok()
+}
+
+/// True when `dir` was saved by an SFT run (its config has an `[init]` section).
+pub fn is_sft_checkpoint(dir: &Path) -> bool {
+    run_config(dir).is_some_and(|t| t.contains_key("init"))
+}
+
+/// The prepared data directory behind a checkpoint: its own run's, or for an SFT run the
+/// one its initial checkpoint was trained on.
+fn prepared_dir(dir: &Path) -> Option<PathBuf> {
+    let mut dir = dir.to_path_buf();
+    for _ in 0..4 {
+        let cfg = run_config(&dir)?;
+        if let Some(d) = cfg
+            .get("data")
+            .and_then(|d| d.get("dir"))
+            .and_then(|d| d.as_str())
+        {
+            return Some(PathBuf::from(d));
+        }
+        let init = cfg.get("init")?.get("checkpoint")?.as_str()?;
+        dir = ember_train::resolve_checkpoint(Path::new(init));
+    }
+    None
+}
+
+fn limited<T: Clone>(
+    loaded: &Loaded<T>,
+    limit: Option<usize>,
+    group: impl Fn(&T) -> Option<String>,
+) -> Vec<T> {
+    let items: Vec<T> = loaded.items.iter().map(|(_, t)| t.clone()).collect();
+    let Some(limit) = limit.filter(|&l| l < items.len()) else {
+        return items;
+    };
+    // Grouped tasks take the first items of every group in turn, so a limit still covers all.
+    let mut rank: BTreeMap<Option<String>, usize> = BTreeMap::new();
+    let mut keyed: Vec<(usize, usize)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let r = rank.entry(group(t)).or_default();
+            *r += 1;
+            (*r, i)
+        })
+        .collect();
+    keyed.sort();
+    let mut chosen: Vec<usize> = keyed.into_iter().take(limit).map(|(_, i)| i).collect();
+    chosen.sort();
+    chosen.into_iter().map(|i| items[i].clone()).collect()
+}
+
+fn write_details(path: &Path, ck: &Path, task: &str, scores: &[choice::ItemScores]) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| EvalError::io(path, "open", e))?;
+    let mut text = String::new();
+    for (i, s) in scores.iter().enumerate() {
+        let row = serde_json::json!({"checkpoint": ck.display().to_string(), "task": task, "item": i,
+            "label": s.label, "logliks": s.logliks});
+        text.push_str(&row.to_string());
+        text.push('\n');
+    }
+    f.write_all(text.as_bytes())
+        .map_err(|e| EvalError::io(path, "append", e))
+}
+
+/// Loads a checkpoint and runs every task of `opts` on it.
+pub fn evaluate(
+    dir: &Path,
+    device: &Device,
+    opts: &EvalOptions,
+    progress: Progress,
+) -> Result<CheckpointResult> {
+    let ck = checkpoint::load(dir, device)?;
+    let state = std::fs::read_to_string(dir.join("train_state.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let mut out = CheckpointResult {
+        checkpoint: dir.display().to_string(),
+        step: state.as_ref().and_then(|s| s["step"].as_u64()),
+        tokens_seen: state.as_ref().and_then(|s| s["tokens_seen"].as_u64()),
+        params: ck.config.num_params() as u64,
+        tasks: BTreeMap::new(),
+        seconds: BTreeMap::new(),
+        items_per_s: BTreeMap::new(),
+    };
+    for task in &opts.tasks {
+        let start = Instant::now();
+        let mut report = |done: usize, total: usize| progress(task, done, total);
+        let (result, items) = run_task(task, dir, &ck, opts, &mut report)?;
+        let secs = start.elapsed().as_secs_f64();
+        out.seconds.insert(task.clone(), secs);
+        out.items_per_s
+            .insert(task.clone(), items as f64 / secs.max(1e-9));
+        out.tasks.insert(task.clone(), result);
+    }
+    Ok(out)
+}
+
+fn run_task(
+    task: &str,
+    dir: &Path,
+    ck: &Checkpoint,
+    opts: &EvalOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(TaskResult, usize)> {
+    let (model, tok, block) = (&ck.model, &ck.tokenizer, ck.config.block_size);
+    match task {
+        "text" => {
+            let (ids, source) = text_ids(dir, tok, opts)?;
+            let stride = opts.stride.unwrap_or(block);
+            if stride == 0 || stride > block {
+                return Err(EvalError::Usage(format!(
+                    "--stride {stride}: expected 1 to the context length {block}"
+                )));
+            }
+            let (nll, tokens, bytes, windows) =
+                text::score_ids(model, tok, &ids, block, stride, opts.limit, progress)?;
+            let method = if stride == block {
+                format!("{windows} non-overlapping windows of {block} tokens")
+            } else {
+                format!(
+                    "{windows} windows of {block} tokens, stride {stride} (each scores its last {stride})"
+                )
+            };
+            Ok((
+                TaskResult::Text(text::result(source, nll, tokens, bytes, method, 0)),
+                windows,
+            ))
+        }
+        "sft-loss" => {
+            let (mut convs, source, invalid) = dialogue_convs(dir, opts)?;
+            if let Some(l) = opts.limit {
+                convs.truncate(l);
+            }
+            let n = convs.len();
+            let r = dialogue::score(model, tok, &convs, block, source, invalid, progress)?;
+            Ok((TaskResult::Text(r), n))
+        }
+        "hellaswag" | "arc-easy" | "blimp" => {
+            let path = opts.eval_data.join(task_file(task));
+            let loaded = match task {
+                "hellaswag" => choice::load_hellaswag(&path)?,
+                "arc-easy" => choice::load_arc(&path)?,
+                _ => choice::load_blimp(&path)?,
+            };
+            let items = limited(&loaded, opts.limit, |i| i.group.clone());
+            let mut scorer = ModelScorer::new(model, block);
+            let scores = choice::score(&mut scorer, tok, &items, progress)?;
+            if let Some(p) = &opts.details {
+                write_details(p, dir, task, &scores)?;
+            }
+            let n = items.len();
+            Ok((
+                TaskResult::Choice(choice::summarize(&items, &scores, &loaded)),
+                n,
+            ))
+        }
+        "gsm8k" => {
+            let path = opts.eval_data.join(task_file(task));
+            let loaded = generation::load_gsm8k(&path)?;
+            let items = limited(&loaded, opts.limit, |_| None);
+            let r = generation::gsm8k(
+                model,
+                tok,
+                &items,
+                &loaded,
+                block,
+                opts.max_new_tokens,
+                progress,
+            )?;
+            Ok((TaskResult::Math(r), items.len()))
+        }
+        "samples" => {
+            let chat = is_sft_checkpoint(dir);
+            let r = generation::samples(
+                model,
+                tok,
+                chat,
+                opts.samples,
+                opts.seed,
+                block,
+                opts.max_new_tokens.min(96),
+            )?;
+            progress(opts.samples, opts.samples);
+            Ok((TaskResult::Samples(r), opts.samples))
+        }
+        other => Err(EvalError::Usage(format!("unknown task {other:?}"))),
+    }
+}
+
+fn text_ids(dir: &Path, tok: &Tokenizer, opts: &EvalOptions) -> Result<(Vec<u32>, String)> {
+    if let Some(path) = &opts.text {
+        let text = std::fs::read(path).map_err(|e| EvalError::io(path, "read", e))?;
+        let text = String::from_utf8(text).map_err(|e| EvalError::Data {
+            path: path.clone(),
+            line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count(),
+            reason: format!("not UTF-8 at byte offset {}", e.utf8_error().valid_up_to()),
+        })?;
+        return Ok((tok.encode_parallel(&text), path.display().to_string()));
+    }
+    let Some(data) = prepared_dir(dir) else {
+        return Err(EvalError::Usage(format!(
+            "text: give --text FILE; {} has no run config naming a prepared data directory",
+            dir.display()
+        )));
+    };
+    let prepared = Prepared::open(&data)?;
+    if prepared.tokenizer.fingerprint() != tok.fingerprint() {
+        return Err(EvalError::Usage(format!(
+            "text: {} was prepared with another tokenizer than {}'s; give --text FILE",
+            data.display(),
+            dir.display()
+        )));
+    }
+    let mut ids = Vec::with_capacity(prepared.val.len());
+    prepared.val.read(0, prepared.val.len(), &mut ids);
+    Ok((ids, format!("{} (validation split)", data.display())))
+}
+
+fn dialogue_convs(
+    dir: &Path,
+    opts: &EvalOptions,
+) -> Result<(Vec<ember_sft::data::Conversation>, String, u64)> {
+    if let Some(path) = &opts.dialogue {
+        let loaded = load_dialogue(path, InvalidPolicy::Skip)?;
+        return Ok((
+            loaded.conversations,
+            path.display().to_string(),
+            loaded.skipped.len() as u64,
+        ));
+    }
+    let cfg = std::fs::read_to_string(dir.join("run_config.toml"))
+        .ok()
+        .and_then(|t| toml::from_str::<SftConfig>(&t).ok())
+        .ok_or_else(|| {
+            EvalError::Usage(format!(
+                "sft-loss: give --dialogue FILE; {} was not saved by an SFT run, so it has no held-out conversations",
+                dir.display()
+            ))
+        })?;
+    let mut convs = Vec::new();
+    let (mut names, mut invalid) = (Vec::new(), 0);
+    for f in ember_sft::run::file_splits(&cfg)? {
+        names.push(f.path.display().to_string());
+        invalid += f.skipped.len() as u64;
+        convs.extend(f.val);
+    }
+    Ok((
+        convs,
+        format!("held-out conversations of {}", names.join(", ")),
+        invalid,
+    ))
+}

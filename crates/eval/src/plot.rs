@@ -1,0 +1,121 @@
+//! Small SVG line charts for reports (plotters, SVG backend: no fonts or bitmaps needed; the
+//! browser draws the text).
+
+use plotters::prelude::*;
+
+/// One line on a chart.
+pub struct Series<'a> {
+    /// Legend label.
+    pub name: &'a str,
+    /// (x, y) points, x ascending.
+    pub points: Vec<(f64, f64)>,
+    /// Draw it thick with markers (evaluations) rather than thin (per-step values).
+    pub emphasis: bool,
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(70, 110, 200),
+    RGBColor(215, 60, 50),
+    RGBColor(40, 150, 80),
+    RGBColor(150, 80, 180),
+    RGBColor(230, 140, 20),
+    RGBColor(60, 60, 60),
+];
+
+/// A chart as an `<svg>` element; `hline` draws a dashed reference (chance level, say).
+pub fn line_chart(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    hline: Option<(f64, &str)>,
+) -> String {
+    let mut out = String::new();
+    // In-memory SVG cannot fail for I/O reasons; a drawing error leaves a partial chart, which is
+    // still better in a report than no report.
+    let _ = draw(&mut out, title, x_desc, y_desc, series, hline);
+    out
+}
+
+fn draw<'a>(
+    out: &'a mut String,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    hline: Option<(f64, &str)>,
+) -> Result<(), Box<dyn std::error::Error + 'a>> {
+    let root = SVGBackend::with_string(out, (760, 380)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let pts = || {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+    };
+    let x_min = pts().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let x_max = pts().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+    let mut y_min = pts().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let mut y_max = pts().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    if let Some((h, _)) = hline {
+        y_min = y_min.min(h);
+        y_max = y_max.max(h);
+    }
+    let (x_min, x_max) = if x_min.is_finite() {
+        (x_min, x_max.max(x_min + 1.0))
+    } else {
+        (0.0, 1.0)
+    };
+    let (y_min, y_max) = if y_min.is_finite() {
+        let pad = ((y_max - y_min) * 0.08).max(1e-3);
+        (y_min - pad, y_max + pad)
+    } else {
+        (0.0, 1.0)
+    };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(38)
+        .y_label_area_size(58)
+        .build_cartesian_2d(x_min..x_max, y_min..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .draw()?;
+    for (i, s) in series.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        let width = if s.emphasis { 3 } else { 1 };
+        chart
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                c.stroke_width(width),
+            ))?
+            .label(s.name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(width))
+            });
+        if s.emphasis {
+            chart.draw_series(s.points.iter().map(|p| Circle::new(*p, 4, c.filled())))?;
+        }
+    }
+    if let Some((h, label)) = hline {
+        let grey = RGBColor(140, 140, 140);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x_min, h), (x_max, h)],
+                6,
+                4,
+                grey.stroke_width(1),
+            ))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

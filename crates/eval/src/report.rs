@@ -1,0 +1,516 @@
+//! Reports a person can open: one self-contained HTML page (inline SVG charts, inline CSS,
+//! nothing fetched) and a Markdown twin, from a run directory and/or a `results.json`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use ember_train::SystemInfo;
+use ember_train::metrics::{Row, loss_svg};
+
+use crate::error::{EvalError, Result};
+use crate::plot::{Series, line_chart};
+use crate::results::{Results, TaskResult};
+
+/// What a report is made from.
+#[derive(Debug, Default)]
+pub struct ReportData {
+    /// Title (the run directory, or the results file).
+    pub title: String,
+    /// Summary facts, in order (label, value).
+    pub facts: Vec<(String, String)>,
+    /// Training metrics rows, if a run.
+    pub rows: Vec<Row>,
+    /// Evaluation results, if any.
+    pub results: Option<Results>,
+    /// A few SFT replies (prompt, reply), if any.
+    pub replies: Vec<(String, String)>,
+    /// The resolved config, if a run.
+    pub config: Option<String>,
+}
+
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    v.sort_by(f64::total_cmp);
+    (!v.is_empty()).then(|| v[v.len() / 2])
+}
+
+/// Gathers a run directory: config, metrics, system, newest checkpoint's shape, `eval/results.json`, replies.
+pub fn gather_run(run: &Path) -> Result<ReportData> {
+    let metrics = run.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&metrics).map_err(|e| EvalError::Results {
+        path: metrics.clone(),
+        reason: format!(
+            "cannot read ({e}); is {} a run directory made by `ember pretrain` or `ember sft`?",
+            run.display()
+        ),
+    })?;
+    let rows: Vec<Row> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let config = std::fs::read_to_string(run.join("config.toml")).ok();
+    let mut d = ReportData {
+        title: run.display().to_string(),
+        rows,
+        config,
+        ..Default::default()
+    };
+    let sft = d.config.as_deref().is_some_and(|c| c.contains("[init]"));
+    d.facts.push((
+        "stage".into(),
+        if sft {
+            "supervised fine-tuning"
+        } else {
+            "pretraining"
+        }
+        .into(),
+    ));
+    if let Some((_, ck)) = ember_train::state::newest_valid(run) {
+        if let Ok(files) = ember_model::checkpoint::verify(&ck)
+            && let Ok(c) = files.config(&ck)
+        {
+            {
+                d.facts.push((
+                    "model".into(),
+                    format!(
+                        "{} layers, {} heads, {} dims, context {}, vocab {}, {:?} positions, {:?}",
+                        c.n_layer,
+                        c.n_head,
+                        c.n_embd,
+                        c.block_size,
+                        c.vocab_size,
+                        c.positions,
+                        c.norm
+                    ),
+                ));
+                d.facts.push((
+                    "parameters".into(),
+                    format!("{:.2}M", c.num_params() as f64 / 1e6),
+                ));
+            }
+        }
+        d.facts
+            .push(("newest checkpoint".into(), ck.display().to_string()));
+    }
+    match SystemInfo::load(run) {
+        Some(s) => {
+            d.facts.push(("device".into(), s.device));
+            d.facts.push((
+                "hardware".into(),
+                format!("{} ({} threads), {}", s.cpu, s.threads, s.os),
+            ));
+        }
+        None => d.facts.push((
+            "device".into(),
+            "not recorded (run made before system.json existed)".into(),
+        )),
+    }
+    let train: Vec<_> = d
+        .rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Train {
+                step,
+                tokens,
+                loss,
+                tokens_per_s,
+                mfu,
+                elapsed_s,
+                ..
+            } => Some((*step, *tokens, *loss, *tokens_per_s, *mfu, *elapsed_s)),
+            _ => None,
+        })
+        .collect();
+    if let Some(last) = train.last() {
+        d.facts.push((
+            "steps".into(),
+            format!(
+                "{} ({} tokens, {:.1} min of training)",
+                last.0,
+                last.1,
+                last.5 / 60.0
+            ),
+        ));
+        let tail: Vec<f64> = train
+            .iter()
+            .rev()
+            .take(20)
+            .map(|t| f64::from(t.2))
+            .collect();
+        d.facts.push((
+            "train loss (mean of last 20 steps)".into(),
+            format!("{:.4}", tail.iter().sum::<f64>() / tail.len() as f64),
+        ));
+        if let Some(m) = median(train.iter().map(|t| t.3).collect()) {
+            d.facts
+                .push(("throughput (median)".into(), format!("{m:.0} tokens/s")));
+        }
+        if let Some(m) = median(train.iter().filter_map(|t| t.4).collect()) {
+            d.facts
+                .push(("MFU (median estimate)".into(), format!("{:.1}%", 100.0 * m)));
+        }
+    }
+    let evals: Vec<(u64, f64, f64)> = d
+        .rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Eval {
+                step,
+                val_loss,
+                val_bpb,
+                ..
+            } => Some((*step, *val_loss, *val_bpb)),
+            _ => None,
+        })
+        .collect();
+    if let Some(e) = evals.last() {
+        d.facts.push((
+            "held-out loss / bpb (last eval)".into(),
+            format!("{:.4} / {:.4} at step {}", e.1, e.2, e.0),
+        ));
+    }
+    if let Some(best) = evals.iter().min_by(|a, b| a.2.total_cmp(&b.2)) {
+        d.facts.push((
+            "best held-out bpb".into(),
+            format!("{:.4} at step {}", best.2, best.0),
+        ));
+    }
+    let skipped = d
+        .rows
+        .iter()
+        .filter(|r| matches!(r, Row::Skipped { .. }))
+        .count();
+    if skipped > 0 {
+        d.facts
+            .push(("skipped steps (non-finite)".into(), skipped.to_string()));
+    }
+    let results = run.join("eval").join("results.json");
+    if results.is_file() {
+        d.results = Some(Results::load(&results)?);
+    }
+    if let Ok(t) = std::fs::read_to_string(run.join("replies.jsonl")) {
+        d.replies = t
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .take(6)
+            .map(|v| {
+                (
+                    v["prompt"].as_str().unwrap_or_default().to_string(),
+                    v["reply"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+    }
+    Ok(d)
+}
+
+/// Gathers a `results.json` written without a run.
+pub fn gather_results(path: &Path) -> Result<ReportData> {
+    let r = Results::load(path)?;
+    Ok(ReportData {
+        title: path.display().to_string(),
+        facts: vec![("device".into(), r.device.clone())],
+        results: Some(r),
+        ..Default::default()
+    })
+}
+
+/// A task's headline figure and its chance level, for tables.
+pub fn headline(r: &TaskResult) -> (String, Option<String>) {
+    match r {
+        TaskResult::Text(t) => (format!("loss {:.4}, bpb {:.4}", t.loss, t.bpb), None),
+        TaskResult::Choice(c) => {
+            let mut s = format!("acc {}", c.acc.percent());
+            if let Some(n) = &c.acc_norm {
+                let _ = write!(s, "; acc_norm {}", n.percent());
+            }
+            (s, Some(format!("{:.1}", 100.0 * c.chance)))
+        }
+        TaskResult::Math(m) => (format!("acc {}", m.acc.percent()), Some("0.0".into())),
+        TaskResult::Samples(s) => (format!("{} samples", s.samples.len()), None),
+    }
+}
+
+/// The value plotted against step for a task (accuracy, or bpb for text tasks).
+fn plotted(r: &TaskResult) -> Option<f64> {
+    match r {
+        TaskResult::Text(t) => Some(t.bpb),
+        TaskResult::Choice(c) => Some(100.0 * c.acc.value),
+        TaskResult::Math(m) => Some(100.0 * m.acc.value),
+        TaskResult::Samples(_) => None,
+    }
+}
+
+fn eval_table(results: &Results) -> Vec<Vec<String>> {
+    let mut rows = vec![vec![
+        "checkpoint".into(),
+        "step".into(),
+        "task".into(),
+        "result (95% CI)".into(),
+        "chance".into(),
+        "items".into(),
+    ]];
+    for c in &results.checkpoints {
+        for (name, r) in &c.tasks {
+            if matches!(r, TaskResult::Samples(_)) {
+                continue;
+            }
+            let (value, chance) = headline(r);
+            let items = match r {
+                TaskResult::Text(t) => format!("{} tokens", t.tokens),
+                TaskResult::Choice(x) => format!("{} ({} malformed)", x.acc.n, x.malformed),
+                TaskResult::Math(m) => format!("{} ({} too long)", m.acc.n, m.too_long),
+                TaskResult::Samples(_) => String::new(),
+            };
+            let short = Path::new(&c.checkpoint)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            rows.push(vec![
+                short,
+                c.step.map(|s| s.to_string()).unwrap_or("-".into()),
+                name.clone(),
+                value,
+                chance.unwrap_or("-".into()),
+                items,
+            ]);
+        }
+    }
+    rows
+}
+
+fn charts(d: &ReportData) -> Vec<String> {
+    let mut out = Vec::new();
+    if !d.rows.is_empty() {
+        out.push(loss_svg(&d.rows, "loss"));
+        let bpb: Vec<(f64, f64)> = d
+            .rows
+            .iter()
+            .filter_map(|r| match r {
+                Row::Eval { step, val_bpb, .. } => Some((*step as f64, *val_bpb)),
+                _ => None,
+            })
+            .collect();
+        if !bpb.is_empty() {
+            out.push(line_chart(
+                "held-out bits per byte",
+                "step",
+                "bpb",
+                &[Series {
+                    name: "validation bpb",
+                    points: bpb,
+                    emphasis: true,
+                }],
+                None,
+            ));
+        }
+        let tps: Vec<(f64, f64)> = d
+            .rows
+            .iter()
+            .filter_map(|r| match r {
+                Row::Train {
+                    step, tokens_per_s, ..
+                } => Some((*step as f64, *tokens_per_s)),
+                _ => None,
+            })
+            .collect();
+        out.push(line_chart(
+            "throughput",
+            "step",
+            "tokens/s",
+            &[Series {
+                name: "tokens/s",
+                points: tps,
+                emphasis: false,
+            }],
+            None,
+        ));
+    }
+    if let Some(r) = &d.results {
+        let stepped: Vec<_> = r.checkpoints.iter().filter(|c| c.step.is_some()).collect();
+        if stepped.len() >= 2 {
+            let mut names: Vec<&String> = stepped.iter().flat_map(|c| c.tasks.keys()).collect();
+            names.sort();
+            names.dedup();
+            for name in names {
+                let pts: Vec<(f64, f64)> = stepped
+                    .iter()
+                    .filter_map(|c| {
+                        let v = plotted(c.tasks.get(name)?)?;
+                        Some((c.step? as f64, v))
+                    })
+                    .collect();
+                let first = stepped.iter().find_map(|c| c.tasks.get(name));
+                let (unit, chance) = match first {
+                    Some(TaskResult::Text(_)) => ("bpb", None),
+                    Some(TaskResult::Choice(c)) => {
+                        ("accuracy %", Some((100.0 * c.chance, "chance")))
+                    }
+                    _ => ("accuracy %", None),
+                };
+                if pts.len() >= 2 {
+                    out.push(line_chart(
+                        &format!("{name} by step"),
+                        "step",
+                        unit,
+                        &[Series {
+                            name,
+                            points: pts,
+                            emphasis: true,
+                        }],
+                        chance,
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn samples(d: &ReportData) -> Vec<(String, String)> {
+    let mut out = d.replies.clone();
+    if let Some(c) = d.results.as_ref().and_then(|r| r.checkpoints.last()) {
+        {
+            for t in c.tasks.values() {
+                if let TaskResult::Samples(s) = t {
+                    out.extend(s.samples.iter().map(|x| (x.prompt.clone(), x.text.clone())));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The HTML page.
+pub fn html(d: &ReportData) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Ember report: {}</title>\n<style>\
+body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}}\
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}}\
+th{{background:#f3f3f3}}pre{{background:#f7f7f7;padding:1em;overflow-x:auto}}figure{{margin:1em 0}}\
+.sample{{white-space:pre-wrap;background:#f7f7f7;padding:.5em;margin:.3em 0 1em}}</style></head><body>\n",
+        esc(&d.title)
+    );
+    let _ = writeln!(
+        h,
+        "<h1>Ember report</h1><p><code>{}</code></p>",
+        esc(&d.title)
+    );
+    h.push_str("<h2>Summary</h2><table>\n");
+    for (k, v) in &d.facts {
+        let _ = writeln!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
+    }
+    h.push_str("</table>\n");
+    let charts = charts(d);
+    if !charts.is_empty() {
+        h.push_str("<h2>Curves</h2>\n");
+        for c in charts {
+            let _ = writeln!(h, "<figure>{c}</figure>");
+        }
+    }
+    if let Some(r) = &d.results {
+        let _ = writeln!(
+            h,
+            "<h2>Evaluations</h2><p>Device: {}. Accuracies in percent with 95% intervals (Wilson; BLiMP: mean over paradigms).</p><table>",
+            esc(&r.device)
+        );
+        for (i, row) in eval_table(r).iter().enumerate() {
+            let tag = if i == 0 { "th" } else { "td" };
+            h.push_str("<tr>");
+            for cell in row {
+                let _ = write!(h, "<{tag}>{}</{tag}>", esc(cell));
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</table>\n");
+    }
+    let s = samples(d);
+    if !s.is_empty() {
+        h.push_str("<h2>Samples</h2>\n");
+        for (p, t) in s {
+            let _ = writeln!(
+                h,
+                "<p><b>{}</b></p><div class=\"sample\">{}</div>",
+                esc(&p),
+                esc(&t)
+            );
+        }
+    }
+    if let Some(c) = &d.config {
+        let _ = writeln!(h, "<h2>Config</h2><pre>{}</pre>", esc(c));
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The Markdown version (tables and text; the charts are in the HTML page and `loss.svg`).
+pub fn markdown(d: &ReportData) -> String {
+    let mut m = format!(
+        "# Ember report\n\n`{}`\n\n## Summary\n\n| | |\n|---|---|\n",
+        d.title
+    );
+    for (k, v) in &d.facts {
+        let _ = writeln!(m, "| {} | {} |", md_cell(k), md_cell(v));
+    }
+    if !d.rows.is_empty() {
+        m.push_str("\nCurves: see `report.html` (inline charts) and `loss.svg`.\n");
+    }
+    if let Some(r) = &d.results {
+        let _ = writeln!(
+            m,
+            "\n## Evaluations\n\nDevice: {}. Accuracies in percent with 95% intervals.\n",
+            r.device
+        );
+        for (i, row) in eval_table(r).iter().enumerate() {
+            let _ = writeln!(
+                m,
+                "| {} |",
+                row.iter()
+                    .map(|c| md_cell(c))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
+            if i == 0 {
+                let _ = writeln!(m, "|{}", "---|".repeat(row.len()));
+            }
+        }
+    }
+    let s = samples(d);
+    if !s.is_empty() {
+        m.push_str("\n## Samples\n\n");
+        for (p, t) in s {
+            let _ = writeln!(
+                m,
+                "**{}**\n\n```text\n{}\n```\n",
+                md_cell(&p),
+                t.replace("```", "'''")
+            );
+        }
+    }
+    if let Some(c) = &d.config {
+        let _ = writeln!(m, "\n## Config\n\n```toml\n{c}```");
+    }
+    m
+}
+
+/// Writes `html_path` and the Markdown twin beside it (`.md`); returns both paths.
+pub fn write(d: &ReportData, html_path: &Path) -> Result<(PathBuf, PathBuf)> {
+    let md_path = html_path.with_extension("md");
+    ember_tokenizer::write_atomic(html_path, html(d).as_bytes())?;
+    ember_tokenizer::write_atomic(&md_path, markdown(d).as_bytes())?;
+    Ok((html_path.to_path_buf(), md_path))
+}
