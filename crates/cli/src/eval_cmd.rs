@@ -52,6 +52,9 @@ pub struct EvalArgs {
     /// Also write every item's per-choice log-likelihoods to this JSONL file (replaced).
     #[arg(long)]
     details: Option<PathBuf>,
+    /// Score every choice with its full context instead of running a shared context once (slower; for benchmarks).
+    #[arg(long)]
+    no_context_reuse: bool,
     /// Do not write the HTML/Markdown report.
     #[arg(long)]
     no_report: bool,
@@ -139,6 +142,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         seed: a.seed,
         max_new_tokens: a.max_new_tokens,
         details: a.details.clone(),
+        reuse_context: !a.no_context_reuse,
     };
     let out = a.out.clone().unwrap_or_else(|| match &a.run {
         Some(run) => run.join("eval").join("results.json"),

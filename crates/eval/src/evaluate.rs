@@ -82,6 +82,8 @@ pub struct EvalOptions {
     pub max_new_tokens: usize,
     /// Per-item log-likelihoods are appended here as JSONL, if set.
     pub details: Option<PathBuf>,
+    /// Score a question's context once for all its choices (off only to measure the gain).
+    pub reuse_context: bool,
 }
 
 impl Default for EvalOptions {
@@ -97,6 +99,7 @@ impl Default for EvalOptions {
             seed: 1337,
             max_new_tokens: 256,
             details: None,
+            reuse_context: true,
         }
     }
 }
@@ -161,6 +164,9 @@ fn limited<T: Clone>(
 }
 
 fn write_details(path: &Path, ck: &Path, task: &str, scores: &[choice::ItemScores]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, "create directory", e))?;
+    }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -259,6 +265,7 @@ fn run_task(
             };
             let items = limited(&loaded, opts.limit, |i| i.group.clone());
             let mut scorer = ModelScorer::new(model, block);
+            scorer.reuse_context = opts.reuse_context;
             let scores = choice::score(&mut scorer, tok, &items, progress)?;
             if let Some(p) = &opts.details {
                 write_details(p, dir, task, &scores)?;

@@ -36,6 +36,8 @@ pub struct ModelScorer<'a> {
     block_size: usize,
     /// Most positions (rows × padded length) in one forward pass.
     pub batch_tokens: usize,
+    /// Run a shared context once for all its continuations (off: every request in full).
+    pub reuse_context: bool,
 }
 
 impl<'a> ModelScorer<'a> {
@@ -45,6 +47,7 @@ impl<'a> ModelScorer<'a> {
             model,
             block_size,
             batch_tokens: 4096,
+            reuse_context: true,
         }
     }
 
@@ -192,7 +195,7 @@ impl Scorer for ModelScorer<'_> {
                 .map(|r| r.continuation.len())
                 .max()
                 .unwrap_or(0);
-            if j - i > 1 && group[0].context.len() + longest - 1 <= self.block_size {
+            if self.reuse_context && j - i > 1 && group[0].context.len() + longest - 1 <= self.block_size {
                 out[i..j].copy_from_slice(&self.shared(group)?);
             } else {
                 single.extend(i..j);
