@@ -22,4 +22,10 @@ for q in "Hello, how are you?" "What is your favorite book?"; do
   ember chat --checkpoint $R/sft --message "$q" --max-new-tokens 60 --seed 1
 done
 echo
-echo "runs: $R/pretrain and $R/sft (metrics.jsonl, loss.svg, checkpoints/); sampled replies: $R/sft/replies.jsonl"
+# 6. Evaluation of every SFT checkpoint: held-out bits per byte, assistant loss, zero-shot
+#    benchmarks on the bundled slices (data/eval-mini; point --eval-data at the full sets for
+#    real figures) and samples; results.json plus an HTML/Markdown report.
+ember eval --run $R/sft --tasks text,sft-loss,hellaswag,arc-easy,blimp,samples --eval-data data/eval-mini --samples 3
+echo
+echo "runs: $R/pretrain and $R/sft (metrics.jsonl, loss.svg, checkpoints/, report.html); sampled replies: $R/sft/replies.jsonl"
+echo "report: $R/sft/report.html (open it in a browser; $R/sft/report.md is the Markdown version)"

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `ember` binary, as a user runs it.
 
 mod chat;
+mod eval;
 mod generate;
 mod pretrain;
 mod regression;

@@ -195,7 +195,10 @@ impl Scorer for ModelScorer<'_> {
                 .map(|r| r.continuation.len())
                 .max()
                 .unwrap_or(0);
-            if self.reuse_context && j - i > 1 && group[0].context.len() + longest - 1 <= self.block_size {
+            if self.reuse_context
+                && j - i > 1
+                && group[0].context.len() + longest - 1 <= self.block_size
+            {
                 out[i..j].copy_from_slice(&self.shared(group)?);
             } else {
                 single.extend(i..j);

@@ -90,7 +90,15 @@ pub fn wilson(correct: u64, n: u64) -> (f64, f64) {
     let centre = (p + z2 / (2.0 * n)) / denom;
     let half = Z95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
     // At 0 or n correct the bounds are exactly 0 or 1; say so rather than 1 − ε.
-    let lo = if correct == 0 { 0.0 } else { (centre - half).max(0.0) };
-    let hi = if correct as f64 == n { 1.0 } else { (centre + half).min(1.0) };
+    let lo = if correct == 0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let hi = if correct as f64 == n {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
     (lo, hi)
 }

@@ -28,7 +28,10 @@ fn report_is_self_contained_and_carries_curves_tables_and_samples() {
     // serde_json reads floats back to within an ulp (exact round trips need a feature that
     // would rebuild Burn's dependencies), so compare structure and values, not bits.
     let back = Results::load(&path).unwrap();
-    assert_eq!(back.checkpoints[0].tasks.keys().collect::<Vec<_>>(), ["blimp", "samples"]);
+    assert_eq!(
+        back.checkpoints[0].tasks.keys().collect::<Vec<_>>(),
+        ["blimp", "samples"]
+    );
     let acc = |r: &Results| match &r.checkpoints[0].tasks["blimp"] {
         ember_eval::TaskResult::Choice(c) => c.acc,
         other => panic!("{other:?}"),

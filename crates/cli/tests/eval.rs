@@ -1,0 +1,137 @@
+//! `ember eval` and `ember report` end to end on a tiny pretrained run.
+
+use std::path::Path;
+
+use crate::sft::base_model;
+use crate::tokenizer::ember;
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn eval_sets(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("hellaswag_val.jsonl"),
+        concat!(
+            r#"{"ind":0,"context":"Greeting: Hello, how","endings":["are you?","is the tree?"],"label":0}"#,
+            "\n",
+            "this line is not JSON\n",
+            r#"{"ind":2,"context":"Food: I like","endings":["to eat.","the sky blue."],"label":0}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("blimp_200per.jsonl"),
+        concat!(
+            r#"{"UID":"a","sentence_good":"I am a robot.","sentence_bad":"I a am robot."}"#,
+            "\n",
+            r#"{"UID":"b","sentence_good":"What is your name?","sentence_bad":"What your is name?"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn eval_of_a_run_writes_results_and_a_report_and_bad_requests_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = base_model(dir.path());
+    // Training already wrote a report and recorded where it ran.
+    assert!(run.join("report.html").is_file() && run.join("report.md").is_file());
+    let system: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("system.json")).unwrap()).unwrap();
+    assert!(
+        system["device"].as_str().unwrap().contains("cpu"),
+        "{system}"
+    );
+
+    let data = dir.path().join("evalsets");
+    eval_sets(&data);
+    let out = ember(&[
+        "eval",
+        "--run",
+        &s(&run),
+        "--tasks",
+        "bpb,hellaswag,blimp,samples",
+        "--eval-data",
+        &s(&data),
+        "--samples",
+        "1",
+        "--max-new-tokens",
+        "8",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval/results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["format"], "ember-eval-results");
+    assert_eq!(results["version"], 1);
+    let cks = results["checkpoints"].as_array().unwrap();
+    assert_eq!(
+        cks.len(),
+        ember_train::state::list(&run).len(),
+        "every checkpoint, in step order"
+    );
+    assert!(cks[0]["step"].as_u64() < cks[cks.len() - 1]["step"].as_u64());
+    let hs = &cks[0]["tasks"]["hellaswag"];
+    assert_eq!(
+        (hs["acc"]["n"].as_u64(), hs["malformed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(cks[0]["tasks"]["text"]["bpb"].as_f64().unwrap() > 0.0);
+    assert!(out.stdout.contains("chance 50.0"), "{}", out.stdout);
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("Evaluations") && html.contains("hellaswag"));
+
+    let other = dir.path().join("elsewhere.html");
+    let out = ember(&["report", "--run", &s(&run), "--out", &s(&other)]);
+    assert!(
+        out.ok && other.is_file() && dir.path().join("elsewhere.md").is_file(),
+        "{}",
+        out.stderr
+    );
+
+    let out = ember(&["eval", "--run", &s(&run), "--tasks", "hellaswag,mmlu"]);
+    assert!(
+        !out.ok && out.stderr.contains("unknown task \"mmlu\""),
+        "{}",
+        out.stderr
+    );
+    let missing = dir.path().join("nowhere");
+    let out = ember(&[
+        "eval",
+        "--run",
+        &s(&run),
+        "--tasks",
+        "arc-easy",
+        "--eval-data",
+        &s(&missing),
+        "--device",
+        "cpu",
+    ]);
+    assert!(!out.ok, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("arc_easy_test.jsonl") && out.stderr.contains("--eval-data"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let out = ember(&[
+        "eval",
+        "--checkpoint",
+        &s(&run),
+        "--tasks",
+        "sft-loss",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        !out.ok && out.stderr.contains("--dialogue"),
+        "{}",
+        out.stderr
+    );
+}
