@@ -163,11 +163,10 @@ pub fn sample(logits: &mut [f32], history: &[u32], cfg: &SamplingConfig, rng: &m
     order[probs.len() - 1]
 }
 
-/// Logits of the last position of `[1, t, vocab]`, on the host.
-fn last_row(logits: Tensor<3>) -> Result<Vec<f32>> {
-    let [_, t, v] = logits.dims();
+/// The logits `[1, vocab]` on the host.
+fn last_row(logits: Tensor<2>) -> Result<Vec<f32>> {
+    let [_, v] = logits.dims();
     logits
-        .slice(s![0..1, t - 1..t, ..])
         .reshape([v])
         .into_data()
         .try_to_vec_as::<f32>()
@@ -192,7 +191,7 @@ pub fn generate(
         let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
         Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), &device)
     };
-    let mut logits = last_row(model.forward_cached(input(prompt), &mut cache))?;
+    let mut logits = last_row(model.forward_cached_last(input(prompt), &mut cache))?;
     let mut history = prompt.to_vec();
     let (mut ids, mut bytes, mut text) = (Vec::new(), Vec::new(), String::new());
     let mut stop = StopReason::MaxTokens;
@@ -234,7 +233,7 @@ pub fn generate(
             break;
         }
         if ids.len() < cfg.max_new_tokens {
-            logits = last_row(model.forward_cached(input(&[next]), &mut cache))?;
+            logits = last_row(model.forward_cached_last(input(&[next]), &mut cache))?;
         }
     }
     let secs = start.elapsed().as_secs_f64().max(1e-9);
