@@ -39,6 +39,9 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Instead of a training step, time each kind of operation (matrix products, attention, softmax, norms, element-wise) at the shape's sizes.
+    #[arg(long)]
+    ops: bool,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -82,6 +85,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     let selected = a.device.select()?;
     let (cfg, b) = shape(a.shape);
+    if a.ops {
+        return crate::bench_ops::run(&cfg, b, &selected.device, a.steps);
+    }
     let device = selected.device.clone().autodiff();
     device.seed(0);
     let mut model = cfg.init(&device);

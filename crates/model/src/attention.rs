@@ -6,7 +6,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::config::GptConfig;
-use crate::layers::linear;
+use crate::layers::{apply, linear};
 
 /// One layer's cached keys and values, each `[batch, n_head, cached, head_dim]` (`None` before
 /// the first call).
@@ -102,7 +102,7 @@ impl CausalSelfAttention {
         let [b, t, d] = x.dims();
         let (h, hd) = (self.n_head, d / self.n_head);
         let heads = |m: Tensor<3>| m.reshape([b, t, h, hd]).swap_dims(1, 2); // [b, h, t, hd]
-        let qkv = self.c_attn.forward(x);
+        let qkv = apply(&self.c_attn, x);
         let mut q = heads(qkv.clone().slice(s![.., .., 0..d]));
         let mut k = heads(qkv.clone().slice(s![.., .., d..2 * d]));
         let mut v = heads(qkv.slice(s![.., .., 2 * d..3 * d]));
@@ -124,6 +124,6 @@ impl CausalSelfAttention {
         };
         let y = attention(q, k, v, None, None, options);
         let y = y.swap_dims(1, 2).reshape([b, t, d]);
-        self.dropout.forward(self.c_proj.forward(y))
+        self.dropout.forward(apply(&self.c_proj, y))
     }
 }

@@ -173,8 +173,16 @@ impl Gpt {
     fn head(&self, x: Tensor<3>) -> Tensor<3> {
         let x = self.ln_f.forward(x);
         match &self.lm_head {
-            Some(head) => head.forward(x),
-            None => x.matmul(self.wte.weight.val().transpose().unsqueeze::<3>()),
+            Some(head) => crate::layers::apply(head, x),
+            None => {
+                // One [batch·seq, n_embd] × [n_embd, vocab] product (see `layers::apply`).
+                let [b, t, d] = x.dims();
+                let logits = x
+                    .reshape([b * t, d])
+                    .matmul(self.wte.weight.val().transpose());
+                let v = logits.dims()[1];
+                logits.reshape([b, t, v])
+            }
         }
     }
 

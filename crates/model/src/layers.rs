@@ -17,6 +17,17 @@ pub fn linear(d_in: usize, d_out: usize, bias: bool, std: f64, device: &Device) 
     }
 }
 
+/// `[batch, seq, d_in] -> [batch, seq, d_out]`, computed as one `[batch·seq, d_in]` product.
+/// Why not `layer.forward(x)` on the 3-D tensor: Burn's CPU backend runs a 3-D × 2-D product
+/// as one small GEMM per batch row (repacking the weight for each), and its backward multiplies
+/// per row and then sums; flattened, each direction is one large GEMM (benches/RESULTS.md).
+pub fn apply(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [b, t, d] = x.dims();
+    let y = layer.forward(x.reshape([b * t, d]));
+    let n = y.dims()[1];
+    y.reshape([b, t, n])
+}
+
 /// LayerNorm or RMSNorm over the last dimension. Parameters are `gamma` (and `beta` for
 /// LayerNorm with bias), the names Burn's own norms use.
 #[derive(Module, Debug)]
@@ -90,9 +101,9 @@ impl Mlp {
     /// `[batch, seq, n_embd] -> [batch, seq, n_embd]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = match &self.c_gate {
-            None => gelu(self.c_fc.forward(x)),
-            Some(gate) => silu(gate.forward(x.clone())) * self.c_fc.forward(x),
+            None => gelu(apply(&self.c_fc, x)),
+            Some(gate) => silu(apply(gate, x.clone())) * apply(&self.c_fc, x),
         };
-        self.dropout.forward(self.c_proj.forward(h))
+        self.dropout.forward(apply(&self.c_proj, h))
     }
 }

@@ -1,0 +1,137 @@
+//! `ember bench --ops`: the speed of each kind of operation a training step is made of, at the
+//! benchmark shape's sizes (forward only, no autodiff), so a profile can say whether time goes
+//! to matrix products, attention, the vocabulary softmax, norms or element-wise work.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::prelude::*;
+use burn::tensor::activation::{gelu, log_softmax};
+use burn::tensor::module::{attention, layer_norm};
+use burn::tensor::ops::AttentionModuleOptions;
+use ember_model::GptConfig;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median seconds of `f` over `reps` runs (after one warm-up), each ended by a device sync.
+fn time<T>(device: &Device, reps: usize, mut f: impl FnMut() -> T) -> Result<f64> {
+    let mut out = Vec::with_capacity(reps);
+    for i in 0..=reps {
+        let start = Instant::now();
+        let r = f();
+        device
+            .sync()
+            .map_err(|e| anyhow::anyhow!("device error: {e:?}"))?;
+        drop(r);
+        if i > 0 {
+            out.push(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(median(out))
+}
+
+/// Prints one line per operation: milliseconds and, for products, GFLOP/s.
+pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()> {
+    let (t, d, h, v) = (cfg.block_size, cfg.n_embd, cfg.n_head, cfg.vocab_size);
+    let hd = d / h;
+    let n = b * t;
+    let r =
+        |dims: [usize; 2]| Tensor::<2>::random(dims, burn::tensor::Distribution::Default, device);
+    let r4 =
+        |dims: [usize; 4]| Tensor::<4>::random(dims, burn::tensor::Distribution::Default, device);
+    let (x, w_qkv, w_fc, w_head) = (r([n, d]), r([d, 3 * d]), r([d, 4 * d]), r([d, v]));
+    let g_qkv = r([n, 3 * d]);
+    let (q, k, vv) = (r4([b, h, t, hd]), r4([b, h, t, hd]), r4([b, h, t, hd]));
+    let logits = r([n, v]);
+    let x3 = x.clone().reshape([b, t, d]);
+    let (gamma, beta) = (
+        Tensor::<1>::ones([d], device),
+        Tensor::<1>::zeros([d], device),
+    );
+    let hidden = r([n, 4 * d]);
+    let mm = |m: usize, k: usize, nn: usize| 2.0 * (m * k * nn) as f64;
+    let rows: Vec<(String, f64, Option<f64>)> = vec![
+        (
+            format!("matmul x·W_qkv [{n}x{d}]·[{d}x{}]", 3 * d),
+            time(device, reps, || x.clone().matmul(w_qkv.clone()))?,
+            Some(mm(n, d, 3 * d)),
+        ),
+        (
+            format!("matmul x·W_fc [{n}x{d}]·[{d}x{}]", 4 * d),
+            time(device, reps, || x.clone().matmul(w_fc.clone()))?,
+            Some(mm(n, d, 4 * d)),
+        ),
+        (
+            format!("matmul xᵀ·g (weight grad) [{d}x{n}]·[{n}x{}]", 3 * d),
+            time(device, reps, || x.clone().transpose().matmul(g_qkv.clone()))?,
+            Some(mm(d, n, 3 * d)),
+        ),
+        (
+            format!("matmul g·Wᵀ (input grad) [{n}x{}]·[{}x{d}]", 3 * d, 3 * d),
+            time(device, reps, || {
+                g_qkv.clone().matmul(w_qkv.clone().transpose())
+            })?,
+            Some(mm(n, 3 * d, d)),
+        ),
+        (
+            format!("matmul head x·Wᵀ [{n}x{d}]·[{d}x{v}]"),
+            time(device, reps, || x.clone().matmul(w_head.clone()))?,
+            Some(mm(n, d, v)),
+        ),
+        (
+            format!("matmul q·kᵀ per head [{b}x{h}] [{t}x{hd}]·[{hd}x{t}]"),
+            time(device, reps, || q.clone().matmul(k.clone().swap_dims(2, 3)))?,
+            Some(mm(b * h * t, hd, t)),
+        ),
+        (
+            "attention, fused causal (one layer)".into(),
+            time(device, reps, || {
+                attention(
+                    q.clone(),
+                    k.clone(),
+                    vv.clone(),
+                    None,
+                    None,
+                    AttentionModuleOptions {
+                        is_causal: true,
+                        ..Default::default()
+                    },
+                )
+            })?,
+            Some(2.0 * mm(b * h * t, hd, t)),
+        ),
+        (
+            format!("log_softmax over the vocabulary [{n}x{v}]"),
+            time(device, reps, || log_softmax(logits.clone(), 1))?,
+            None,
+        ),
+        (
+            format!("layer_norm [{b}x{t}x{d}]"),
+            time(device, reps, || {
+                layer_norm(x3.clone(), gamma.clone(), Some(beta.clone()), 1e-5)
+            })?,
+            None,
+        ),
+        (
+            format!("gelu [{n}x{}]", 4 * d),
+            time(device, reps, || gelu(hidden.clone()))?,
+            None,
+        ),
+        (
+            format!("add [{n}x{}]", 4 * d),
+            time(device, reps, || hidden.clone() + hidden.clone())?,
+            None,
+        ),
+    ];
+    println!("operation timings (forward only, median of {reps}):");
+    for (name, secs, flops) in rows {
+        let rate = flops
+            .map(|f| format!("  {:.1} GFLOP/s", f / secs / 1e9))
+            .unwrap_or_default();
+        println!("  {name:<58} {:>9.2} ms{rate}", secs * 1e3);
+    }
+    Ok(())
+}
