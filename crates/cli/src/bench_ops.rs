@@ -109,6 +109,28 @@ pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()
             None,
         ),
         (
+            format!("  its parts: max over the vocabulary [{n}x{v}]"),
+            time(device, reps, || logits.clone().max_dim(1))?,
+            None,
+        ),
+        (
+            format!("  its parts: exp [{n}x{v}]"),
+            time(device, reps, || logits.clone().exp())?,
+            None,
+        ),
+        (
+            format!("  its parts: sum over the vocabulary [{n}x{v}]"),
+            time(device, reps, || logits.clone().sum_dim(1))?,
+            None,
+        ),
+        (
+            format!("  its parts: subtract a column [{n}x{v}]"),
+            time(device, reps, || {
+                logits.clone() - logits.clone().slice(s![.., 0..1])
+            })?,
+            None,
+        ),
+        (
             format!("layer_norm [{b}x{t}x{d}]"),
             time(device, reps, || {
                 layer_norm(x3.clone(), gamma.clone(), Some(beta.clone()), 1e-5)
