@@ -1,7 +1,7 @@
 //! `ember tokenizer ...`: train, encode, decode, stats.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -103,7 +103,7 @@ pub fn run(cmd: TokenizerCommand) -> Result<()> {
     }
 }
 
-fn load(path: &PathBuf) -> Result<Tokenizer> {
+fn load(path: &Path) -> Result<Tokenizer> {
     Tokenizer::load(path).with_context(|| format!("loading tokenizer {}", path.display()))
 }
 

@@ -49,14 +49,7 @@ pub fn read_jsonl<T>(
             EvalError::io(path, "read", e)
         }
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        EvalError::Data {
-            path: path.to_path_buf(),
-            line: 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count(),
-            reason: format!("not UTF-8 at byte offset {at}"),
-        }
-    })?;
+    let text = utf8(path, bytes)?;
     let mut out = Loaded {
         path: path.to_path_buf(),
         items: Vec::new(),
@@ -91,6 +84,18 @@ pub fn read_jsonl<T>(
         });
     }
     Ok(out)
+}
+
+/// `bytes` read from `path` as text, or an error naming the line and offset where UTF-8 ends.
+pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let (line, at) = ember_tokenizer::utf8_error_at(&e);
+        EvalError::Data {
+            path: path.to_path_buf(),
+            line,
+            reason: format!("not UTF-8 at byte offset {at}"),
+        }
+    })
 }
 
 /// A string field, non-empty.

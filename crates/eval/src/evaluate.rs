@@ -312,14 +312,7 @@ fn run_task(
 fn text_ids(dir: &Path, tok: &Tokenizer, opts: &EvalOptions) -> Result<(Vec<u32>, String)> {
     if let Some(path) = &opts.text {
         let text = std::fs::read(path).map_err(|e| EvalError::io(path, "read", e))?;
-        let text = String::from_utf8(text).map_err(|e| EvalError::Data {
-            path: path.clone(),
-            line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count(),
-            reason: format!("not UTF-8 at byte offset {}", e.utf8_error().valid_up_to()),
-        })?;
+        let text = crate::data::utf8(path, text)?;
         return Ok((tok.encode_parallel(&text), path.display().to_string()));
     }
     let Some(data) = prepared_dir(dir) else {

@@ -102,14 +102,14 @@ impl GptConfig {
                 return bad(field, v.to_string(), "at least 1");
             }
         }
-        if self.n_embd == 0 || self.n_embd % self.n_head != 0 {
+        if self.n_embd == 0 || !self.n_embd.is_multiple_of(self.n_head) {
             return bad(
                 "n_embd",
                 self.n_embd.to_string(),
                 &format!("a positive multiple of n_head = {}", self.n_head),
             );
         }
-        if self.positions == Positions::Rope && self.head_dim() % 2 != 0 {
+        if self.positions == Positions::Rope && !self.head_dim().is_multiple_of(2) {
             return bad(
                 "n_embd",
                 self.n_embd.to_string(),

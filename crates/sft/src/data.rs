@@ -46,13 +46,13 @@ pub struct Loaded {
 /// Reads and validates a JSONL file.
 pub fn load(path: &Path, policy: InvalidPolicy) -> Result<Loaded> {
     let text = std::fs::read(path).map_err(|e| SftError::io(path, "read", e))?;
-    let text = String::from_utf8(text).map_err(|e| SftError::Data {
-        path: path.to_path_buf(),
-        line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count(),
-        reason: format!("not UTF-8 at byte offset {}", e.utf8_error().valid_up_to()),
+    let text = String::from_utf8(text).map_err(|e| {
+        let (line, at) = ember_tokenizer::utf8_error_at(&e);
+        SftError::Data {
+            path: path.to_path_buf(),
+            line,
+            reason: format!("not UTF-8 at byte offset {at}"),
+        }
     })?;
     let mut out = Loaded {
         path: path.to_path_buf(),

@@ -34,3 +34,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     result
 }
+
+/// Where a buffer stops being UTF-8, for error messages: (1-based line, byte offset).
+pub fn utf8_error_at(e: &std::string::FromUtf8Error) -> (usize, usize) {
+    let at = e.utf8_error().valid_up_to();
+    let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
+    (line, at)
+}
