@@ -159,14 +159,20 @@ impl<'a> ModelScorer<'a> {
     }
 }
 
-fn host_f32(t: Tensor<1>) -> Result<Vec<f32>> {
+/// A 1-D float tensor copied to the host (the one device readback of every task).
+pub(crate) fn host_f32(t: Tensor<1>) -> Result<Vec<f32>> {
     t.into_data()
         .try_to_vec_as::<f32>()
-        .map_err(|e| EvalError::Usage(format!("reading scores from the device: {e:?}")))
+        .map_err(|e| EvalError::Usage(format!("reading results from the device: {e:?}")))
 }
 
 fn host(t: Tensor<1>) -> Result<Vec<f64>> {
     Ok(host_f32(t)?.into_iter().map(f64::from).collect())
+}
+
+/// A one-element tensor (a summed loss) on the host.
+pub(crate) fn host_scalar(t: Tensor<1>) -> Result<f64> {
+    Ok(host_f32(t)?.first().copied().map_or(f64::NAN, f64::from))
 }
 
 impl Scorer for ModelScorer<'_> {

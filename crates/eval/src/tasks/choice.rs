@@ -79,11 +79,7 @@ pub fn encode_pair(tok: &Tokenizer, context: &str, continuation: &str) -> (Vec<u
     let moved = format!("{}{continuation}", &context[kept.len()..]);
     let ctx = tok.encode(kept);
     let whole = tok.encode(&format!("{kept}{moved}"));
-    let cont = if whole.starts_with(&ctx) {
-        whole[ctx.len()..].to_vec()
-    } else {
-        whole[ctx.len().min(whole.len())..].to_vec()
-    };
+    let cont = whole[ctx.len().min(whole.len())..].to_vec();
     (ctx, cont)
 }
 

@@ -2,13 +2,13 @@
 //! context policy SFT trains with (oldest exchanges dropped to fit; too long even then:
 //! counted, not scored).
 
-use burn::prelude::*;
 use ember_model::{Gpt, masked_nll_sum};
 use ember_sft::batches::{pad_batch, render_all};
 use ember_sft::data::Conversation;
 use ember_tokenizer::{ChatTokens, Tokenizer};
 
-use crate::error::{EvalError, Result};
+use crate::error::Result;
+use crate::loglik::host_scalar;
 use crate::tasks::text::{TextResult, result};
 
 /// Scores the assistant tokens (and their `<|end|>`) of `convs`.
@@ -29,23 +29,10 @@ pub fn score(
     let mut done = 0;
     for chunk in refs.chunks(16) {
         let (hb, _) = pad_batch(chunk, chat.bos);
-        let ids = |v: &[u32]| {
-            let v: Vec<i32> = v.iter().map(|&i| i as i32).collect();
-            Tensor::<2, Int>::from_data(TensorData::new(v, [hb.batch, hb.seq]), &device)
-        };
-        let mask = Tensor::<2>::from_data(
-            TensorData::new(hb.mask.clone(), [hb.batch, hb.seq]),
-            &device,
-        );
-        let (sum, count) = masked_nll_sum(model.forward(ids(&hb.inputs)), ids(&hb.targets), mask);
-        let read = |t: Tensor<1>| -> Result<f64> {
-            t.into_data()
-                .try_to_vec_as::<f32>()
-                .map_err(|e| EvalError::Usage(format!("reading the loss from the device: {e:?}")))
-                .map(|v| v.first().copied().unwrap_or(f32::NAN) as f64)
-        };
-        nll += read(sum)?;
-        tokens += read(count)?.round() as u64;
+        let (inputs, targets, mask) = hb.to_device(&device)?;
+        let (sum, _) = masked_nll_sum(model.forward(inputs), targets, mask);
+        nll += host_scalar(sum)?;
+        tokens += hb.weight().round() as u64;
         bytes += hb.target_bytes;
         done += chunk.len();
         progress(done, refs.len());

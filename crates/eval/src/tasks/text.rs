@@ -13,7 +13,7 @@ use ember_model::{Gpt, masked_nll_sum};
 use ember_tokenizer::Tokenizer;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EvalError, Result};
+use crate::error::Result;
 
 /// Loss, perplexity and bits per byte on some text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,11 +87,12 @@ pub fn score_ids(
                 let t = ids[start + p + 1];
                 inputs.push(ids[start + p] as i32);
                 targets.push(t as i32);
-                let on = p >= len - scored && tok.text_len(t) > 0;
+                let text = tok.text_len(t) as u64; // 0 for special tokens: never targets
+                let on = p >= len - scored && text > 0;
                 mask.push(if on { 1f32 } else { 0.0 });
                 if on {
                     tokens += 1;
-                    bytes += tok.text_len(t) as u64;
+                    bytes += text;
                 }
             }
         }
@@ -100,11 +101,7 @@ pub fn score_ids(
         let logits = model.forward(tensor(inputs));
         let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, len]), &device);
         let (sum, _) = masked_nll_sum(logits, tensor(targets), mask);
-        let v = sum
-            .into_data()
-            .try_to_vec_as::<f32>()
-            .map_err(|e| EvalError::Usage(format!("reading the loss from the device: {e:?}")))?;
-        nll += v.first().copied().unwrap_or(f32::NAN) as f64;
+        nll += crate::loglik::host_scalar(sum)?;
         done += b;
         progress(done, wins.len());
         k = j;
