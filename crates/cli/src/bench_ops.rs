@@ -33,6 +33,20 @@ fn time<T>(device: &Device, reps: usize, mut f: impl FnMut() -> T) -> Result<f64
     Ok(median(out))
 }
 
+/// Loss over the vocabulary and its gradient with respect to the logits, as a training step
+/// computes them.
+fn xent_step(logits: &Tensor<2>, targets: &Tensor<1, Int>, fused: bool) -> Tensor<2> {
+    let x = logits.clone().autodiff().require_grad();
+    let t = targets.clone().autodiff();
+    let nll = if fused {
+        ember_model::fused::nll_rows(x.clone(), t)
+    } else {
+        ember_model::fused::composed_nll_rows(x.clone(), t)
+    };
+    let grads = nll.sum().backward();
+    x.grad(&grads).unwrap_or_else(|| logits.clone())
+}
+
 /// Prints one line per operation: milliseconds and, for products, GFLOP/s.
 pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()> {
     let (t, d, h, v) = (cfg.block_size, cfg.n_embd, cfg.n_head, cfg.vocab_size);
@@ -46,6 +60,13 @@ pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()
     let g_qkv = r([n, 3 * d]);
     let (q, k, vv) = (r4([b, h, t, hd]), r4([b, h, t, hd]), r4([b, h, t, hd]));
     let logits = r([n, v]);
+    let ids: Vec<i32> = (0..n).map(|i| ((i * 7919) % v) as i32).collect();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), device);
+    let fused_note = if ember_model::fused::is_fused(&logits) {
+        ""
+    } else {
+        " (not on this device: composed)"
+    };
     let x3 = x.clone().reshape([b, t, d]);
     let (gamma, beta) = (
         Tensor::<1>::ones([d], device),
@@ -128,6 +149,16 @@ pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()
             time(device, reps, || {
                 logits.clone() - logits.clone().slice(s![.., 0..1])
             })?,
+            None,
+        ),
+        (
+            format!("cross-entropy fwd+bwd, composed log_softmax+gather [{n}x{v}]"),
+            time(device, reps, || xent_step(&logits, &targets, false))?,
+            None,
+        ),
+        (
+            format!("cross-entropy fwd+bwd, fused{} [{n}x{v}]", fused_note),
+            time(device, reps, || xent_step(&logits, &targets, true))?,
             None,
         ),
         (

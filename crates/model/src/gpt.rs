@@ -5,7 +5,6 @@
 use burn::module::Initializer;
 use burn::nn::{Dropout, DropoutConfig, Embedding, RotaryEncoding, RotaryEncodingConfig};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 
 use crate::attention::{CausalSelfAttention, KvCache, LayerKv};
 use crate::config::{GptConfig, Positions};
@@ -209,11 +208,7 @@ pub fn masked_nll_sum(
     mask: Tensor<2>,
 ) -> (Tensor<1>, Tensor<1>) {
     let [b, t, v] = logits.dims();
-    let logp = log_softmax(logits.reshape([b * t, v]), 1);
-    let nll = logp
-        .gather(1, targets.reshape([b * t, 1]))
-        .reshape([b * t])
-        .neg();
+    let nll = crate::fused::nll_rows(logits.reshape([b * t, v]), targets.reshape([b * t]));
     let mask = mask.reshape([b * t]);
     ((nll * mask.clone()).sum(), mask.sum())
 }

@@ -25,6 +25,7 @@ pub mod config;
 pub mod device;
 mod error;
 pub mod export;
+pub mod fused;
 pub mod generate;
 pub mod gpt;
 pub mod layers;

@@ -1,8 +1,9 @@
 //! Device choice never panics; the WGPU path computes what the CPU computes.
 
+use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use ember_model::checkpoint::weights_bytes;
-use ember_model::{DeviceChoice, GptConfig, Precision, select_device};
+use ember_model::{DeviceChoice, GptConfig, Precision, masked_loss, select_device};
 
 use crate::common::{cpu, host, max_diff, model, tokens};
 
@@ -39,4 +40,17 @@ fn wgpu_logits_match_the_cpu() {
     let b = host(on_gpu.forward(tokens(&ids, &gpu.device)));
     let d = max_diff(&a, &b);
     assert!(d < 1e-3, "{gpu}: logits differ from the CPU by {d}");
+    // The loss: fused kernel on the CPU, Burn's composed log-softmax on WGPU.
+    let targets: Vec<u32> = ids.iter().map(|i| (i * 3 + 2) % 40).collect();
+    let loss = |m: &ember_model::Gpt, dev: &Device| -> f32 {
+        let logits = m.forward(tokens(&ids, dev));
+        masked_loss(
+            logits,
+            tokens(&targets, dev),
+            Tensor::ones([1, ids.len()], dev),
+        )
+        .into_scalar()
+    };
+    let (lc, lg) = (loss(&on_cpu, &cpu(0)), loss(&on_gpu, &gpu.device));
+    assert!((lc - lg).abs() < 1e-4, "{gpu}: loss {lg} vs CPU {lc}");
 }

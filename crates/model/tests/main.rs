@@ -5,5 +5,6 @@ mod common;
 mod device;
 mod export;
 mod forward;
+mod fused;
 mod generation;
 mod reference;

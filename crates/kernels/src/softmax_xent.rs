@@ -1,0 +1,218 @@
+//! Softmax cross-entropy over rows of logits, forward and backward, one pass each over a row
+//! after the row's maximum.
+//!
+//! Rows run in parallel on rayon's global pool (the pool Burn's CPU backend uses, so
+//! `RAYON_NUM_THREADS` governs both). Each row is reduced in a fixed order (8 running lanes,
+//! then the lanes pairwise), so results do not depend on the thread count or the CPU's
+//! vector width: a resumed run stays bit-identical on another machine of the same kind.
+
+use crate::exp::exp;
+use rayon::prelude::*;
+
+const LANES: usize = 8;
+/// Elements per exp-then-sum block in the forward pass (1 KiB, stays in L1).
+const BLOCK: usize = 256;
+/// Rows per rayon task: a row of an 8192-token vocabulary is ~10 µs of work, so a few rows
+/// per task keep the scheduling overhead small without starving a core.
+const MIN_ROWS_PER_TASK: usize = 4;
+
+/// Forward: for each row `i` of `logits` (`[rows, vocab]`, row-major), writes
+/// `lse[i] = ln Σ_j e^{logits[i,j]}` and `nll[i] = lse[i] - logits[i, targets[i]]`.
+///
+/// A target outside the vocabulary gives `nll = NaN` for that row (the training loop's
+/// non-finite guard then stops the step) rather than a panic inside a backend operation.
+///
+/// # Panics
+/// If the slice lengths disagree with `vocab` (a programming error, not bad input).
+pub fn nll_forward(
+    logits: &[f32],
+    vocab: usize,
+    targets: &[u32],
+    nll: &mut [f32],
+    lse: &mut [f32],
+) {
+    let rows = check_shapes(logits, vocab, targets);
+    assert!(
+        nll.len() == rows && lse.len() == rows,
+        "nll/lse need one entry per row"
+    );
+    logits
+        .par_chunks(vocab)
+        .zip(targets.par_iter())
+        .zip(nll.par_iter_mut().zip(lse.par_iter_mut()))
+        .with_min_len(MIN_ROWS_PER_TASK)
+        .for_each(|((row, &t), (nll, lse))| {
+            let l = log_sum_exp(row);
+            *lse = l;
+            *nll = match row.get(t as usize) {
+                Some(&x) => l - x,
+                None => f32::NAN,
+            };
+        });
+}
+
+/// Backward: `grad_logits[i, j] = grad_nll[i] · (e^{logits[i,j] - lse[i]} - [j = targets[i]])`,
+/// the gradient of [`nll_forward`]'s `nll` given the upstream gradient `grad_nll`.
+///
+/// # Panics
+/// If the slice lengths disagree with `vocab`.
+pub fn nll_backward(
+    logits: &[f32],
+    vocab: usize,
+    targets: &[u32],
+    lse: &[f32],
+    grad_nll: &[f32],
+    grad_logits: &mut [f32],
+) {
+    let rows = check_shapes(logits, vocab, targets);
+    assert!(
+        lse.len() == rows && grad_nll.len() == rows,
+        "lse/grad need one entry per row"
+    );
+    assert_eq!(
+        grad_logits.len(),
+        logits.len(),
+        "grad_logits must match logits"
+    );
+    grad_logits
+        .par_chunks_mut(vocab)
+        .zip(logits.par_chunks(vocab))
+        .zip(
+            targets
+                .par_iter()
+                .zip(lse.par_iter().zip(grad_nll.par_iter())),
+        )
+        .with_min_len(MIN_ROWS_PER_TASK)
+        .for_each(|((out, row), (&t, (&l, &g)))| {
+            softmax_scaled(row, l, g, out);
+            if let Some(o) = out.get_mut(t as usize) {
+                *o -= g;
+            }
+        });
+}
+
+fn check_shapes(logits: &[f32], vocab: usize, targets: &[u32]) -> usize {
+    assert!(vocab > 0, "vocab must be positive");
+    assert_eq!(
+        logits.len() % vocab,
+        0,
+        "logits length must be a multiple of vocab"
+    );
+    let rows = logits.len() / vocab;
+    assert_eq!(targets.len(), rows, "one target per row");
+    rows
+}
+
+/// ln Σ e^x over one row, shifted by the row's maximum.
+#[inline]
+fn log_sum_exp(row: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked on the line above); the function only
+        // differs from the portable one in the instructions the compiler may choose.
+        #[allow(unsafe_code)]
+        return unsafe { log_sum_exp_avx2(row) };
+    }
+    log_sum_exp_portable(row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn log_sum_exp_avx2(row: &[f32]) -> f32 {
+    log_sum_exp_portable(row)
+}
+
+#[inline(always)]
+fn log_sum_exp_portable(row: &[f32]) -> f32 {
+    let (chunks, tail) = row.as_chunks::<LANES>();
+    let mut m = [f32::NEG_INFINITY; LANES];
+    for c in chunks {
+        for k in 0..LANES {
+            m[k] = if c[k] > m[k] { c[k] } else { m[k] };
+        }
+    }
+    let max = tail
+        .iter()
+        .fold(fold_max(m), |a, &x| if x > a { x } else { a });
+    // exp into a small buffer, then add the buffer up: two simple loops vectorise where one
+    // fused loop with eight running sums did not (measured 25 vs 37 ms on 2048 × 8192).
+    let mut buf = [0.0f32; BLOCK];
+    let mut s = [0.0f32; LANES];
+    let mut rest = 0.0f32;
+    for block in row.chunks(BLOCK) {
+        let b = &mut buf[..block.len()];
+        for (o, &x) in b.iter_mut().zip(block) {
+            *o = exp(x - max);
+        }
+        let (chunks, tail) = b.as_chunks::<LANES>();
+        for c in chunks {
+            for k in 0..LANES {
+                s[k] += c[k];
+            }
+        }
+        // Only the row's last block can have a tail (BLOCK is a multiple of LANES).
+        rest = tail.iter().fold(rest, |a, &x| a + x);
+    }
+    max + (fold_sum(s) + rest).ln()
+}
+
+/// `out[j] = scale · e^{row[j] - shift}`.
+#[inline]
+fn softmax_scaled(row: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: as in `log_sum_exp`.
+        #[allow(unsafe_code)]
+        return unsafe { softmax_scaled_avx2(row, shift, scale, out) };
+    }
+    softmax_scaled_portable(row, shift, scale, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn softmax_scaled_avx2(row: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
+    softmax_scaled_portable(row, shift, scale, out)
+}
+
+#[inline(always)]
+fn softmax_scaled_portable(row: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(row) {
+        *o = scale * exp(x - shift);
+    }
+}
+
+#[inline(always)]
+fn fold_max(m: [f32; LANES]) -> f32 {
+    let mut acc = m[0];
+    for &x in &m[1..] {
+        acc = if x > acc { x } else { acc };
+    }
+    acc
+}
+
+/// Pairwise, in a fixed order.
+#[inline(always)]
+fn fold_sum(s: [f32; LANES]) -> f32 {
+    let a = [s[0] + s[4], s[1] + s[5], s[2] + s[6], s[3] + s[7]];
+    (a[0] + a[2]) + (a[1] + a[3])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 build of a row must equal the portable one bit for bit, or a checkpoint
+    /// resumed on a CPU without AVX2 would drift.
+    #[test]
+    fn vector_width_does_not_change_results() {
+        let row: Vec<f32> = (0..1003)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.173)
+            .collect();
+        let l = log_sum_exp_portable(&row);
+        assert_eq!(log_sum_exp(&row).to_bits(), l.to_bits());
+        let (mut a, mut b) = (vec![0.0; row.len()], vec![0.0; row.len()]);
+        softmax_scaled_portable(&row, l, 0.7, &mut a);
+        softmax_scaled(&row, l, 0.7, &mut b);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+}

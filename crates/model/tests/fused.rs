@@ -1,0 +1,114 @@
+//! The fused CPU cross-entropy against Burn's composed `log_softmax` + `gather`: values,
+//! gradients, the whole model's parameter gradients, and gradient checkpointing.
+
+use burn::module::Param;
+use burn::prelude::*;
+use ember_model::fused::{composed_nll_rows, is_fused, nll_rows};
+use ember_model::{GptConfig, masked_loss};
+
+use crate::common::{host, max_diff, model, tokens};
+
+fn logits_and_targets(rows: usize, vocab: usize, device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+    device.seed(11);
+    let logits = Tensor::<2>::random(
+        [rows, vocab],
+        burn::tensor::Distribution::Normal(0.0, 3.0),
+        device,
+    );
+    let ids: Vec<i32> = (0..rows).map(|i| ((i * 7919) % vocab) as i32).collect();
+    (
+        logits,
+        Tensor::from_data(TensorData::new(ids, [rows]), device),
+    )
+}
+
+#[test]
+fn fused_nll_matches_log_softmax() {
+    let device = Device::flex();
+    let (logits, targets) = logits_and_targets(37, 301, &device);
+    assert!(is_fused(&logits) && is_fused(&logits.clone().autodiff()));
+    let fused = host(nll_rows(logits.clone(), targets.clone()));
+    let composed = host(composed_nll_rows(logits, targets));
+    assert!(
+        max_diff(&fused, &composed) < 1e-5,
+        "{}",
+        max_diff(&fused, &composed)
+    );
+}
+
+/// Gradient with respect to the logits, for a weighted sum of the rows (as the masked loss).
+fn logit_grad(device: &Device, fused: bool) -> Vec<f32> {
+    let (logits, targets) = logits_and_targets(33, 257, &device.clone().without_autodiff());
+    let logits = Tensor::<2>::from_data(logits.into_data(), device).require_grad();
+    let targets = Tensor::<1, Int>::from_data(targets.into_data(), device);
+    let weights: Vec<f32> = (0..33).map(|i| (i % 3) as f32 * 0.5).collect();
+    let w = Tensor::<1>::from_data(TensorData::new(weights, [33]), device);
+    let nll = if fused {
+        nll_rows(logits.clone(), targets)
+    } else {
+        composed_nll_rows(logits.clone(), targets)
+    };
+    let grads = (nll * w).sum().backward();
+    host(
+        logits
+            .grad(&grads)
+            .unwrap_or_else(|| panic!("no gradient reached the logits")),
+    )
+}
+
+#[test]
+fn fused_gradient_matches_log_softmax() {
+    let device = Device::flex().autodiff();
+    let (a, b) = (logit_grad(&device, true), logit_grad(&device, false));
+    assert!(max_diff(&a, &b) < 1e-6, "{}", max_diff(&a, &b));
+    // Under gradient checkpointing the op keeps its saved state (it is compute-bound).
+    let ckpt = Device::flex().autodiff().gradient_checkpointing();
+    let c = logit_grad(&ckpt, true);
+    assert!(max_diff(&a, &c) < 1e-7, "{}", max_diff(&a, &c));
+}
+
+/// The fused op sits at the end of the graph: every parameter's gradient through it equals
+/// the one through the composed path.
+#[test]
+fn model_gradients_through_the_fused_loss_match() {
+    let device = Device::flex().autodiff();
+    let cfg = GptConfig::new(50, 2, 2, 16, 16);
+    device.seed(3);
+    let m = model(&cfg, &device);
+    let x = tokens(&[1, 5, 9, 13, 17, 21, 3, 8], &device);
+    let y = tokens(&[5, 9, 13, 17, 21, 3, 8, 40], &device);
+    let mask = Tensor::<2>::from_data(
+        TensorData::new(vec![1f32, 1., 0., 1., 1., 1., 0., 1.], [1, 8]),
+        &device,
+    );
+
+    let fused = masked_loss(m.forward(x.clone()), y.clone(), mask.clone());
+    let g_fused = fused.backward();
+    let logits = m.forward(x).reshape([8, 50]);
+    let nll = composed_nll_rows(logits, y.reshape([8]));
+    let mask = mask.reshape([8]);
+    let composed = (nll * mask.clone()).sum() / mask.sum();
+    let g_composed = composed.backward();
+
+    let grad = |p: &Param<Tensor<2>>, g| host(p.val().grad(g).unwrap_or_else(|| panic!("no grad")));
+    let wte = (
+        grad(&m.wte.weight, &g_fused),
+        grad(&m.wte.weight, &g_composed),
+    );
+    assert!(
+        max_diff(&wte.0, &wte.1) < 1e-6,
+        "wte grad differs by {}",
+        max_diff(&wte.0, &wte.1)
+    );
+}
+
+/// A target id outside the vocabulary (a corrupted shard, say) gives a NaN loss for the
+/// training loop's non-finite guard to report, not a panic inside the backend.
+#[test]
+fn out_of_range_target_gives_nan() {
+    let device = Device::flex();
+    let (logits, _) = logits_and_targets(2, 10, &device);
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![3i32, 10], [2]), &device);
+    let nll = host(nll_rows(logits, targets));
+    assert!(nll[0].is_finite() && nll[1].is_nan(), "{nll:?}");
+}
