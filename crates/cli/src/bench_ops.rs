@@ -47,6 +47,18 @@ fn xent_step(logits: &Tensor<2>, targets: &Tensor<1, Int>, fused: bool) -> Tenso
     x.grad(&grads).unwrap_or_else(|| logits.clone())
 }
 
+/// GELU and its gradient, as a training step computes them.
+fn gelu_step(x: &Tensor<2>, fused: bool) -> Tensor<2> {
+    let x = x.clone().autodiff().require_grad();
+    let y = if fused {
+        ember_model::fused::gelu(x.clone())
+    } else {
+        gelu(x.clone())
+    };
+    let grads = y.sum().backward();
+    x.grad(&grads).unwrap_or_else(|| x.clone())
+}
+
 /// Prints one line per operation: milliseconds and, for products, GFLOP/s.
 pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()> {
     let (t, d, h, v) = (cfg.block_size, cfg.n_embd, cfg.n_head, cfg.vocab_size);
@@ -169,8 +181,13 @@ pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()
             None,
         ),
         (
-            format!("gelu [{n}x{}]", 4 * d),
-            time(device, reps, || gelu(hidden.clone()))?,
+            format!("gelu fwd+bwd, Burn [{n}x{}]", 4 * d),
+            time(device, reps, || gelu_step(&hidden, false))?,
+            None,
+        ),
+        (
+            format!("gelu fwd+bwd, fused{} [{n}x{}]", fused_note, 4 * d),
+            time(device, reps, || gelu_step(&hidden, true))?,
             None,
         ),
         (

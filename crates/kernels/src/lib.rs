@@ -5,6 +5,9 @@
 //! (forward and backward) with a scalar `exp`; [`nll_forward`] and [`nll_backward`] make two
 //! and one, with an `exp` the compiler vectorises (8 lanes; AVX2 when the CPU has it).
 //!
+//! The second is GELU, forward and backward, whose `erf` Burn's CPU backend also evaluates one
+//! element at a time ([`gelu_forward`], [`gelu_backward`]).
+//!
 //! The kernels work on plain slices so they can be tested and benchmarked without a tensor
 //! library; `ember-model` plugs them into Burn as a backend extension.
 //!
@@ -23,7 +26,9 @@
 //! ```
 
 mod exp;
+mod gelu;
 mod softmax_xent;
 
 pub use exp::{exp, exp_slice};
+pub use gelu::{erf, gelu_backward, gelu_forward};
 pub use softmax_xent::{nll_backward, nll_forward};

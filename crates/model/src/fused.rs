@@ -1,4 +1,4 @@
-//! Fused softmax cross-entropy as a Burn backend extension.
+//! Fused CPU operations as a Burn backend extension: softmax cross-entropy and GELU.
 //!
 //! On the CPU (flex) backend the composed `log_softmax` + `gather` made ~15 passes over the
 //! `[positions, vocab]` logits per step, with a scalar `exp`: as much time as the output
@@ -7,7 +7,10 @@
 //! Burn's autodiff graph with a hand-written backward step (Burn's extension macro routes the
 //! call; it does not derive gradients).
 //!
-//! Other devices (WGPU) keep the composed operations, which their own kernels fuse.
+//! GELU: Burn's CPU backend evaluates its `erf` one element at a time; `ember_kernels`
+//! vectorises it (forward and backward).
+//!
+//! Other devices (WGPU) keep Burn's operations, which their own kernels fuse.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -19,11 +22,23 @@ use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, backend_extension}
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
-/// Per-row negative log-likelihood of the target under a softmax over the last dimension.
+/// The fused operations, implemented for the CPU backend with and without autodiff.
 #[backend_extension(Flex, Autodiff)]
-pub trait FusedNll: Backend {
-    /// `logits [rows, vocab]`, `targets [rows]` → `nll [rows]`.
+pub trait CpuFused: Backend {
+    /// Per-row negative log-likelihood of the target under a softmax over the last
+    /// dimension: `logits [rows, vocab]`, `targets [rows]` → `nll [rows]`.
     fn nll_rows(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self>;
+    /// Exact (erf) GELU, element-wise, any shape.
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// GELU (erf form): fused on the CPU backend, Burn's `gelu` elsewhere; any shape.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if x.device() == Device::flex() && x.dtype() == DType::F32 {
+        Tensor::from_dispatch(<Dispatch as CpuFused>::fused_gelu(x.into_dispatch()))
+    } else {
+        burn::tensor::activation::gelu(x)
+    }
 }
 
 /// `-log softmax(logits)[target]` per row: `logits [rows, vocab]`, `targets [rows]` →
@@ -31,7 +46,7 @@ pub trait FusedNll: Backend {
 /// agree to float rounding (test `fused_nll_matches_log_softmax`).
 pub fn nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     if is_fused(&logits) {
-        let out = <Dispatch as FusedNll>::nll_rows(logits.into_dispatch(), targets.into_dispatch());
+        let out = <Dispatch as CpuFused>::nll_rows(logits.into_dispatch(), targets.into_dispatch());
         Tensor::from_dispatch(out)
     } else {
         composed_nll_rows(logits, targets)
@@ -52,9 +67,34 @@ pub fn composed_nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1
         .neg()
 }
 
-impl FusedNll for Flex {
+impl CpuFused for Flex {
     fn nll_rows(logits: FlexTensor, targets: FlexTensor) -> FlexTensor {
         forward(&logits, &targets).0
+    }
+
+    fn fused_gelu(x: FlexTensor) -> FlexTensor {
+        let x = contiguous(&x);
+        let mut out = vec![0.0f32; x.layout().shape().num_elements()];
+        ember_kernels::gelu_forward(f32s(&x), &mut out);
+        to_flex(out, x.layout().shape().to_vec())
+    }
+}
+
+/// GELU's backward step keeps its input.
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let x = contiguous(&ops.state);
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let grad = contiguous(&grad);
+            let mut out = vec![0.0f32; x.layout().shape().num_elements()];
+            ember_kernels::gelu_backward(f32s(&x), f32s(&grad), &mut out);
+            to_flex(out, x.layout().shape().to_vec())
+        });
     }
 }
 
@@ -73,7 +113,7 @@ impl Backward<Flex, 1> for NllBackward {
     }
 }
 
-impl<C: CheckpointStrategy> FusedNll for Autodiff<Flex, C> {
+impl<C: CheckpointStrategy> CpuFused for Autodiff<Flex, C> {
     fn nll_rows(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
         // Compute-bound: the saved logits are kept, not recomputed, under checkpointing.
         let prep = NllBackward
@@ -84,6 +124,18 @@ impl<C: CheckpointStrategy> FusedNll for Autodiff<Flex, C> {
         match prep {
             OpsKind::Tracked(prep) => prep.finish((logits.into_primitive(), targets, lse), nll),
             OpsKind::UnTracked(prep) => prep.finish(nll),
+        }
+    }
+
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = GeluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful();
+        let y = <Flex as CpuFused>::fused_gelu(x.primitive().clone());
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish(x.into_primitive(), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
 }

@@ -112,3 +112,33 @@ fn out_of_range_target_gives_nan() {
     let nll = host(nll_rows(logits, targets));
     assert!(nll[0].is_finite() && nll[1].is_nan(), "{nll:?}");
 }
+
+#[test]
+fn fused_gelu_matches_burn_forward_and_backward() {
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let x = Tensor::<3>::random(
+        [3, 5, 70],
+        burn::tensor::Distribution::Normal(0.0, 2.0),
+        &device,
+    )
+    .require_grad();
+    let w = Tensor::<3>::random([3, 5, 70], burn::tensor::Distribution::Default, &device);
+    let fused = ember_model::fused::gelu(x.clone());
+    let reference = burn::tensor::activation::gelu(x.clone());
+    let (f, r) = (host(fused.clone()), host(reference.clone()));
+    assert!(
+        max_diff(&f, &r) < 1e-6,
+        "forward differs by {}",
+        max_diff(&f, &r)
+    );
+    let gf = (fused * w.clone()).sum().backward();
+    let gr = (reference * w).sum().backward();
+    let grad = |g| host(x.grad(g).unwrap_or_else(|| panic!("no gradient")));
+    let (a, b) = (grad(&gf), grad(&gr));
+    assert!(
+        max_diff(&a, &b) < 1e-6,
+        "gradient differs by {}",
+        max_diff(&a, &b)
+    );
+}
