@@ -47,6 +47,22 @@ fn xent_step(logits: &Tensor<2>, targets: &Tensor<1, Int>, fused: bool) -> Tenso
     x.grad(&grads).unwrap_or_else(|| logits.clone())
 }
 
+/// Causal attention and the gradients of q, k and v, as a training step computes them.
+fn attention_step(qkv: [&Tensor<4>; 3], fused: bool) -> Tensor<4> {
+    let [q, k, v] = qkv.map(|t| t.clone().autodiff().require_grad());
+    let y = if fused {
+        ember_model::fused::causal_attention(q.clone(), k.clone(), v.clone())
+    } else {
+        let options = AttentionModuleOptions {
+            is_causal: true,
+            ..Default::default()
+        };
+        attention(q.clone(), k.clone(), v.clone(), None, None, options)
+    };
+    let grads = y.sum().backward();
+    q.grad(&grads).unwrap_or_else(|| q.clone())
+}
+
 /// GELU and its gradient, as a training step computes them.
 fn gelu_step(x: &Tensor<2>, fused: bool) -> Tensor<2> {
     let x = x.clone().autodiff().require_grad();
@@ -135,6 +151,16 @@ pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()
                 )
             })?,
             Some(2.0 * mm(b * h * t, hd, t)),
+        ),
+        (
+            "attention fwd+bwd, Burn under autodiff (one layer)".into(),
+            time(device, reps, || attention_step([&q, &k, &vv], false))?,
+            None,
+        ),
+        (
+            format!("attention fwd+bwd, fused{fused_note} (one layer)"),
+            time(device, reps, || attention_step([&q, &k, &vv], true))?,
+            None,
         ),
         (
             format!("log_softmax over the vocabulary [{n}x{v}]"),

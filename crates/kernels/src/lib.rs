@@ -8,6 +8,10 @@
 //! The second is GELU, forward and backward, whose `erf` Burn's CPU backend also evaluates one
 //! element at a time ([`gelu_forward`], [`gelu_backward`]).
 //!
+//! The third is causal self-attention, forward and backward ([`causal_attention_forward`],
+//! [`causal_attention_backward`]): per-head `gemm` products limited to the causal part, with
+//! the softmax and its gradient one pass per row, instead of Burn's generic composition.
+//!
 //! The kernels work on plain slices so they can be tested and benchmarked without a tensor
 //! library; `ember-model` plugs them into Burn as a backend extension.
 //!
@@ -25,10 +29,14 @@
 //! assert!((grad[3] - (1.0 / 3.0 - 1.0)).abs() < 1e-6);
 //! ```
 
+mod attention;
 mod exp;
 mod gelu;
+mod lanes;
+mod matmul;
 mod softmax_xent;
 
+pub use attention::{AttnShape, causal_attention_backward, causal_attention_forward};
 pub use exp::{exp, exp_slice};
 pub use gelu::{erf, gelu_backward, gelu_forward};
 pub use softmax_xent::{nll_backward, nll_forward};

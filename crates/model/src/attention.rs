@@ -63,7 +63,8 @@ impl KvCache {
     }
 }
 
-/// Scaled dot-product attention over earlier positions only (Burn's fused attention op).
+/// Scaled dot-product attention over earlier positions only (the fused kernel when training on
+/// the CPU, Burn's attention op otherwise: `fused::causal_attention`).
 #[derive(Module, Debug)]
 pub struct CausalSelfAttention {
     /// Query, key and value projections in one: `[n_embd, 3 * n_embd]` (GPT-2's `c_attn`).
@@ -110,6 +111,7 @@ impl CausalSelfAttention {
             q = rope.apply(q, start);
             k = rope.apply(k, start);
         }
+        let cached = cache.is_some();
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.take() {
                 k = Tensor::cat(vec![pk, k], 2);
@@ -117,12 +119,16 @@ impl CausalSelfAttention {
             }
             *slot = Some((k.clone(), v.clone()));
         }
-        // The causal mask is aligned bottom-right, so new queries see every cached key.
-        let options = AttentionModuleOptions {
-            is_causal: true,
-            ..Default::default()
+        let y = if cached {
+            // The causal mask is aligned bottom-right, so new queries see every cached key.
+            let options = AttentionModuleOptions {
+                is_causal: true,
+                ..Default::default()
+            };
+            attention(q, k, v, None, None, options)
+        } else {
+            crate::fused::causal_attention(q, k, v)
         };
-        let y = attention(q, k, v, None, None, options);
         let y = y.swap_dims(1, 2).reshape([b, t, d]);
         self.dropout.forward(apply(&self.c_proj, y))
     }

@@ -1,4 +1,5 @@
-//! Fused CPU operations as a Burn backend extension: softmax cross-entropy and GELU.
+//! Fused CPU operations as a Burn backend extension: softmax cross-entropy, GELU and causal
+//! self-attention.
 //!
 //! On the CPU (flex) backend the composed `log_softmax` + `gather` made ~15 passes over the
 //! `[positions, vocab]` logits per step, with a scalar `exp`: as much time as the output
@@ -9,6 +10,12 @@
 //!
 //! GELU: Burn's CPU backend evaluates its `erf` one element at a time; `ember_kernels`
 //! vectorises it (forward and backward).
+//!
+//! Attention: under autodiff Burn runs its generic composition (a dozen passes over
+//! `[batch, heads, seq, seq]` for the softmax alone, each differentiated); the kernel does the
+//! per-head products with `gemm` on the causal part only and one pass per row for the softmax
+//! and its gradient. Without autodiff (evaluation, generation) Burn's CPU backend already has
+//! a fused attention, which is kept.
 //!
 //! Other devices (WGPU) keep Burn's operations, which their own kernels fuse.
 
@@ -21,6 +28,9 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use ember_kernels::AttnShape;
 
 /// The fused operations, implemented for the CPU backend with and without autodiff.
 #[backend_extension(Flex, Autodiff)]
@@ -30,11 +40,37 @@ pub trait CpuFused: Backend {
     fn nll_rows(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self>;
     /// Exact (erf) GELU, element-wise, any shape.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Causal self-attention: `q`, `k`, `v` `[batch, heads, seq, head_dim]` → the same shape.
+    fn fused_causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+/// Causal self-attention over `[batch, heads, seq, head_dim]` with as many keys as queries
+/// (training; no KV cache), scaled by 1/√head_dim. Fused on the CPU backend under autodiff;
+/// Burn's `attention` otherwise.
+pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    if is_fused(&q) && q.device().is_autodiff() && q.dims() == k.dims() && k.dims() == v.dims() {
+        let y = <Dispatch as CpuFused>::fused_causal_attention(
+            q.into_dispatch(),
+            k.into_dispatch(),
+            v.into_dispatch(),
+        );
+        Tensor::from_dispatch(y)
+    } else {
+        let options = AttentionModuleOptions {
+            is_causal: true,
+            ..Default::default()
+        };
+        attention(q, k, v, None, None, options)
+    }
 }
 
 /// GELU (erf form): fused on the CPU backend, Burn's `gelu` elsewhere; any shape.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if x.device() == Device::flex() && x.dtype() == DType::F32 {
+    if is_fused(&x) {
         Tensor::from_dispatch(<Dispatch as CpuFused>::fused_gelu(x.into_dispatch()))
     } else {
         burn::tensor::activation::gelu(x)
@@ -53,9 +89,10 @@ pub fn nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     }
 }
 
-/// Whether [`nll_rows`] takes the fused path for these logits (f32 on the CPU backend).
-pub fn is_fused(logits: &Tensor<2>) -> bool {
-    logits.device() == Device::flex() && logits.dtype() == DType::F32
+/// Whether [`nll_rows`] and [`gelu`] take the fused path for this tensor: f32 on the CPU
+/// backend, with or without autodiff.
+pub fn is_fused<const D: usize>(t: &Tensor<D>) -> bool {
+    t.device() == Device::flex() && t.dtype() == DType::F32
 }
 
 /// The reference path: Burn's `log_softmax` and `gather`.
@@ -77,6 +114,11 @@ impl CpuFused for Flex {
         let mut out = vec![0.0f32; x.layout().shape().num_elements()];
         ember_kernels::gelu_forward(f32s(&x), &mut out);
         to_flex(out, x.layout().shape().to_vec())
+    }
+
+    fn fused_causal_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor) -> FlexTensor {
+        let [q, k, v] = [&q, &k, &v].map(contiguous);
+        attn_forward(&q, &k, &v).0
     }
 }
 
@@ -137,6 +179,83 @@ impl<C: CheckpointStrategy> CpuFused for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => prep.finish(x.into_primitive(), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
+    }
+
+    fn fused_causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let nodes = [q.node(), k.node(), v.node()];
+        let prep = AttnBackward.prepare::<C>(nodes).compute_bound().stateful();
+        let [q, k, v] = [q.primitive(), k.primitive(), v.primitive()].map(contiguous);
+        let (y, probs) = attn_forward(&q, &k, &v);
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((q, k, v, probs), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+}
+
+/// Attention's backward step keeps the (contiguous) inputs and the attention weights.
+#[derive(Debug)]
+struct AttnBackward;
+
+impl Backward<Flex, 3> for AttnBackward {
+    type State = (FlexTensor, FlexTensor, FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (q, k, v, probs) = ops.state;
+        let dy = contiguous(&grads.consume::<Flex>(&ops.node));
+        let (shape, scale) = attn_shape(&q);
+        let n = q.layout().shape().num_elements();
+        let (mut dq, mut dk, mut dv) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        ember_kernels::causal_attention_backward(
+            shape,
+            [f32s(&q), f32s(&k), f32s(&v)],
+            f32s(&probs),
+            f32s(&dy),
+            scale,
+            [&mut dq, &mut dk, &mut dv],
+        );
+        let dims = q.layout().shape().to_vec();
+        for (parent, grad) in ops.parents.into_iter().zip([dq, dk, dv]) {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, to_flex(grad, dims.clone()));
+            }
+        }
+    }
+}
+
+/// `(out, probs)` for contiguous `[batch, heads, seq, head_dim]` inputs.
+fn attn_forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor) -> (FlexTensor, FlexTensor) {
+    let (shape, scale) = attn_shape(q);
+    let dims = q.layout().shape().to_vec();
+    let mut out = vec![0.0f32; q.layout().shape().num_elements()];
+    let mut probs = vec![0.0f32; shape.heads * shape.seq * shape.seq];
+    ember_kernels::causal_attention_forward(
+        shape,
+        [f32s(q), f32s(k), f32s(v)],
+        scale,
+        &mut probs,
+        &mut out,
+    );
+    let probs = to_flex(probs, vec![shape.heads, shape.seq, shape.seq]);
+    (to_flex(out, dims), probs)
+}
+
+/// Kernel sizes and the 1/√head_dim scale of `[batch, heads, seq, head_dim]`.
+fn attn_shape(q: &FlexTensor) -> (AttnShape, f32) {
+    match q.layout().shape().as_slice() {
+        &[b, h, t, hd] => {
+            let shape = AttnShape {
+                heads: b * h,
+                seq: t,
+                head_dim: hd,
+            };
+            (shape, 1.0 / (hd as f32).sqrt())
+        }
+        other => panic!("attention expects [batch, heads, seq, head_dim], got {other:?}"),
     }
 }
 

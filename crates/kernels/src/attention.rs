@@ -1,0 +1,294 @@
+//! Causal self-attention, forward and backward, one head per task.
+//!
+//! Burn's autodiff runs attention as its generic composition (product, scale, causal mask,
+//! a NaN-safe softmax of a dozen passes, product) and differentiates each step, so every layer
+//! makes some twenty passes over `[batch, heads, seq, seq]` besides the products. Here each
+//! head does two `gemm` products forward and four backward, restricted to the causal part in
+//! blocks of query rows, with the softmax and its gradient in one pass per row.
+//!
+//! Layout: `q`, `k`, `v`, outputs and gradients are `[heads, seq, head_dim]` row-major (all
+//! heads of all batch rows in one leading dimension); `probs` is `[heads, seq, seq]`, the
+//! attention weights the forward returns for the backward to reuse (zero above the diagonal).
+
+use crate::exp::exp;
+use crate::lanes;
+use crate::matmul::{View, matmul};
+use rayon::prelude::*;
+
+/// Query rows per block: products only cover keys up to the block's last row.
+const BLOCK: usize = 64;
+
+/// Sizes of one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttnShape {
+    /// Batch rows × heads.
+    pub heads: usize,
+    /// Sequence length (queries and keys).
+    pub seq: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+impl AttnShape {
+    fn check(&self, qkv: [&[f32]; 3], probs: usize) {
+        let n = self.heads * self.seq * self.head_dim;
+        assert!(
+            qkv.iter().all(|x| x.len() == n),
+            "q, k, v must be [heads, seq, head_dim]"
+        );
+        assert_eq!(
+            probs,
+            self.heads * self.seq * self.seq,
+            "probs must be [heads, seq, seq]"
+        );
+    }
+}
+
+/// `out = softmax(scale · q·kᵀ, causal) · v` per head; also writes the attention weights to
+/// `probs` for [`causal_attention_backward`].
+///
+/// # Panics
+/// If a slice does not match `shape`.
+pub fn causal_attention_forward(
+    shape: AttnShape,
+    [q, k, v]: [&[f32]; 3],
+    scale: f32,
+    probs: &mut [f32],
+    out: &mut [f32],
+) {
+    shape.check([q, k, v], probs.len());
+    assert_eq!(out.len(), q.len(), "out must match q");
+    let (t, hd) = (shape.seq, shape.head_dim);
+    if shape.heads == 0 || t == 0 || hd == 0 {
+        return;
+    }
+    out.par_chunks_mut(t * hd)
+        .zip(probs.par_chunks_mut(t * t))
+        .enumerate()
+        .for_each(|(h, (y, p))| {
+            let at = |x| head(x, h, t * hd);
+            forward_head(t, hd, [at(q), at(k), at(v)], scale, p, y);
+        });
+}
+
+/// Head `h` of a tensor whose heads are `len` elements each.
+fn head(x: &[f32], h: usize, len: usize) -> &[f32] {
+    &x[h * len..(h + 1) * len]
+}
+
+fn forward_head(
+    t: usize,
+    hd: usize,
+    [q, k, v]: [&[f32]; 3],
+    scale: f32,
+    p: &mut [f32],
+    y: &mut [f32],
+) {
+    for i0 in (0..t).step_by(BLOCK) {
+        let i1 = (i0 + BLOCK).min(t);
+        let rows = i1 - i0;
+        let q_blk = View::rows(&q[i0 * hd..i1 * hd], rows, hd);
+        // Scores of these rows against keys 0..i1, into the rows' part of P.
+        matmul(
+            &mut p[i0 * t..i1 * t],
+            t,
+            q_blk,
+            View::rows(&k[..i1 * hd], i1, hd).t(),
+            scale,
+            false,
+        );
+        for i in i0..i1 {
+            let (live, dead) = p[i * t..(i + 1) * t].split_at_mut(i + 1);
+            softmax_in_place(live);
+            dead.fill(0.0);
+        }
+        let p_blk = View::strided(&p[i0 * t..i1 * t], rows, i1, t, 1);
+        matmul(
+            &mut y[i0 * hd..i1 * hd],
+            hd,
+            p_blk,
+            View::rows(&v[..i1 * hd], i1, hd),
+            1.0,
+            false,
+        );
+    }
+}
+
+/// Gradients of [`causal_attention_forward`]'s `out` with respect to `q`, `k` and `v`, given
+/// the upstream gradient `d_out` and the weights `probs` the forward wrote.
+///
+/// # Panics
+/// If a slice does not match `shape`.
+pub fn causal_attention_backward(
+    shape: AttnShape,
+    [q, k, v]: [&[f32]; 3],
+    probs: &[f32],
+    d_out: &[f32],
+    scale: f32,
+    [dq, dk, dv]: [&mut [f32]; 3],
+) {
+    shape.check([q, k, v], probs.len());
+    let n = q.len();
+    assert!(
+        d_out.len() == n && dq.len() == n && dk.len() == n && dv.len() == n,
+        "gradient sizes"
+    );
+    let (t, hd) = (shape.seq, shape.head_dim);
+    if shape.heads == 0 || t == 0 || hd == 0 {
+        return;
+    }
+    dq.par_chunks_mut(t * hd)
+        .zip(dk.par_chunks_mut(t * hd).zip(dv.par_chunks_mut(t * hd)))
+        .enumerate()
+        .for_each_init(
+            || vec![0.0f32; t * t],
+            |ds, (h, (dq, (dk, dv)))| {
+                let at = |x| head(x, h, t * hd);
+                let p = head(probs, h, t * t);
+                backward_head(
+                    t,
+                    hd,
+                    [at(q), at(k), at(v)],
+                    p,
+                    at(d_out),
+                    scale,
+                    ds,
+                    [dq, dk, dv],
+                );
+            },
+        );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_head(
+    t: usize,
+    hd: usize,
+    [q, k, v]: [&[f32]; 3],
+    p: &[f32],
+    dy: &[f32],
+    scale: f32,
+    ds: &mut [f32],
+    [dq, dk, dv]: [&mut [f32]; 3],
+) {
+    // dV = Pᵀ·dY (P is zero above the diagonal, so the full product is the causal one).
+    matmul(
+        dv,
+        hd,
+        View::rows(p, t, t).t(),
+        View::rows(dy, t, hd),
+        1.0,
+        false,
+    );
+    for i0 in (0..t).step_by(BLOCK) {
+        let i1 = (i0 + BLOCK).min(t);
+        let rows = i1 - i0;
+        // dP = dY·Vᵀ for these rows and keys 0..i1.
+        let dy_blk = View::rows(&dy[i0 * hd..i1 * hd], rows, hd);
+        matmul(
+            &mut ds[i0 * t..i1 * t],
+            t,
+            dy_blk,
+            View::rows(&v[..i1 * hd], i1, hd).t(),
+            1.0,
+            false,
+        );
+        for i in i0..i1 {
+            let (live, dead) = ds[i * t..(i + 1) * t].split_at_mut(i + 1);
+            softmax_backward_in_place(&p[i * t..i * t + i + 1], live);
+            dead.fill(0.0);
+        }
+        // dQ = scale · dS·K for these rows.
+        let ds_blk = View::strided(&ds[i0 * t..i1 * t], rows, i1, t, 1);
+        matmul(
+            &mut dq[i0 * hd..i1 * hd],
+            hd,
+            ds_blk,
+            View::rows(&k[..i1 * hd], i1, hd),
+            scale,
+            false,
+        );
+    }
+    // dK = scale · dSᵀ·Q.
+    matmul(
+        dk,
+        hd,
+        View::rows(ds, t, t).t(),
+        View::rows(q, t, hd),
+        scale,
+        false,
+    );
+}
+
+/// Softmax of one row in place (the row's own maximum subtracted first).
+fn softmax_in_place(row: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present (checked above); the body is the portable code.
+        #[allow(unsafe_code)]
+        return unsafe { softmax_avx2(row) };
+    }
+    softmax_portable(row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn softmax_avx2(row: &mut [f32]) {
+    softmax_portable(row)
+}
+
+#[inline(always)]
+fn softmax_portable(row: &mut [f32]) {
+    let max = lanes::max(row);
+    for x in row.iter_mut() {
+        *x = exp(*x - max);
+    }
+    let inv = 1.0 / lanes::sum(row);
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+}
+
+/// `dp ← p ⊙ (dp − Σ p·dp)`: the gradient through a row's softmax.
+fn softmax_backward_in_place(p: &[f32], dp: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: as in `softmax_in_place`.
+        #[allow(unsafe_code)]
+        return unsafe { softmax_backward_avx2(p, dp) };
+    }
+    softmax_backward_portable(p, dp)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn softmax_backward_avx2(p: &[f32], dp: &mut [f32]) {
+    softmax_backward_portable(p, dp)
+}
+
+#[inline(always)]
+fn softmax_backward_portable(p: &[f32], dp: &mut [f32]) {
+    let dot = lanes::dot(p, dp);
+    for (d, &p) in dp.iter_mut().zip(p) {
+        *d = p * (*d - dot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vector_width_does_not_change_results() {
+        let row: Vec<f32> = (0..203)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.09)
+            .collect();
+        let (mut a, mut b) = (row.clone(), row.clone());
+        softmax_portable(&mut a);
+        softmax_in_place(&mut b);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        let (mut c, mut d) = (row.clone(), row);
+        softmax_backward_portable(&a, &mut c);
+        softmax_backward_in_place(&a, &mut d);
+        assert!(c.iter().zip(&d).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+}

@@ -1,0 +1,148 @@
+use ember_kernels::{AttnShape, causal_attention_backward, causal_attention_forward};
+
+/// float64 reference of one head: (out, dq, dk, dv) for upstream gradient `dy`.
+#[allow(clippy::type_complexity)]
+fn reference(
+    t: usize,
+    hd: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    dy: &[f32],
+    scale: f64,
+) -> [Vec<f64>; 4] {
+    let at = |x: &[f32], i: usize, j: usize| x[i * hd + j] as f64;
+    let mut p = vec![0.0f64; t * t];
+    for i in 0..t {
+        let s: Vec<f64> = (0..=i)
+            .map(|j| scale * (0..hd).map(|c| at(q, i, c) * at(k, j, c)).sum::<f64>())
+            .collect();
+        let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+        for j in 0..=i {
+            p[i * t + j] = (s[j] - m).exp() / z;
+        }
+    }
+    let mut out = vec![0.0; t * hd];
+    let mut dv = vec![0.0; t * hd];
+    let mut dq = vec![0.0; t * hd];
+    let mut dk = vec![0.0; t * hd];
+    for i in 0..t {
+        for c in 0..hd {
+            out[i * hd + c] = (0..=i).map(|j| p[i * t + j] * at(v, j, c)).sum();
+        }
+        let dp: Vec<f64> = (0..=i)
+            .map(|j| (0..hd).map(|c| at(dy, i, c) * at(v, j, c)).sum())
+            .collect();
+        let dot: f64 = (0..=i).map(|j| p[i * t + j] * dp[j]).sum();
+        for j in 0..=i {
+            let ds = p[i * t + j] * (dp[j] - dot) * scale;
+            for c in 0..hd {
+                dv[j * hd + c] += p[i * t + j] * at(dy, i, c);
+                dq[i * hd + c] += ds * at(k, j, c);
+                dk[j * hd + c] += ds * at(q, i, c);
+            }
+        }
+    }
+    [out, dq, dk, dv]
+}
+
+fn data(n: usize, seed: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| (((i * 7919 + seed * 104729) % 1013) as f32 / 1013.0 - 0.5) * 3.0)
+        .collect()
+}
+
+fn check(heads: usize, t: usize, hd: usize) {
+    let shape = AttnShape {
+        heads,
+        seq: t,
+        head_dim: hd,
+    };
+    let n = heads * t * hd;
+    let (q, k, v, dy) = (data(n, 1), data(n, 2), data(n, 3), data(n, 4));
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut probs = vec![f32::NAN; heads * t * t];
+    let mut out = vec![0.0; n];
+    causal_attention_forward(shape, [&q, &k, &v], scale, &mut probs, &mut out);
+    let (mut dq, mut dk, mut dv) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    causal_attention_backward(
+        shape,
+        [&q, &k, &v],
+        &probs,
+        &dy,
+        scale,
+        [&mut dq, &mut dk, &mut dv],
+    );
+    for h in 0..heads {
+        let r = h * t * hd..(h + 1) * t * hd;
+        let want = reference(
+            t,
+            hd,
+            &q[r.clone()],
+            &k[r.clone()],
+            &v[r.clone()],
+            &dy[r.clone()],
+            scale as f64,
+        );
+        for (name, got, want) in [
+            ("out", &out, &want[0]),
+            ("dq", &dq, &want[1]),
+            ("dk", &dk, &want[2]),
+            ("dv", &dv, &want[3]),
+        ] {
+            for (a, b) in got[r.clone()].iter().zip(want) {
+                assert!(
+                    (*a as f64 - b).abs() < 2e-5 * (1.0 + b.abs()),
+                    "{name} head {h}: {a} vs {b} ({heads}×{t}×{hd})"
+                );
+            }
+        }
+        // Weights above the diagonal are exactly zero, each row sums to one.
+        for i in 0..t {
+            let row = &probs[(h * t + i) * t..(h * t + i + 1) * t];
+            assert!(row[i + 1..].iter().all(|&x| x == 0.0));
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
+}
+
+#[test]
+fn matches_f64_reference_across_block_boundaries() {
+    check(3, 70, 5); // 70 rows: one full block of 64 and a partial one
+    check(2, 128, 16);
+    check(1, 1, 4);
+}
+
+#[test]
+fn thread_count_does_not_change_results() {
+    let shape = AttnShape {
+        heads: 6,
+        seq: 90,
+        head_dim: 8,
+    };
+    let n = 6 * 90 * 8;
+    let (q, k, v, dy) = (data(n, 5), data(n, 6), data(n, 7), data(n, 8));
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        pool.install(|| {
+            let mut probs = vec![0.0; 6 * 90 * 90];
+            let mut out = vec![0.0; n];
+            causal_attention_forward(shape, [&q, &k, &v], 0.35, &mut probs, &mut out);
+            let (mut dq, mut dk, mut dv) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            causal_attention_backward(
+                shape,
+                [&q, &k, &v],
+                &probs,
+                &dy,
+                0.35,
+                [&mut dq, &mut dk, &mut dv],
+            );
+            [out, dq, dk, dv].map(|x| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
+        })
+    };
+    assert_eq!(run(1), run(3));
+}
