@@ -112,7 +112,14 @@ fn cpu() -> SelectedDevice {
         .unwrap_or(threads);
     SelectedDevice {
         device: Device::flex(),
-        description: format!("cpu: Burn flex, {threads} threads"),
+        description: format!(
+            "cpu: Burn flex, {threads} threads, {}",
+            if crate::fused::enabled() {
+                "fused kernels for cross-entropy, GELU and attention"
+            } else {
+                "fused kernels off (EMBER_FUSED_CPU=0)"
+            }
+        ),
         is_wgpu: false,
     }
 }

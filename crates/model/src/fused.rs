@@ -90,9 +90,18 @@ pub fn nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
 }
 
 /// Whether [`nll_rows`] and [`gelu`] take the fused path for this tensor: f32 on the CPU
-/// backend, with or without autodiff.
+/// backend, with or without autodiff, and the kernels [`enabled`].
 pub fn is_fused<const D: usize>(t: &Tensor<D>) -> bool {
-    t.device() == Device::flex() && t.dtype() == DType::F32
+    enabled() && t.device() == Device::flex() && t.dtype() == DType::F32
+}
+
+/// The fused CPU kernels are on unless the environment sets `EMBER_FUSED_CPU=0` (Burn's own
+/// operations then run everywhere: for A/B measurements, or to rule the kernels out when
+/// chasing a problem). Read once per process. Results differ between the two settings by
+/// float rounding, so a run resumed under the other setting is not bit-identical.
+pub fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("EMBER_FUSED_CPU").map_or(true, |v| v.trim() != "0"))
 }
 
 /// The reference path: Burn's `log_softmax` and `gather`.
