@@ -48,11 +48,17 @@ pub trait CpuFused: Backend {
     ) -> FloatTensor<Self>;
 }
 
+/// Whether [`causal_attention`] runs the fused kernel for these inputs: the fused kernels
+/// [`enabled`], f32 on the CPU backend under autodiff, and q, k, v of one shape.
+pub fn attention_is_fused(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>) -> bool {
+    is_fused(q) && q.device().is_autodiff() && q.dims() == k.dims() && k.dims() == v.dims()
+}
+
 /// Causal self-attention over `[batch, heads, seq, head_dim]` with as many keys as queries
 /// (training; no KV cache), scaled by 1/√head_dim. Fused on the CPU backend under autodiff;
 /// Burn's `attention` otherwise.
 pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    if is_fused(&q) && q.device().is_autodiff() && q.dims() == k.dims() && k.dims() == v.dims() {
+    if attention_is_fused(&q, &k, &v) {
         let y = <Dispatch as CpuFused>::fused_causal_attention(
             q.into_dispatch(),
             k.into_dispatch(),

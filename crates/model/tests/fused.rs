@@ -164,6 +164,12 @@ fn fused_attention_matches_burn_forward_and_backward() {
         r(&device).require_grad(),
     );
     let w = r(&device);
+    assert!(ember_model::fused::attention_is_fused(&q, &k, &v));
+    assert!(!ember_model::fused::attention_is_fused(
+        &q.clone().inner(),
+        &k.clone().inner(),
+        &v.clone().inner()
+    ));
     let fused = ember_model::fused::causal_attention(q.clone(), k.clone(), v.clone());
     let options = AttentionModuleOptions {
         is_causal: true,
