@@ -219,21 +219,9 @@ fn backward_head(
     );
 }
 
-/// Softmax of one row in place (the row's own maximum subtracted first).
-fn softmax_in_place(row: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present (checked above); the body is the portable code.
-        #[allow(unsafe_code)]
-        return unsafe { softmax_avx2(row) };
-    }
-    softmax_portable(row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn softmax_avx2(row: &mut [f32]) {
-    softmax_portable(row)
+with_avx2! {
+    /// Softmax of one row in place (the row's own maximum subtracted first).
+    fn softmax_in_place / softmax_avx2 (row: &mut [f32]) = softmax_portable
 }
 
 #[inline(always)]
@@ -248,21 +236,9 @@ fn softmax_portable(row: &mut [f32]) {
     }
 }
 
-/// `dp ← p ⊙ (dp − Σ p·dp)`: the gradient through a row's softmax.
-fn softmax_backward_in_place(p: &[f32], dp: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: as in `softmax_in_place`.
-        #[allow(unsafe_code)]
-        return unsafe { softmax_backward_avx2(p, dp) };
-    }
-    softmax_backward_portable(p, dp)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn softmax_backward_avx2(p: &[f32], dp: &mut [f32]) {
-    softmax_backward_portable(p, dp)
+with_avx2! {
+    /// `dp ← p ⊙ (dp − Σ p·dp)`: the gradient through a row's softmax.
+    fn softmax_backward_in_place / softmax_backward_avx2 (p: &[f32], dp: &mut [f32]) = softmax_backward_portable
 }
 
 #[inline(always)]

@@ -70,20 +70,8 @@ pub fn gelu_backward(x: &[f32], grad: &[f32], out: &mut [f32]) {
         .for_each(|(o, (x, g))| backward_chunk(x, g, o));
 }
 
-fn forward_chunk(x: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present (checked above); the body is the portable loop.
-        #[allow(unsafe_code)]
-        return unsafe { forward_avx2(x, out) };
-    }
-    forward_portable(x, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn forward_avx2(x: &[f32], out: &mut [f32]) {
-    forward_portable(x, out)
+with_avx2! {
+    fn forward_chunk / forward_avx2 (x: &[f32], out: &mut [f32]) = forward_portable
 }
 
 #[inline(always)]
@@ -93,20 +81,8 @@ fn forward_portable(x: &[f32], out: &mut [f32]) {
     }
 }
 
-fn backward_chunk(x: &[f32], g: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: as in `forward_chunk`.
-        #[allow(unsafe_code)]
-        return unsafe { backward_avx2(x, g, out) };
-    }
-    backward_portable(x, g, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn backward_avx2(x: &[f32], g: &[f32], out: &mut [f32]) {
-    backward_portable(x, g, out)
+with_avx2! {
+    fn backward_chunk / backward_avx2 (x: &[f32], g: &[f32], out: &mut [f32]) = backward_portable
 }
 
 #[inline(always)]

@@ -29,6 +29,31 @@
 //! assert!((grad[3] - (1.0 / 3.0 - 1.0)).abs() < 1e-6);
 //! ```
 
+/// Defines `fn $name(args)` that runs `$portable` compiled for AVX2 when the CPU has it
+/// (checked at run time) and as plain x86-64 otherwise. `$portable` must be
+/// `#[inline(always)]` so its body is compiled inside the AVX2 copy.
+macro_rules! with_avx2 {
+    ($(#[$m:meta])* fn $name:ident / $avx2:ident ($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $portable:ident) => {
+        $(#[$m])*
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked on the line above); the function
+                // only differs from the portable one in the instructions the compiler chose.
+                #[allow(unsafe_code)]
+                return unsafe { $avx2($($arg),*) };
+            }
+            $portable($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $avx2($($arg: $ty),*) $(-> $ret)? {
+            $portable($($arg),*)
+        }
+    };
+}
+
 mod attention;
 mod exp;
 mod gelu;

@@ -103,23 +103,9 @@ fn check_shapes(logits: &[f32], vocab: usize, targets: &[u32]) -> usize {
     rows
 }
 
-/// ln Σ e^x over one row, shifted by the row's maximum.
-#[inline]
-fn log_sum_exp(row: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked on the line above); the function only
-        // differs from the portable one in the instructions the compiler may choose.
-        #[allow(unsafe_code)]
-        return unsafe { log_sum_exp_avx2(row) };
-    }
-    log_sum_exp_portable(row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn log_sum_exp_avx2(row: &[f32]) -> f32 {
-    log_sum_exp_portable(row)
+with_avx2! {
+    /// ln Σ e^x over one row, shifted by the row's maximum.
+    fn log_sum_exp / log_sum_exp_avx2 (row: &[f32]) -> f32 = log_sum_exp_portable
 }
 
 #[inline(always)]
@@ -139,22 +125,9 @@ fn log_sum_exp_portable(row: &[f32]) -> f32 {
     max + total.ln()
 }
 
-/// `out[j] = scale · e^{row[j] - shift}`.
-#[inline]
-fn softmax_scaled(row: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: as in `log_sum_exp`.
-        #[allow(unsafe_code)]
-        return unsafe { softmax_scaled_avx2(row, shift, scale, out) };
-    }
-    softmax_scaled_portable(row, shift, scale, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn softmax_scaled_avx2(row: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
-    softmax_scaled_portable(row, shift, scale, out)
+with_avx2! {
+    /// `out[j] = scale · e^{row[j] - shift}`.
+    fn softmax_scaled / softmax_scaled_avx2 (row: &[f32], shift: f32, scale: f32, out: &mut [f32]) = softmax_scaled_portable
 }
 
 #[inline(always)]

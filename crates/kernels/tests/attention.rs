@@ -47,6 +47,17 @@ fn reference(
     [out, dq, dk, dv]
 }
 
+/// Forward then backward: (probs, [out, dq, dk, dv]).
+fn run(shape: AttnShape, qkv: [&[f32]; 3], dy: &[f32], scale: f32) -> (Vec<f32>, [Vec<f32>; 4]) {
+    let n = qkv[0].len();
+    let mut probs = vec![f32::NAN; shape.heads * shape.seq * shape.seq];
+    let mut out = vec![0.0; n];
+    causal_attention_forward(shape, qkv, scale, &mut probs, &mut out);
+    let (mut dq, mut dk, mut dv) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    causal_attention_backward(shape, qkv, &probs, dy, scale, [&mut dq, &mut dk, &mut dv]);
+    (probs, [out, dq, dk, dv])
+}
+
 fn data(n: usize, seed: usize) -> Vec<f32> {
     (0..n)
         .map(|i| (((i * 7919 + seed * 104729) % 1013) as f32 / 1013.0 - 0.5) * 3.0)
@@ -62,18 +73,7 @@ fn check(heads: usize, t: usize, hd: usize) {
     let n = heads * t * hd;
     let (q, k, v, dy) = (data(n, 1), data(n, 2), data(n, 3), data(n, 4));
     let scale = 1.0 / (hd as f32).sqrt();
-    let mut probs = vec![f32::NAN; heads * t * t];
-    let mut out = vec![0.0; n];
-    causal_attention_forward(shape, [&q, &k, &v], scale, &mut probs, &mut out);
-    let (mut dq, mut dk, mut dv) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-    causal_attention_backward(
-        shape,
-        [&q, &k, &v],
-        &probs,
-        &dy,
-        scale,
-        [&mut dq, &mut dk, &mut dv],
-    );
+    let (probs, [out, dq, dk, dv]) = run(shape, [&q, &k, &v], &dy, scale);
     for h in 0..heads {
         let r = h * t * hd..(h + 1) * t * hd;
         let want = reference(
@@ -123,26 +123,15 @@ fn thread_count_does_not_change_results() {
     };
     let n = 6 * 90 * 8;
     let (q, k, v, dy) = (data(n, 5), data(n, 6), data(n, 7), data(n, 8));
-    let run = |threads| {
+    let on = |threads| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
         pool.install(|| {
-            let mut probs = vec![0.0; 6 * 90 * 90];
-            let mut out = vec![0.0; n];
-            causal_attention_forward(shape, [&q, &k, &v], 0.35, &mut probs, &mut out);
-            let (mut dq, mut dk, mut dv) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-            causal_attention_backward(
-                shape,
-                [&q, &k, &v],
-                &probs,
-                &dy,
-                0.35,
-                [&mut dq, &mut dk, &mut dv],
-            );
-            [out, dq, dk, dv].map(|x| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
+            let (_, grads) = run(shape, [&q, &k, &v], &dy, 0.35);
+            grads.map(|x| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
         })
     };
-    assert_eq!(run(1), run(3));
+    assert_eq!(on(1), on(3));
 }

@@ -323,27 +323,23 @@ fn contiguous(t: &FlexTensor) -> FlexTensor {
 fn f32s(t: &FlexTensor) -> &[f32] {
     match t.as_slice::<f32>() {
         Some(s) => s,
-        None => panic!("fused nll: expected a contiguous f32 tensor, got {t:?}"),
+        None => panic!("fused kernel: expected a contiguous f32 tensor, got {t:?}"),
     }
 }
 
 /// Token ids as `u32`; anything that is not a valid id becomes `u32::MAX`, which the kernel
 /// turns into a NaN loss (caught by the training loop's guard) instead of a panic.
 fn target_ids(t: &FlexTensor) -> Vec<u32> {
+    fn ids<T: Copy + TryInto<u32>>(s: Option<&[T]>) -> Vec<u32> {
+        let s = s.unwrap_or(&[]);
+        s.iter()
+            .map(|&x| x.try_into().unwrap_or(u32::MAX))
+            .collect()
+    }
     let t = contiguous(t);
     match t.dtype() {
-        DType::I32 => t
-            .as_slice::<i32>()
-            .unwrap_or(&[])
-            .iter()
-            .map(|&x| u32::try_from(x).unwrap_or(u32::MAX))
-            .collect(),
-        DType::I64 => t
-            .as_slice::<i64>()
-            .unwrap_or(&[])
-            .iter()
-            .map(|&x| u32::try_from(x).unwrap_or(u32::MAX))
-            .collect(),
+        DType::I32 => ids(t.as_slice::<i32>()),
+        DType::I64 => ids(t.as_slice::<i64>()),
         other => panic!("fused nll: targets must be I32 or I64, got {other:?}"),
     }
 }
