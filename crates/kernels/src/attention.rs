@@ -71,6 +71,34 @@ pub fn causal_attention_forward(
         });
 }
 
+/// Query-row blocks `(start, end)` of a sequence of `t`.
+fn blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..t)
+        .step_by(BLOCK)
+        .map(move |i0| (i0, (i0 + BLOCK).min(t)))
+}
+
+/// `dst[r, j] = scale · a[i0 + r] · b[j]` for the block's rows `r` and keys `j < i1` (the only
+/// keys a causal row of the block can see); `dst` has row stride `t`.
+fn block_products(
+    dst: &mut [f32],
+    t: usize,
+    [a, b]: [&[f32]; 2],
+    (i0, i1): (usize, usize),
+    hd: usize,
+    scale: f32,
+) {
+    let rows = View::rows(&a[i0 * hd..i1 * hd], i1 - i0, hd);
+    matmul(
+        dst,
+        t,
+        rows,
+        View::rows(&b[..i1 * hd], i1, hd).t(),
+        scale,
+        false,
+    );
+}
+
 /// Head `h` of a tensor whose heads are `len` elements each.
 fn head(x: &[f32], h: usize, len: usize) -> &[f32] {
     &x[h * len..(h + 1) * len]
@@ -84,19 +112,10 @@ fn forward_head(
     p: &mut [f32],
     y: &mut [f32],
 ) {
-    for i0 in (0..t).step_by(BLOCK) {
-        let i1 = (i0 + BLOCK).min(t);
+    for (i0, i1) in blocks(t) {
         let rows = i1 - i0;
-        let q_blk = View::rows(&q[i0 * hd..i1 * hd], rows, hd);
         // Scores of these rows against keys 0..i1, into the rows' part of P.
-        matmul(
-            &mut p[i0 * t..i1 * t],
-            t,
-            q_blk,
-            View::rows(&k[..i1 * hd], i1, hd).t(),
-            scale,
-            false,
-        );
+        block_products(&mut p[i0 * t..i1 * t], t, [q, k], (i0, i1), hd, scale);
         for i in i0..i1 {
             let (live, dead) = p[i * t..(i + 1) * t].split_at_mut(i + 1);
             softmax_in_place(live);
@@ -179,19 +198,10 @@ fn backward_head(
         1.0,
         false,
     );
-    for i0 in (0..t).step_by(BLOCK) {
-        let i1 = (i0 + BLOCK).min(t);
+    for (i0, i1) in blocks(t) {
         let rows = i1 - i0;
         // dP = dY·Vᵀ for these rows and keys 0..i1.
-        let dy_blk = View::rows(&dy[i0 * hd..i1 * hd], rows, hd);
-        matmul(
-            &mut ds[i0 * t..i1 * t],
-            t,
-            dy_blk,
-            View::rows(&v[..i1 * hd], i1, hd).t(),
-            1.0,
-            false,
-        );
+        block_products(&mut ds[i0 * t..i1 * t], t, [dy, v], (i0, i1), hd, 1.0);
         for i in i0..i1 {
             let (live, dead) = ds[i * t..(i + 1) * t].split_at_mut(i + 1);
             softmax_backward_in_place(&p[i * t..i * t + i + 1], live);
