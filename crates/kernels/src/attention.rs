@@ -99,6 +99,28 @@ fn block_products(
     );
 }
 
+/// `dst[r] = scale · Σ_{j < i1} m[i0 + r, j] · b[j]` for the block's rows `r`: a block of a
+/// causal `[t, t]` matrix `m` (zero past the diagonal, so keys ≥ i1 add nothing) times the
+/// first `i1` rows of `b` (`[t, hd]`); `dst` is the block's rows of a `[t, hd]` output.
+fn block_times(
+    dst: &mut [f32],
+    [m, b]: [&[f32]; 2],
+    (i0, i1): (usize, usize),
+    t: usize,
+    hd: usize,
+    scale: f32,
+) {
+    let rows = View::strided(&m[i0 * t..i1 * t], i1 - i0, i1, t, 1);
+    matmul(
+        &mut dst[i0 * hd..i1 * hd],
+        hd,
+        rows,
+        View::rows(&b[..i1 * hd], i1, hd),
+        scale,
+        false,
+    );
+}
+
 /// Head `h` of a tensor whose heads are `len` elements each.
 fn head(x: &[f32], h: usize, len: usize) -> &[f32] {
     &x[h * len..(h + 1) * len]
@@ -113,7 +135,6 @@ fn forward_head(
     y: &mut [f32],
 ) {
     for (i0, i1) in blocks(t) {
-        let rows = i1 - i0;
         // Scores of these rows against keys 0..i1, into the rows' part of P.
         block_products(&mut p[i0 * t..i1 * t], t, [q, k], (i0, i1), hd, scale);
         for i in i0..i1 {
@@ -121,15 +142,7 @@ fn forward_head(
             softmax_in_place(live);
             dead.fill(0.0);
         }
-        let p_blk = View::strided(&p[i0 * t..i1 * t], rows, i1, t, 1);
-        matmul(
-            &mut y[i0 * hd..i1 * hd],
-            hd,
-            p_blk,
-            View::rows(&v[..i1 * hd], i1, hd),
-            1.0,
-            false,
-        );
+        block_times(y, [p, v], (i0, i1), t, hd, 1.0);
     }
 }
 
@@ -199,7 +212,6 @@ fn backward_head(
         false,
     );
     for (i0, i1) in blocks(t) {
-        let rows = i1 - i0;
         // dP = dY·Vᵀ for these rows and keys 0..i1.
         block_products(&mut ds[i0 * t..i1 * t], t, [dy, v], (i0, i1), hd, 1.0);
         for i in i0..i1 {
@@ -208,15 +220,7 @@ fn backward_head(
             dead.fill(0.0);
         }
         // dQ = scale · dS·K for these rows.
-        let ds_blk = View::strided(&ds[i0 * t..i1 * t], rows, i1, t, 1);
-        matmul(
-            &mut dq[i0 * hd..i1 * hd],
-            hd,
-            ds_blk,
-            View::rows(&k[..i1 * hd], i1, hd),
-            scale,
-            false,
-        );
+        block_times(dq, [ds, k], (i0, i1), t, hd, scale);
     }
     // dK = scale · dSᵀ·Q.
     matmul(

@@ -2,8 +2,6 @@
 
 use burn::nn::{Dropout, DropoutConfig, Linear, RotaryEncoding};
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::config::GptConfig;
 use crate::layers::{apply, linear};
@@ -111,7 +109,6 @@ impl CausalSelfAttention {
             q = rope.apply(q, start);
             k = rope.apply(k, start);
         }
-        let cached = cache.is_some();
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.take() {
                 k = Tensor::cat(vec![pk, k], 2);
@@ -119,16 +116,7 @@ impl CausalSelfAttention {
             }
             *slot = Some((k.clone(), v.clone()));
         }
-        let y = if cached {
-            // The causal mask is aligned bottom-right, so new queries see every cached key.
-            let options = AttentionModuleOptions {
-                is_causal: true,
-                ..Default::default()
-            };
-            attention(q, k, v, None, None, options)
-        } else {
-            crate::fused::causal_attention(q, k, v)
-        };
+        let y = crate::fused::causal_attention(q, k, v);
         let y = y.swap_dims(1, 2).reshape([b, t, d]);
         self.dropout.forward(apply(&self.c_proj, y))
     }

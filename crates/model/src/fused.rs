@@ -54,9 +54,11 @@ pub fn attention_is_fused(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>) -> bool {
     is_fused(q) && q.device().is_autodiff() && q.dims() == k.dims() && k.dims() == v.dims()
 }
 
-/// Causal self-attention over `[batch, heads, seq, head_dim]` with as many keys as queries
-/// (training; no KV cache), scaled by 1/√head_dim. Fused on the CPU backend under autodiff;
-/// Burn's `attention` otherwise.
+/// Causal self-attention over `[batch, heads, seq, head_dim]`, scaled by 1/√head_dim. The
+/// causal mask is aligned bottom-right, so with a KV cache (more keys than queries) the new
+/// queries see every cached key. Fused on the CPU backend under autodiff when queries and keys
+/// have one length (training); Burn's `attention` otherwise (its CPU inference path is fused
+/// already).
 pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     if attention_is_fused(&q, &k, &v) {
         let y = <Dispatch as CpuFused>::fused_causal_attention(
@@ -125,14 +127,14 @@ impl CpuFused for Flex {
     }
 
     fn fused_gelu(x: FlexTensor) -> FlexTensor {
-        let x = contiguous(&x);
+        let x = x.to_contiguous();
         let mut out = vec![0.0f32; x.layout().shape().num_elements()];
         ember_kernels::gelu_forward(f32s(&x), &mut out);
         to_flex(out, x.layout().shape().to_vec())
     }
 
     fn fused_causal_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor) -> FlexTensor {
-        let [q, k, v] = [&q, &k, &v].map(contiguous);
+        let [q, k, v] = [&q, &k, &v].map(FlexTensor::to_contiguous);
         attn_forward(&q, &k, &v).0
     }
 }
@@ -145,9 +147,9 @@ impl Backward<Flex, 1> for GeluBackward {
     type State = FlexTensor;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let x = contiguous(&ops.state);
+        let x = ops.state.to_contiguous();
         unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-            let grad = contiguous(&grad);
+            let grad = grad.to_contiguous();
             let mut out = vec![0.0f32; x.layout().shape().num_elements()];
             ember_kernels::gelu_backward(f32s(&x), f32s(&grad), &mut out);
             to_flex(out, x.layout().shape().to_vec())
@@ -203,7 +205,8 @@ impl<C: CheckpointStrategy> CpuFused for Autodiff<Flex, C> {
     ) -> FloatTensor<Self> {
         let nodes = [q.node(), k.node(), v.node()];
         let prep = AttnBackward.prepare::<C>(nodes).compute_bound().stateful();
-        let [q, k, v] = [q.primitive(), k.primitive(), v.primitive()].map(contiguous);
+        let [q, k, v] =
+            [q.primitive(), k.primitive(), v.primitive()].map(FlexTensor::to_contiguous);
         let (y, probs) = attn_forward(&q, &k, &v);
         match prep {
             OpsKind::Tracked(prep) => prep.finish((q, k, v, probs), y),
@@ -221,7 +224,7 @@ impl Backward<Flex, 3> for AttnBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (q, k, v, probs) = ops.state;
-        let dy = contiguous(&grads.consume::<Flex>(&ops.node));
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
         let (shape, scale) = attn_shape(&q);
         let n = q.layout().shape().num_elements();
         let (mut dq, mut dk, mut dv) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
@@ -277,7 +280,7 @@ fn attn_shape(q: &FlexTensor) -> (AttnShape, f32) {
 /// `(nll [rows], lse [rows])`.
 fn forward(logits: &FlexTensor, targets: &FlexTensor) -> (FlexTensor, FlexTensor) {
     let (rows, vocab) = rows_vocab(logits);
-    let logits = contiguous(logits);
+    let logits = logits.to_contiguous();
     let targets = target_ids(targets);
     let (mut nll, mut lse) = (vec![0.0f32; rows], vec![0.0f32; rows]);
     ember_kernels::nll_forward(f32s(&logits), vocab, &targets, &mut nll, &mut lse);
@@ -291,7 +294,11 @@ fn backward(
     grad: &FlexTensor,
 ) -> FlexTensor {
     let (rows, vocab) = rows_vocab(logits);
-    let (logits, lse, grad) = (contiguous(logits), contiguous(lse), contiguous(grad));
+    let (logits, lse, grad) = (
+        logits.to_contiguous(),
+        lse.to_contiguous(),
+        grad.to_contiguous(),
+    );
     let targets = target_ids(targets);
     let mut out = vec![0.0f32; rows * vocab];
     ember_kernels::nll_backward(
@@ -312,14 +319,6 @@ fn rows_vocab(logits: &FlexTensor) -> (usize, usize) {
     }
 }
 
-fn contiguous(t: &FlexTensor) -> FlexTensor {
-    if t.is_contiguous() {
-        t.clone()
-    } else {
-        t.to_contiguous()
-    }
-}
-
 fn f32s(t: &FlexTensor) -> &[f32] {
     match t.as_slice::<f32>() {
         Some(s) => s,
@@ -336,7 +335,7 @@ fn target_ids(t: &FlexTensor) -> Vec<u32> {
             .map(|&x| x.try_into().unwrap_or(u32::MAX))
             .collect()
     }
-    let t = contiguous(t);
+    let t = t.to_contiguous();
     match t.dtype() {
         DType::I32 => ids(t.as_slice::<i32>()),
         DType::I64 => ids(t.as_slice::<i64>()),
