@@ -18,6 +18,18 @@ pub struct InitArgs {
     /// Model shape: gpt2-small (124M), tiny (tests) or nano (nanoGPT's CPU Shakespeare shape).
     #[arg(long, default_value = "nano")]
     preset: String,
+    /// Override the preset's number of blocks.
+    #[arg(long)]
+    n_layer: Option<usize>,
+    /// Override the preset's attention heads per block.
+    #[arg(long)]
+    n_head: Option<usize>,
+    /// Override the preset's residual width.
+    #[arg(long)]
+    n_embd: Option<usize>,
+    /// Override the preset's context length.
+    #[arg(long)]
+    block_size: Option<usize>,
     /// Weight initialisation seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -39,13 +51,17 @@ pub fn run(a: InitArgs) -> Result<()> {
     }
     let tok = Tokenizer::load(&a.tokenizer)
         .with_context(|| format!("loading tokenizer {}", a.tokenizer.display()))?;
-    let Some(cfg) = GptConfig::preset(&a.preset, tok.vocab_size()) else {
+    let Some(mut cfg) = GptConfig::preset(&a.preset, tok.vocab_size()) else {
         bail!(
             "--preset {:?} is not a preset; choose one of {}",
             a.preset,
             PRESETS.join(", ")
         );
     };
+    cfg.n_layer = a.n_layer.unwrap_or(cfg.n_layer);
+    cfg.n_head = a.n_head.unwrap_or(cfg.n_head);
+    cfg.n_embd = a.n_embd.unwrap_or(cfg.n_embd);
+    cfg.block_size = a.block_size.unwrap_or(cfg.block_size);
     cfg.validate()?;
     let device = Device::flex();
     device.seed(a.seed);

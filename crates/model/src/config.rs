@@ -28,7 +28,8 @@ pub enum NormKind {
 /// Feed-forward block.
 #[derive(Config, Debug, PartialEq, Eq, Copy)]
 pub enum MlpKind {
-    /// `Linear(d, 4d) → GELU (tanh approximation) → Linear(4d, d)` (GPT-2).
+    /// `Linear(d, 4d) → GELU (exact, erf) → Linear(4d, d)` (GPT-2's shape; Hugging Face's
+    /// `"gelu"`).
     Gelu,
     /// `Linear(d, h) ⊙ SiLU(Linear(d, h)) → Linear(h, d)` with `h = 8d/3` rounded up to 64 (LLaMA).
     Swiglu,

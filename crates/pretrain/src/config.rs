@@ -1,4 +1,5 @@
-//! The pretraining config file: `[run]`, `[data]`, `[model]`, `[train]` (see `configs/`).
+//! The pretraining config file: `[run]`, `[data]`, `[model]`, `[train]` and an optional
+//! `[init]` (see `configs/`).
 
 use std::path::PathBuf;
 
@@ -15,6 +16,10 @@ use crate::error::{PretrainError, Result};
 pub struct PretrainConfig {
     /// Where the run goes.
     pub run: RunSection,
+    /// Start from a checkpoint's weights instead of a fresh initialisation (nanoGPT's
+    /// `init_from`): continued pretraining, or a run from weights shared with another framework.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitSection>,
     /// What it trains on.
     pub data: DataSection,
     /// The model's shape.
@@ -23,6 +28,16 @@ pub struct PretrainConfig {
     /// Optimizer, schedule and cadence.
     #[serde(default)]
     pub train: TrainSection,
+}
+
+/// `[init]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InitSection {
+    /// A checkpoint directory, or a run directory (its newest complete checkpoint). The model
+    /// shape is the checkpoint's when `[model]` is left out; otherwise the two must agree. The
+    /// optimizer, schedule and step start afresh.
+    pub checkpoint: PathBuf,
 }
 
 /// `[data]`.

@@ -65,7 +65,18 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
         ember_train::state::clear_run(&config.run.out_dir)?;
     }
     let data = Prepared::open(&config.data.dir)?;
-    let model_config = config.model.resolve(data.tokenizer.vocab_size())?;
+    let init = match (&opts.resume, &config.init) {
+        (None, Some(i)) => Some(ember_train::resolve_checkpoint(&i.checkpoint)),
+        _ => None,
+    };
+    let model_config = match &init {
+        Some(dir) if config.model == ModelSection::default() => {
+            let c = ember_model::checkpoint::verify(dir)?.config(dir)?;
+            c.check_tokenizer(data.tokenizer.vocab_size())?;
+            c
+        }
+        _ => config.model.resolve(data.tokenizer.vocab_size())?,
+    };
     config.model = ModelSection::resolved(&model_config);
     let config_toml = ember_train::config::to_toml(&config);
     println!("resolved config:\n{config_toml}");
@@ -92,10 +103,10 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
         train: config.train.clone(),
         config_toml,
         device: opts.device,
-        start: if opts.resume.is_some() {
-            Start::Resume
-        } else {
-            Start::Fresh
+        start: match (&opts.resume, init) {
+            (Some(_), _) => Start::Resume,
+            (None, Some(dir)) => Start::Init(dir),
+            (None, None) => Start::Fresh,
         },
         stop: opts.stop,
         faults: opts.faults,
