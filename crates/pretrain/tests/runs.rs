@@ -108,6 +108,56 @@ fn runs_and_resume_checks_the_model_shape() {
     );
 }
 
+fn eval_losses(run: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "eval")
+        .map(|r| (r["step"].as_u64().unwrap(), r["val_loss"].as_f64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn init_starts_from_a_checkpoint_and_takes_its_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    prepared(dir.path());
+    let first = pretrain(opts(Some(config(dir.path())), None, &["train.max_steps=3"])).unwrap();
+    let (a, b) = (dir.path().join("run"), dir.path().join("continued"));
+    let text = format!(
+        "[run]\nout_dir = {b:?}\n[init]\ncheckpoint = {a:?}\n[data]\ndir = {:?}\n[train]\nbatch_size = 4\nmax_steps = 2\nwarmup_steps = 1\neval_every = 2\nsave_every = 2\neval_tokens = 256\n",
+        dir.path().join("data")
+    );
+    let p = dir.path().join("init.toml");
+    std::fs::write(&p, &text).unwrap();
+    let out = pretrain(opts(Some(p.clone()), None, &[])).unwrap();
+    assert_eq!(out.step, 2);
+    // Step 0 of the new run evaluates exactly the weights the first run ended with.
+    let ended = eval_losses(&a).last().copied().unwrap();
+    assert_eq!(ended.0, first.step);
+    assert_eq!(eval_losses(&b)[0], (0, ended.1));
+    let saved = std::fs::read_to_string(out.checkpoint.join("run_config.toml")).unwrap();
+    assert!(
+        saved.contains("[init]") && saved.contains("n_embd = 32"),
+        "{saved}"
+    );
+    // A [model] section that disagrees with the checkpoint is refused, naming the field.
+    let p2 = dir.path().join("init2.toml");
+    let text = text.replace("continued", "other").replace(
+        "[data]",
+        "[model]\nn_layer = 1\nn_head = 2\nn_embd = 64\nblock_size = 16\n[data]",
+    );
+    std::fs::write(&p2, text).unwrap();
+    let err = pretrain(opts(Some(p2), None, &[])).unwrap_err().to_string();
+    assert!(
+        err.contains("model shape differs") && err.contains("n_embd"),
+        "{err}"
+    );
+    // Resuming the initialised run continues it (the [init] section is not applied again).
+    let out = pretrain(opts(None, Some(b), &["train.max_steps=4"])).unwrap();
+    assert_eq!(out.step, 4);
+}
+
 #[test]
 fn every_shipped_config_parses_and_resolves() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
