@@ -12,6 +12,9 @@
 //! [`causal_attention_backward`]): per-head `gemm` products limited to the causal part, with
 //! the softmax and its gradient one pass per row, instead of Burn's generic composition.
 //!
+//! The fourth is the AdamW update ([`adamw_update`]): one pass over a parameter, its gradient
+//! and moments, in place, instead of a dozen tensor operations.
+//!
 //! The kernels work on plain slices so they can be tested and benchmarked without a tensor
 //! library; `ember-model` plugs them into Burn as a backend extension.
 //!
@@ -54,6 +57,7 @@ macro_rules! with_avx2 {
     };
 }
 
+mod adamw;
 mod attention;
 mod exp;
 mod gelu;
@@ -61,6 +65,7 @@ mod lanes;
 mod matmul;
 mod softmax_xent;
 
+pub use adamw::{AdamWScalars, adamw_update};
 pub use attention::{AttnShape, causal_attention_backward, causal_attention_forward};
 pub use exp::{exp, exp_slice};
 pub use gelu::{erf, gelu_backward, gelu_forward};

@@ -1,5 +1,6 @@
 //! Kernel tests against float64 references.
 
+mod adamw;
 mod attention;
 mod exp;
 mod gelu;

@@ -18,6 +18,7 @@
 
 pub mod config;
 mod error;
+pub mod fused_adamw;
 pub mod metrics;
 pub mod optim;
 pub mod progress;

@@ -21,6 +21,8 @@ use ember_model::Gpt;
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::error::{Result, TrainError};
+use crate::fused_adamw::adamw_step;
+use ember_kernels::AdamWScalars;
 
 /// Format name in `optimizer.safetensors` metadata.
 pub const FORMAT: &str = "ember-adamw";
@@ -265,32 +267,26 @@ impl ModuleMapper for Update<'_> {
         let n = tensor.shape().num_elements();
         let require_grad = tensor.is_require_grad();
         let c = self.opt.cfg;
-        let mut g = grad.reshape([n]);
-        if self.grad_scale != 1.0 {
-            g = g.mul_scalar(self.grad_scale);
-        }
-        let p = tensor.inner().reshape([n]);
-        let (m, v) = match self.opt.moments.remove(&name) {
-            Some(mo) => (
-                mo.m.mul_scalar(c.beta1) + g.clone().mul_scalar(1.0 - c.beta1),
-                mo.v.mul_scalar(c.beta2) + g.square().mul_scalar(1.0 - c.beta2),
-            ),
-            None => (
-                g.clone().mul_scalar(1.0 - c.beta1),
-                g.square().mul_scalar(1.0 - c.beta2),
-            ),
-        };
-        let p = if c.weight_decay > 0.0 && decays(&name, D, self.opt.tied) {
-            p.mul_scalar(1.0 - self.lr * c.weight_decay)
+        let decay = if c.weight_decay > 0.0 && decays(&name, D, self.opt.tied) {
+            (1.0 - self.lr * c.weight_decay) as f32
         } else {
-            p
+            1.0
         };
-        let denom = v
-            .clone()
-            .sqrt()
-            .div_scalar(self.bc2.sqrt())
-            .add_scalar(c.eps);
-        let p = p - (m.clone() / denom).mul_scalar(self.lr / self.bc1);
+        let scalars = AdamWScalars {
+            grad_scale: self.grad_scale as f32,
+            beta1: c.beta1 as f32,
+            one_minus_beta1: (1.0 - c.beta1) as f32,
+            beta2: c.beta2 as f32,
+            one_minus_beta2: (1.0 - c.beta2) as f32,
+            decay,
+            sqrt_bc2: self.bc2.sqrt() as f32,
+            eps: c.eps as f32,
+            step_size: (self.lr / self.bc1) as f32,
+            first: false,
+        };
+        let moments = self.opt.moments.remove(&name).map(|mo| (mo.m, mo.v));
+        let p = tensor.inner().reshape([n]);
+        let (p, m, v) = adamw_step(p, grad.reshape([n]), moments, scalars);
         self.opt.moments.insert(name, Moments { m, v });
         let mut out = Tensor::from_inner(p.reshape(dims));
         if require_grad {

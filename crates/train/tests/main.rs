@@ -5,4 +5,5 @@ mod config;
 mod exact;
 mod guards;
 mod learning;
+mod optim;
 mod schedule;
