@@ -69,4 +69,4 @@ pub use adamw::{AdamWScalars, adamw_update};
 pub use attention::{AttnShape, causal_attention_backward, causal_attention_forward};
 pub use exp::{exp, exp_slice};
 pub use gelu::{erf, gelu_backward, gelu_forward};
-pub use softmax_xent::{nll_backward, nll_forward};
+pub use softmax_xent::{nll_backward, nll_backward_in_place, nll_forward};

@@ -91,6 +91,39 @@ pub fn nll_backward(
         });
 }
 
+/// [`nll_backward`] writing the gradient over the logits it reads (no second
+/// `[rows, vocab]` buffer to allocate and fault in); the same bits as [`nll_backward`].
+///
+/// # Panics
+/// If the slice lengths disagree with `vocab`.
+pub fn nll_backward_in_place(
+    logits: &mut [f32],
+    vocab: usize,
+    targets: &[u32],
+    lse: &[f32],
+    grad_nll: &[f32],
+) {
+    let rows = check_shapes(logits, vocab, targets);
+    assert!(
+        lse.len() == rows && grad_nll.len() == rows,
+        "lse/grad need one entry per row"
+    );
+    logits
+        .par_chunks_mut(vocab)
+        .zip(
+            targets
+                .par_iter()
+                .zip(lse.par_iter().zip(grad_nll.par_iter())),
+        )
+        .with_min_len(MIN_ROWS_PER_TASK)
+        .for_each(|(row, (&t, (&l, &g)))| {
+            softmax_scaled_in_place(row, l, g);
+            if let Some(o) = row.get_mut(t as usize) {
+                *o -= g;
+            }
+        });
+}
+
 fn check_shapes(logits: &[f32], vocab: usize, targets: &[u32]) -> usize {
     assert!(vocab > 0, "vocab must be positive");
     assert_eq!(
@@ -130,6 +163,18 @@ with_avx2! {
     fn softmax_scaled / softmax_scaled_avx2 (row: &[f32], shift: f32, scale: f32, out: &mut [f32]) = softmax_scaled_portable
 }
 
+with_avx2! {
+    /// `row[j] = scale · e^{row[j] - shift}`.
+    fn softmax_scaled_in_place / softmax_scaled_in_place_avx2 (row: &mut [f32], shift: f32, scale: f32) = softmax_scaled_in_place_portable
+}
+
+#[inline(always)]
+fn softmax_scaled_in_place_portable(row: &mut [f32], shift: f32, scale: f32) {
+    for x in row.iter_mut() {
+        *x = scale * exp(*x - shift);
+    }
+}
+
 #[inline(always)]
 fn softmax_scaled_portable(row: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
     for (o, &x) in out.iter_mut().zip(row) {
@@ -154,5 +199,8 @@ mod tests {
         softmax_scaled_portable(&row, l, 0.7, &mut a);
         softmax_scaled(&row, l, 0.7, &mut b);
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        let mut c = row.clone();
+        softmax_scaled_in_place(&mut c, l, 0.7);
+        assert!(a.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 }

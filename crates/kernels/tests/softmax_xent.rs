@@ -1,4 +1,4 @@
-use ember_kernels::{nll_backward, nll_forward};
+use ember_kernels::{nll_backward, nll_backward_in_place, nll_forward};
 use proptest::prelude::*;
 
 /// float64 reference: (nll, lse) per row and the gradient.
@@ -30,6 +30,14 @@ fn run(logits: &[f32], vocab: usize, targets: &[u32], g: &[f32]) -> (Vec<f32>, V
     nll_forward(logits, vocab, targets, &mut nll, &mut lse);
     let mut grad = vec![0.0; logits.len()];
     nll_backward(logits, vocab, targets, &lse, g, &mut grad);
+    // The in-place form gives the same bits.
+    let mut in_place = logits.to_vec();
+    nll_backward_in_place(&mut in_place, vocab, targets, &lse, g);
+    assert!(
+        grad.iter()
+            .zip(&in_place)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
     (nll, lse, grad)
 }
 

@@ -167,7 +167,7 @@ impl Backward<Flex, 1> for NllBackward {
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (logits, targets, lse) = ops.state;
         unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-            backward(&logits, &targets, &lse, &grad)
+            backward(logits, &targets, &lse, &grad)
         });
     }
 }
@@ -287,29 +287,34 @@ fn forward(logits: &FlexTensor, targets: &FlexTensor) -> (FlexTensor, FlexTensor
     (to_flex(nll, vec![rows]), to_flex(lse, vec![rows]))
 }
 
+/// The gradient is written over the saved logits (the backward step owns them; a buffer
+/// still shared elsewhere is copied once by `storage_mut`).
 fn backward(
-    logits: &FlexTensor,
+    logits: FlexTensor,
     targets: &FlexTensor,
     lse: &FlexTensor,
     grad: &FlexTensor,
 ) -> FlexTensor {
-    let (rows, vocab) = rows_vocab(logits);
-    let (logits, lse, grad) = (
-        logits.to_contiguous(),
-        lse.to_contiguous(),
-        grad.to_contiguous(),
-    );
+    let (_, vocab) = rows_vocab(&logits);
+    let mut logits = whole(logits);
+    let (lse, grad) = (lse.to_contiguous(), grad.to_contiguous());
     let targets = target_ids(targets);
-    let mut out = vec![0.0f32; rows * vocab];
-    ember_kernels::nll_backward(
-        f32s(&logits),
+    ember_kernels::nll_backward_in_place(
+        logits.storage_mut::<f32>(),
         vocab,
         &targets,
         f32s(&lse),
         f32s(&grad),
-        &mut out,
     );
-    to_flex(out, vec![rows, vocab])
+    logits
+}
+
+/// The tensor as a buffer holding exactly its elements in order, so that `storage_mut` (which
+/// exposes the whole buffer) is the tensor: a copy only when it is a view.
+pub fn whole(t: FlexTensor) -> FlexTensor {
+    let n = t.layout().shape().num_elements();
+    let exact = t.layout().contiguous_offsets() == Some((0, n)) && t.bytes().len() == 4 * n;
+    if exact { t } else { t.to_contiguous() }
 }
 
 fn rows_vocab(logits: &FlexTensor) -> (usize, usize) {

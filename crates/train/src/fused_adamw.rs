@@ -10,6 +10,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use ember_kernels::AdamWScalars;
+use ember_model::fused::whole;
 
 /// The fused update, implemented for the CPU backend (parameters and moments are plain,
 /// non-autodiff tensors when the optimizer runs).
@@ -50,13 +51,6 @@ impl CpuAdamW for Flex {
         );
         (param, m, v)
     }
-}
-
-/// The tensor as a buffer holding exactly its elements in order (what `storage_mut` exposes).
-fn whole(t: FlexTensor) -> FlexTensor {
-    let n = t.layout().shape().num_elements();
-    let exact = t.layout().contiguous_offsets() == Some((0, n)) && t.bytes().len() == 4 * n;
-    if exact { t } else { t.to_contiguous() }
 }
 
 /// One update of a flattened parameter: `(param, m, v)` after it. `moments` are `None` on the
