@@ -61,8 +61,9 @@ impl KvCache {
     }
 }
 
-/// Scaled dot-product attention over earlier positions only (the fused kernel when training on
-/// the CPU, Burn's attention op otherwise: `fused::causal_attention`).
+/// Scaled dot-product attention over earlier positions only (the fused kernels when training on
+/// the CPU — `fused_qkv::qkv_attention` straight from the packed projection, or
+/// `fused::causal_attention` after rotary embeddings — and Burn's attention op otherwise).
 #[derive(Module, Debug)]
 pub struct CausalSelfAttention {
     /// Query, key and value projections in one: `[n_embd, 3 * n_embd]` (GPT-2's `c_attn`).
@@ -102,6 +103,10 @@ impl CausalSelfAttention {
         let (h, hd) = (self.n_head, d / self.n_head);
         let heads = |m: Tensor<3>| m.reshape([b, t, h, hd]).swap_dims(1, 2); // [b, h, t, hd]
         let qkv = apply(&self.c_attn, x);
+        if start == 0 && cache.is_none() && crate::fused_qkv::qkv_attention_is_fused(&qkv) {
+            let y = crate::fused_qkv::qkv_attention(qkv, rope, h);
+            return self.dropout.forward(apply(&self.c_proj, y));
+        }
         let mut q = heads(qkv.clone().slice(s![.., .., 0..d]));
         let mut k = heads(qkv.clone().slice(s![.., .., d..2 * d]));
         let mut v = heads(qkv.slice(s![.., .., 2 * d..3 * d]));

@@ -246,7 +246,11 @@ impl Backward<Flex, 3> for AttnBackward {
 }
 
 /// `(out, probs)` for contiguous `[batch, heads, seq, head_dim]` inputs.
-fn attn_forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor) -> (FlexTensor, FlexTensor) {
+pub(crate) fn attn_forward(
+    q: &FlexTensor,
+    k: &FlexTensor,
+    v: &FlexTensor,
+) -> (FlexTensor, FlexTensor) {
     let (shape, scale) = attn_shape(q);
     let dims = q.layout().shape().to_vec();
     let mut out = vec![0.0f32; q.layout().shape().num_elements()];
@@ -263,7 +267,7 @@ fn attn_forward(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor) -> (FlexTensor, 
 }
 
 /// Kernel sizes and the 1/√head_dim scale of `[batch, heads, seq, head_dim]`.
-fn attn_shape(q: &FlexTensor) -> (AttnShape, f32) {
+pub(crate) fn attn_shape(q: &FlexTensor) -> (AttnShape, f32) {
     match q.layout().shape().as_slice() {
         &[b, h, t, hd] => {
             let shape = AttnShape {
@@ -324,7 +328,7 @@ fn rows_vocab(logits: &FlexTensor) -> (usize, usize) {
     }
 }
 
-fn f32s(t: &FlexTensor) -> &[f32] {
+pub(crate) fn f32s(t: &FlexTensor) -> &[f32] {
     match t.as_slice::<f32>() {
         Some(s) => s,
         None => panic!("fused kernel: expected a contiguous f32 tensor, got {t:?}"),
@@ -348,6 +352,6 @@ fn target_ids(t: &FlexTensor) -> Vec<u32> {
     }
 }
 
-fn to_flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+pub(crate) fn to_flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }

@@ -199,3 +199,62 @@ fn fused_attention_matches_burn_forward_and_backward() {
         );
     }
 }
+
+#[test]
+fn packed_qkv_attention_matches_the_split_heads_path() {
+    packed_qkv_case(false);
+}
+
+#[test]
+fn packed_qkv_attention_with_rope_matches_burns_rotary_encoding() {
+    packed_qkv_case(true);
+}
+
+fn packed_qkv_case(with_rope: bool) {
+    use burn::nn::RotaryEncodingConfig;
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use ember_model::fused_qkv::{qkv_attention, qkv_attention_is_fused};
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    // 70 positions cross the kernel's 64-row block; 3 heads of 8.
+    let (b, t, h, hd) = (2, 70, 3, 8);
+    let d = h * hd;
+    let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
+    let qkv = Tensor::<3>::random([b, t, 3 * d], normal, &device).require_grad();
+    let w = Tensor::<3>::random([b, t, d], normal, &device);
+    let rope = with_rope.then(|| RotaryEncodingConfig::new(80, hd).init(&device));
+    assert!(qkv_attention_is_fused(&qkv));
+    assert!(!qkv_attention_is_fused(&qkv.clone().inner()));
+    let fused = qkv_attention(qkv.clone(), rope.as_ref(), h);
+    let heads = |m: Tensor<3>| m.reshape([b, t, h, hd]).swap_dims(1, 2);
+    let (mut q, mut k, v) = (
+        heads(qkv.clone().slice(s![.., .., 0..d])),
+        heads(qkv.clone().slice(s![.., .., d..2 * d])),
+        heads(qkv.clone().slice(s![.., .., 2 * d..3 * d])),
+    );
+    if let Some(r) = &rope {
+        (q, k) = (r.apply(q, 0), r.apply(k, 0));
+    }
+    let options = AttentionModuleOptions {
+        is_causal: true,
+        ..Default::default()
+    };
+    let reference = attention(q, k, v, None, None, options)
+        .swap_dims(1, 2)
+        .reshape([b, t, d]);
+    let (f, r) = (host(fused.clone()), host(reference.clone()));
+    assert!(
+        max_diff(&f, &r) < 1e-5,
+        "forward differs by {}",
+        max_diff(&f, &r)
+    );
+    let gf = (fused * w.clone()).sum().backward();
+    let gr = (reference * w).sum().backward();
+    let (a, b) = (host(qkv.grad(&gf).unwrap()), host(qkv.grad(&gr).unwrap()));
+    assert!(
+        max_diff(&a, &b) < 1e-5,
+        "dqkv differs by {}",
+        max_diff(&a, &b)
+    );
+}
