@@ -171,8 +171,11 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--medium", action="store_true", help="6L/6H/384d, context 256, vocabulary 8192 (Gutenberg)")
-    ap.add_argument("--tolerance", type=float, default=1e-3,
-                    help="largest |loss difference| accepted (with --spread: or up to twice PyTorch's own spread)")
+    ap.add_argument("--early-tolerance", type=float, default=1e-4,
+                    help="largest |loss difference| accepted over the first 20 steps (float rounding only)")
+    ap.add_argument("--tolerance", type=float, default=5e-2,
+                    help="largest |loss difference| accepted over the whole run: training amplifies rounding "
+                         "differences, so later steps are compared against this looser bound")
     ap.add_argument("--spread", action="store_true",
                     help="also run PyTorch with its eager attention: how far two float-rounding variants of the same loop drift apart")
     ap.add_argument("--out")
@@ -205,19 +208,21 @@ def main():
         f"median {statistics.median(diff):.2e}; first step {diff[0]:.2e}. "
         f"Largest relative grad-norm difference: {max(rel_norm):.2e}.",
     ]
-    limit = a.tolerance
     if s_loss:
         spread = [abs(x - y) for x, y in zip(s_loss, t_loss)]
         lines.append(f"PyTorch against itself (eager vs SDPA attention, same weights and batches): largest {max(spread):.2e}, "
                      f"median {statistics.median(spread):.2e}; mean |loss difference| over the last 50 steps: Ember − PyTorch "
                      f"{statistics.mean(diff[-50:]):.2e}, eager − SDPA {statistics.mean(spread[-50:]):.2e}.")
-        limit = max(limit, 2 * max(spread))
+    early = max(diff[:20])
+    lines.append(f"First 20 steps: largest |Ember − PyTorch| {early:.2e}.")
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
         open(a.out, "w").write(text)
-    if max(diff) > limit:
-        sys.exit(f"the curves differ by more than {limit:.2e}")
+    if early > a.early_tolerance:
+        sys.exit(f"the first 20 steps differ by {early:.2e}, more than {a.early_tolerance}")
+    if max(diff) > a.tolerance:
+        sys.exit(f"the curves differ by {max(diff):.2e}, more than {a.tolerance}")
 
 
 if __name__ == "__main__":
