@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
+use ember_train::optim::{AdamW, AdamWConfig};
 use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use ember_model::{GptConfig, SamplingConfig, generate, masked_loss};
@@ -91,10 +92,17 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let device = selected.device.clone().autodiff();
     device.seed(0);
     let mut model = cfg.init(&device);
-    let mut optim = AdamWConfig::new()
-        .with_epsilon(1e-8)
-        .with_weight_decay(0.1)
-        .init();
+    // The optimizer `ember pretrain` runs (fused on the CPU), with PyTorch's AdamW defaults
+    // as in benches/model/bench.py; no clipping on either side.
+    let mut optim = AdamW::new(
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        },
+        cfg.tie_embeddings,
+    );
     let t = cfg.block_size;
     let sync = || {
         selected
@@ -113,7 +121,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         sync()?;
         let t_bwd = start.elapsed().as_secs_f64();
-        model = optim.step(1e-3, model, grads);
+        model = optim.step(model, grads, 1e-3, 1.0);
         sync()?;
         if step >= a.warmup {
             let total = start.elapsed().as_secs_f64();
