@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::optim::GradientsParams;
-use ember_train::optim::{AdamW, AdamWConfig};
 use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use ember_model::{GptConfig, SamplingConfig, generate, masked_loss};
 use ember_tokenizer::{TrainerConfig, train_from_texts};
+use ember_train::optim::{AdamW, AdamWConfig};
 
 use crate::device_args::DeviceArgs;
 
