@@ -39,6 +39,34 @@ pub struct AdamWScalars {
     pub first: bool,
 }
 
+impl AdamWScalars {
+    /// The scalars of update number `t` (1-based) with learning rate `lr`, decoupled weight
+    /// decay `weight_decay` (0 for parameters that are not decayed) and the gradient multiplied
+    /// by `grad_scale`; `first` is set for `t == 1`. Combined in f64, then rounded to f32.
+    pub fn for_step(
+        t: i32,
+        lr: f64,
+        [beta1, beta2]: [f64; 2],
+        eps: f64,
+        weight_decay: f64,
+        grad_scale: f64,
+    ) -> Self {
+        let (bc1, bc2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
+        AdamWScalars {
+            grad_scale: grad_scale as f32,
+            beta1: beta1 as f32,
+            one_minus_beta1: (1.0 - beta1) as f32,
+            beta2: beta2 as f32,
+            one_minus_beta2: (1.0 - beta2) as f32,
+            decay: (1.0 - lr * weight_decay) as f32,
+            sqrt_bc2: bc2.sqrt() as f32,
+            eps: eps as f32,
+            step_size: (lr / bc1) as f32,
+            first: t == 1,
+        }
+    }
+}
+
 #[inline(always)]
 fn update(s: &AdamWScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {

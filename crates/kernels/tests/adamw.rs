@@ -26,19 +26,7 @@ impl Reference {
 }
 
 fn scalars(t: i32, grad_scale: f32) -> AdamWScalars {
-    let (bc1, bc2) = (1.0 - B1.powi(t), 1.0 - B2.powi(t));
-    AdamWScalars {
-        grad_scale,
-        beta1: B1 as f32,
-        one_minus_beta1: (1.0 - B1) as f32,
-        beta2: B2 as f32,
-        one_minus_beta2: (1.0 - B2) as f32,
-        decay: (1.0 - LR * WD) as f32,
-        sqrt_bc2: bc2.sqrt() as f32,
-        eps: EPS as f32,
-        step_size: (LR / bc1) as f32,
-        first: t == 1,
-    }
+    AdamWScalars::for_step(t, LR, [B1, B2], EPS, WD, grad_scale as f64)
 }
 
 fn grad(n: usize, t: i32) -> Vec<f32> {

@@ -113,6 +113,39 @@ fn out_of_range_target_gives_nan() {
     assert!(nll[0].is_finite() && nll[1].is_nan(), "{nll:?}");
 }
 
+/// Asserts that `fused` and `reference` agree within `tol`, and so do the gradients of
+/// `Σ out·w` with respect to each named input.
+fn assert_same<const D: usize, const E: usize>(
+    fused: Tensor<D>,
+    reference: Tensor<D>,
+    w: Tensor<D>,
+    inputs: &[(&str, &Tensor<E>)],
+    tol: f32,
+) {
+    let (f, r) = (host(fused.clone()), host(reference.clone()));
+    assert!(
+        max_diff(&f, &r) < tol,
+        "forward differs by {}",
+        max_diff(&f, &r)
+    );
+    let gf = (fused * w.clone()).sum().backward();
+    let gr = (reference * w).sum().backward();
+    for (name, x) in inputs {
+        let grad = |g| {
+            host(
+                x.grad(g)
+                    .unwrap_or_else(|| panic!("no gradient for {name}")),
+            )
+        };
+        let (a, b) = (grad(&gf), grad(&gr));
+        assert!(
+            max_diff(&a, &b) < tol,
+            "d{name} differs by {}",
+            max_diff(&a, &b)
+        );
+    }
+}
+
 #[test]
 fn fused_gelu_matches_burn_forward_and_backward() {
     let device = Device::flex().autodiff();
@@ -126,21 +159,7 @@ fn fused_gelu_matches_burn_forward_and_backward() {
     let w = Tensor::<3>::random([3, 5, 70], burn::tensor::Distribution::Default, &device);
     let fused = ember_model::fused::gelu(x.clone());
     let reference = burn::tensor::activation::gelu(x.clone());
-    let (f, r) = (host(fused.clone()), host(reference.clone()));
-    assert!(
-        max_diff(&f, &r) < 1e-6,
-        "forward differs by {}",
-        max_diff(&f, &r)
-    );
-    let gf = (fused * w.clone()).sum().backward();
-    let gr = (reference * w).sum().backward();
-    let grad = |g| host(x.grad(g).unwrap_or_else(|| panic!("no gradient")));
-    let (a, b) = (grad(&gf), grad(&gr));
-    assert!(
-        max_diff(&a, &b) < 1e-6,
-        "gradient differs by {}",
-        max_diff(&a, &b)
-    );
+    assert_same(fused, reference, w, &[("x", &x)], 1e-6);
 }
 
 /// The fused attention (taken under autodiff on the CPU) against Burn's attention: output and
@@ -176,28 +195,13 @@ fn fused_attention_matches_burn_forward_and_backward() {
         ..Default::default()
     };
     let reference = attention(q.clone(), k.clone(), v.clone(), None, None, options);
-    let (f, r) = (host(fused.clone()), host(reference.clone()));
-    assert!(
-        max_diff(&f, &r) < 1e-5,
-        "forward differs by {}",
-        max_diff(&f, &r)
+    assert_same(
+        fused,
+        reference,
+        w,
+        &[("q", &q), ("k", &k), ("v", &v)],
+        1e-5,
     );
-    let gf = (fused * w.clone()).sum().backward();
-    let gr = (reference * w).sum().backward();
-    for (name, x) in [("q", &q), ("k", &k), ("v", &v)] {
-        let grad = |g| {
-            host(
-                x.grad(g)
-                    .unwrap_or_else(|| panic!("no gradient for {name}")),
-            )
-        };
-        let (a, b) = (grad(&gf), grad(&gr));
-        assert!(
-            max_diff(&a, &b) < 1e-5,
-            "d{name} differs by {}",
-            max_diff(&a, &b)
-        );
-    }
 }
 
 #[test]
@@ -243,18 +247,5 @@ fn packed_qkv_case(with_rope: bool) {
     let reference = attention(q, k, v, None, None, options)
         .swap_dims(1, 2)
         .reshape([b, t, d]);
-    let (f, r) = (host(fused.clone()), host(reference.clone()));
-    assert!(
-        max_diff(&f, &r) < 1e-5,
-        "forward differs by {}",
-        max_diff(&f, &r)
-    );
-    let gf = (fused * w.clone()).sum().backward();
-    let gr = (reference * w).sum().backward();
-    let (a, b) = (host(qkv.grad(&gf).unwrap()), host(qkv.grad(&gr).unwrap()));
-    assert!(
-        max_diff(&a, &b) < 1e-5,
-        "dqkv differs by {}",
-        max_diff(&a, &b)
-    );
+    assert_same(fused, reference, w, &[("qkv", &qkv)], 1e-5);
 }

@@ -128,15 +128,13 @@ impl AdamW {
     pub fn step(&mut self, model: Gpt, grads: GradientsParams, lr: f64, grad_scale: f64) -> Gpt {
         self.step += 1;
         let t = self.step as i32;
-        let (bc1, bc2) = (1.0 - self.cfg.beta1.powi(t), 1.0 - self.cfg.beta2.powi(t));
         let mut mapper = Update {
             path: vec![],
             grads,
             opt: self,
             lr,
             grad_scale,
-            bc1,
-            bc2,
+            t,
         };
         model.map(&mut mapper)
     }
@@ -244,8 +242,8 @@ struct Update<'a> {
     opt: &'a mut AdamW,
     lr: f64,
     grad_scale: f64,
-    bc1: f64,
-    bc2: f64,
+    /// The update's number (1-based), for the bias corrections.
+    t: i32,
 }
 
 impl ModuleMapper for Update<'_> {
@@ -267,23 +265,19 @@ impl ModuleMapper for Update<'_> {
         let n = tensor.shape().num_elements();
         let require_grad = tensor.is_require_grad();
         let c = self.opt.cfg;
-        let decay = if c.weight_decay > 0.0 && decays(&name, D, self.opt.tied) {
-            (1.0 - self.lr * c.weight_decay) as f32
+        let weight_decay = if decays(&name, D, self.opt.tied) {
+            c.weight_decay
         } else {
-            1.0
+            0.0
         };
-        let scalars = AdamWScalars {
-            grad_scale: self.grad_scale as f32,
-            beta1: c.beta1 as f32,
-            one_minus_beta1: (1.0 - c.beta1) as f32,
-            beta2: c.beta2 as f32,
-            one_minus_beta2: (1.0 - c.beta2) as f32,
-            decay,
-            sqrt_bc2: self.bc2.sqrt() as f32,
-            eps: c.eps as f32,
-            step_size: (self.lr / self.bc1) as f32,
-            first: false,
-        };
+        let scalars = AdamWScalars::for_step(
+            self.t,
+            self.lr,
+            [c.beta1, c.beta2],
+            c.eps,
+            weight_decay,
+            self.grad_scale,
+        );
         let moments = self.opt.moments.remove(&name).map(|mo| (mo.m, mo.v));
         let p = tensor.inner().reshape([n]);
         let (p, m, v) = adamw_step(p, grad.reshape([n]), moments, scalars);
