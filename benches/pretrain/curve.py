@@ -82,12 +82,18 @@ def prepare(work, c, medium):
     return tok, data
 
 
-def ember_side(work, c, tok, data, steps, threads):
+def initial_weights(work, c, tok):
+    """A fresh Ember checkpoint of shape `c` and its Hugging Face export: `(init, hf)` dirs."""
     init = os.path.join(work, "init")
     hf = os.path.join(work, "hf")
     ember(["init", "--tokenizer", tok, "--preset", "nano", "--seed", "7", "--n-layer", str(c["L"]), "--n-head", str(c["H"]),
            "--n-embd", str(c["D"]), "--block-size", str(c["T"]), "--out", init])
     ember(["export", "--checkpoint", init, "--out", hf])
+    return init, hf
+
+
+def ember_side(work, c, tok, data, steps, threads):
+    init, hf = initial_weights(work, c, tok)
     run = os.path.join(work, "run")
     cfg = os.path.join(work, "run.toml")
     with open(cfg, "w") as f:

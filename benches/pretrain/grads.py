@@ -27,10 +27,8 @@ def main():
     c = curve.SHAPES["medium" if a.medium else "nano"]
     with tempfile.TemporaryDirectory() as work:
         tok, data = curve.prepare(work, c, a.medium)
-        init, hf, run, cfg = (os.path.join(work, n) for n in ("init", "hf", "run", "run.toml"))
-        curve.ember(["init", "--tokenizer", tok, "--preset", "nano", "--seed", "7", "--n-layer", str(c["L"]), "--n-head", str(c["H"]),
-                     "--n-embd", str(c["D"]), "--block-size", str(c["T"]), "--out", init])
-        curve.ember(["export", "--checkpoint", init, "--out", hf])
+        init, hf = curve.initial_weights(work, c, tok)
+        run, cfg = os.path.join(work, "run"), os.path.join(work, "run.toml")
         with open(cfg, "w") as f:
             f.write(f'[run]\nout_dir = "{run}"\n[init]\ncheckpoint = "{init}"\n[data]\ndir = "{data}"\n[train]\n'
                     f'batch_size = {c["B"]}\nmax_steps = 1\nwarmup_steps = 1\nbeta1 = 0.9\ngrad_clip = 1.0\nseed = {curve.SEED}\n'
