@@ -7,7 +7,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use burn::tensor::wgpu::wgpu::DeviceType;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use burn::tensor::wgpu::wgpu::{AdapterInfo, Backends, DeviceType, Instance, InstanceDescriptor};
 use burn::tensor::{Device, FloatDType};
 
 use crate::error::{ModelError, Result};
@@ -88,21 +92,82 @@ struct Probe {
 /// WGPU can be initialised once per process, so the probe's answer is kept.
 fn probe_wgpu() -> &'static std::result::Result<Probe, String> {
     static PROBE: OnceLock<std::result::Result<Probe, String>> = OnceLock::new();
-    PROBE.get_or_init(|| match Device::wgpu_options().init_with_setup() {
-        Ok((device, setup)) => {
-            let info = setup.adapter.get_info();
-            let name = format!("{} ({:?}, {:?})", info.name, info.device_type, info.backend);
-            Ok(Probe {
-                device,
-                name,
-                software: info.device_type == DeviceType::Cpu,
-            })
-        }
-        Err(e) => Err(e.to_string()),
+    PROBE.get_or_init(|| {
+        let _one_at_a_time = instance_lock();
+        let (device, setup) = Device::wgpu_options()
+            .init_with_setup()
+            .map_err(|e| e.to_string())?;
+        let info = setup.adapter.get_info();
+        let name = format!("{} ({:?}, {:?})", info.name, info.device_type, info.backend);
+        Ok(Probe {
+            device,
+            name,
+            software: info.device_type == DeviceType::Cpu,
+        })
     })
 }
 
+/// Held while a WGPU instance is created or dropped: the Vulkan loader can crash when instances
+/// come and go on several threads at once (tests select devices in parallel). A panic while
+/// holding it leaves nothing to repair, so a poisoned lock is taken as is.
+fn instance_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The adapters Vulkan, Metal and DX12 list, asked without opening a device; `None` if the
+/// answer did not come at once (it does on native targets).
+///
+/// Why `auto` asks this before [`probe_wgpu`]: opening a device on a software adapter starts
+/// threads (the driver's rasterisers, Burn's device service) that keep waking up and took CPU
+/// time from the training threads even though nothing ran on them — the nano `ember bench`
+/// step took 71–75 ms after such a probe and 60–63 ms without one (2-core VM).
+fn listed_adapters() -> Option<&'static [AdapterInfo]> {
+    static LISTED: OnceLock<Option<Vec<AdapterInfo>>> = OnceLock::new();
+    LISTED
+        .get_or_init(|| {
+            let _one_at_a_time = instance_lock();
+            let backends = Backends::PRIMARY;
+            let instance = Instance::new(InstanceDescriptor {
+                backends,
+                ..InstanceDescriptor::new_without_display_handle()
+            });
+            let listing = pin!(instance.enumerate_adapters(backends));
+            match listing.poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(adapters) => Some(adapters.iter().map(|a| a.get_info()).collect()),
+                Poll::Pending => None,
+            }
+        })
+        .as_deref()
+}
+
+/// Keeps the memory Burn's CPU backend frees for its next allocations.
+///
+/// Every CPU operation allocates a fresh output. With glibc's defaults, freed blocks at the top
+/// of the heap go back to the kernel and come back as new zeroed pages on the next step: page
+/// faults and `brk` calls were ~20% of the nano step's profile, and turning the trimming off
+/// made the step 5–12 ms (8–20%) faster. Memory then stays at the run's peak, which a training
+/// run reaches in its first step anyway. Blocks over 32 MiB (glibc's largest threshold) are
+/// still mapped per use.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        // SAFETY: `mallopt` only sets allocator parameters (under glibc's own lock); values out
+        // of range are refused with a 0 return, which leaves the defaults in place.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        }
+    });
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
 fn cpu() -> SelectedDevice {
+    keep_freed_memory();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -127,12 +192,18 @@ fn cpu() -> SelectedDevice {
 /// Picks the device for `choice` and sets its precision.
 pub fn select_device(choice: DeviceChoice, precision: Precision) -> Result<SelectedDevice> {
     // `--device cpu` never touches WGPU (probing prints driver noise and takes time).
+    if choice == DeviceChoice::Auto
+        && let Some(adapters) = listed_adapters()
+        && adapters.iter().all(|a| a.device_type == DeviceType::Cpu)
+    {
+        return finish(cpu_instead(adapters.first().map(|a| &a.name)), precision);
+    }
     let probe = if choice == DeviceChoice::Cpu {
         &Err(String::new())
     } else {
         probe_wgpu()
     };
-    let mut selected = match (choice, probe) {
+    let selected = match (choice, probe) {
         (DeviceChoice::Cpu, _) => cpu(),
         (DeviceChoice::Gpu, Ok(p)) => SelectedDevice {
             device: p.device.clone(),
@@ -149,20 +220,24 @@ pub fn select_device(choice: DeviceChoice, precision: Precision) -> Result<Selec
             description: format!("gpu: {}", p.name),
             is_wgpu: true,
         },
-        (DeviceChoice::Auto, Ok(p)) => {
-            let mut c = cpu();
-            c.description += &format!(
-                " (software GPU adapter {} not used; --device gpu forces it)",
-                p.name
-            );
-            c
-        }
-        (DeviceChoice::Auto, Err(_)) => {
-            let mut c = cpu();
-            c.description += " (no GPU adapter found)";
-            c
-        }
+        (DeviceChoice::Auto, Ok(p)) => cpu_instead(Some(&p.name)),
+        (DeviceChoice::Auto, Err(_)) => cpu_instead(None),
     };
+    finish(selected, precision)
+}
+
+/// The CPU, for `auto` on a machine whose only adapter (if any) is a software one.
+fn cpu_instead(software_adapter: Option<&String>) -> SelectedDevice {
+    let mut c = cpu();
+    c.description += &match software_adapter {
+        Some(name) => format!(" (software GPU adapter {name} not used; --device gpu forces it)"),
+        None => " (no GPU adapter found)".to_string(),
+    };
+    c
+}
+
+/// Sets the precision of the chosen device.
+fn finish(mut selected: SelectedDevice, precision: Precision) -> Result<SelectedDevice> {
     if precision == Precision::Bf16 {
         if !selected.device.supports_dtype(FloatDType::BF16) {
             return Err(ModelError::Device(format!(

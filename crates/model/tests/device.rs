@@ -13,7 +13,13 @@ fn cpu_and_auto_always_give_a_device() {
     assert!(c.description.starts_with("cpu: Burn flex") && !c.is_wgpu);
     let a = select_device(DeviceChoice::Auto, Precision::F32).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("auto chose: {a}");
-    assert!(!a.description.is_empty());
+    // Falling back to the CPU always says why (CI has only a software adapter, or none).
+    assert!(
+        a.is_wgpu
+            || a.description.contains("software GPU adapter")
+            || a.description.contains("no GPU adapter found"),
+        "{a}"
+    );
 }
 
 #[test]
