@@ -3,7 +3,8 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    match ember_cli::run(ember_cli::Cli::parse()) {
+    let cli = ember_cli::Cli::parse();
+    match ember_model::on_compute_threads(move || ember_cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -189,6 +189,25 @@ fn cpu() -> SelectedDevice {
     }
 }
 
+/// Runs `work` (a whole command: training, evaluation, generation) on a thread of the global rayon pool (the pool Burn's CPU backend, the `gemm`
+/// crate and Ember's kernels split their work over) and returns its result.
+///
+/// Why: called from outside the pool, every parallel operation hands all its pieces to the
+/// pool and puts the calling thread to sleep until they are done — two thread switches per
+/// operation, hundreds per training step (scheduler functions were ~12% of the nano step's
+/// profile). Called from a pool thread, the caller works on a piece itself and wakes one helper:
+/// the nano `ember bench` step went from 50 to 38 ms, the medium one from ~1,340 to ~1,210 ms.
+/// The `ember` binary runs every command through this; library users who train on the CPU
+/// should do the same (`examples/tiny_gpt.rs`).
+pub fn on_compute_threads<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    // The main thread's stack size, not rayon's smaller default, for the command's own code.
+    // An error means the pool already exists (a library caller built it); it is used as is.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(8 << 20)
+        .build_global();
+    rayon::scope(|_| work())
+}
+
 /// Picks the device for `choice` and sets its precision.
 pub fn select_device(choice: DeviceChoice, precision: Precision) -> Result<SelectedDevice> {
     // `--device cpu` never touches WGPU (probing prints driver noise and takes time).
