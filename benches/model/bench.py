@@ -91,6 +91,7 @@ def main():
           f"{a.steps} timed steps (+{a.warmup} warm-up), medians.\n",
           "| shape | Ember step | PyTorch step | step ratio (PyTorch/Ember) | Ember gen tok/s | PyTorch gen tok/s | gen ratio (Ember/PyTorch) |",
           "|---|---|---|---|---|---|---|"]
+    spreads = []
     for shape in a.shapes:
         e_runs, p_runs = [], []
         for _ in range(a.rounds):
@@ -99,9 +100,15 @@ def main():
                                                      str(a.gen_tokens), str(a.threads)], capture_output=True, text=True, check=True).stdout))
         med = lambda runs, k: statistics.median(r[k] for r in runs)
         e_step, p_step = med(e_runs, "step_ms"), med(p_runs, "step_ms")
+        # Each round's ratio from its two adjacent runs: the VM's load drifts over minutes, and a
+        # pair run back to back sees the same load, so the spread of these says how firm the
+        # ratio of the medians is.
+        pairs = sorted(p["step_ms"] / e["step_ms"] for e, p in zip(e_runs, p_runs))
+        print(f"{shape}: per-round step ratios {', '.join(f'{r:.2f}' for r in pairs)}", file=sys.stderr)
+        spreads.append(f"{shape}: per-round step ratios (PyTorch/Ember, sorted) {', '.join(f'{r:.2f}' for r in pairs)}")
         e_gen, p_gen = med(e_runs, "gen_tokens_per_s"), med(p_runs, "gen_tokens_per_s")
         md.append(f"| {shape} | {e_step:.0f} ms | {p_step:.0f} ms | {p_step / e_step:.2f}× | {e_gen:.0f} | {p_gen:.0f} | {e_gen / p_gen:.2f}× |")
-    text = "\n".join(md) + "\n"
+    text = "\n".join(md + [""] + spreads) + "\n"
     print(text)
     if a.out:
         open(a.out, "w").write(text)

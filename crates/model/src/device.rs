@@ -144,20 +144,24 @@ fn listed_adapters() -> Option<&'static [AdapterInfo]> {
 /// Keeps the memory Burn's CPU backend frees for its next allocations.
 ///
 /// Every CPU operation allocates a fresh output. With glibc's defaults, freed blocks at the top
-/// of the heap go back to the kernel and come back as new zeroed pages on the next step: page
-/// faults and `brk` calls were ~20% of the nano step's profile, and turning the trimming off
-/// made the step 5–12 ms (8–20%) faster. Memory then stays at the run's peak, which a training
-/// run reaches in its first step anyway. Blocks over 32 MiB (glibc's largest threshold) are
-/// still mapped per use.
+/// of the heap go back to the kernel, and blocks over its mmap threshold (the medium model's
+/// 64 MiB logits) are mapped and unmapped each time, so every step faulted the same memory in
+/// again as new zeroed pages: page faults and `brk` calls were ~20% of the nano step's profile
+/// (turning trimming off made it 8–20% faster), and the medium step still took 33,000 faults
+/// (130 MiB) per step with trimming off, none with mapping off too. One arena because the
+/// compute threads are pool threads, whose own arenas map any block over 64 MiB regardless.
+/// Memory then stays at the run's peak, which a training run reaches in its first step anyway
+/// (peak RSS of the medium `ember bench` ~0.8 GiB either way).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        // SAFETY: `mallopt` only sets allocator parameters (under glibc's own lock); values out
-        // of range are refused with a 0 return, which leaves the defaults in place.
+        // SAFETY: `mallopt` only sets allocator parameters (under glibc's own lock); a value
+        // it refuses returns 0 and leaves that parameter as it was.
         #[allow(unsafe_code)]
         unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+            libc::mallopt(libc::M_MMAP_MAX, 0);
             libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         }
     });
@@ -199,7 +203,11 @@ fn cpu() -> SelectedDevice {
 /// the nano `ember bench` step went from 50 to 38 ms, the medium one from ~1,340 to ~1,210 ms.
 /// The `ember` binary runs every command through this; library users who train on the CPU
 /// should do the same (`examples/tiny_gpt.rs`).
+///
+/// It first sets the allocator up for the CPU backend (see `keep_freed_memory`): that has to
+/// happen before any pool thread allocates.
 pub fn on_compute_threads<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    keep_freed_memory();
     // The main thread's stack size, not rayon's smaller default, for the command's own code.
     // An error means the pool already exists (a library caller built it); it is used as is.
     let _ = rayon::ThreadPoolBuilder::new()
