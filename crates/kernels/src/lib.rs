@@ -15,6 +15,9 @@
 //! The fourth is the AdamW update ([`adamw_update`]): one pass over a parameter, its gradient
 //! and moments, in place, instead of a dozen tensor operations.
 //!
+//! The fifth is layer normalisation, forward and backward ([`layer_norm_forward`],
+//! [`layer_norm_backward`]): one pass per row each way instead of Burn's composition.
+//!
 //! The kernels work on plain slices so they can be tested and benchmarked without a tensor
 //! library; `ember-model` plugs them into Burn as a backend extension.
 //!
@@ -63,6 +66,7 @@ mod exp;
 mod gelu;
 mod heads;
 mod lanes;
+mod layer_norm;
 mod matmul;
 mod softmax_xent;
 
@@ -71,4 +75,5 @@ pub use attention::{AttnShape, causal_attention_backward, causal_attention_forwa
 pub use exp::{exp, exp_slice};
 pub use gelu::{erf, gelu_backward, gelu_forward};
 pub use heads::{HeadLayout, heads_to_rows, rope_in_place, rows_to_heads};
+pub use layer_norm::{layer_norm_backward, layer_norm_forward};
 pub use softmax_xent::{nll_backward, nll_backward_in_place, nll_forward};

@@ -4,4 +4,5 @@ mod adamw;
 mod attention;
 mod exp;
 mod gelu;
+mod layer_norm;
 mod softmax_xent;

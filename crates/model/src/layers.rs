@@ -4,10 +4,10 @@ use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
-use burn::tensor::module::layer_norm;
 
 use crate::config::{GptConfig, MlpKind, NormKind};
 use crate::fused::gelu;
+use crate::fused_norm::layer_norm;
 
 /// GPT-2 initialisation: weights N(0, std), biases zero. Burn's `LinearConfig` would draw the
 /// bias from the weight's initializer too, so the layer is assembled here.

@@ -26,6 +26,7 @@ pub mod device;
 mod error;
 pub mod export;
 pub mod fused;
+pub mod fused_norm;
 pub mod fused_qkv;
 pub mod generate;
 pub mod gpt;

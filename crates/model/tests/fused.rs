@@ -115,7 +115,7 @@ fn out_of_range_target_gives_nan() {
 
 /// Asserts that `fused` and `reference` agree within `tol`, and so do the gradients of
 /// `Σ out·w` with respect to each named input.
-fn assert_same<const D: usize, const E: usize>(
+pub(crate) fn assert_same<const D: usize, const E: usize>(
     fused: Tensor<D>,
     reference: Tensor<D>,
     w: Tensor<D>,

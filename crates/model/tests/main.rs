@@ -6,5 +6,6 @@ mod device;
 mod export;
 mod forward;
 mod fused;
+mod fused_norm;
 mod generation;
 mod reference;
