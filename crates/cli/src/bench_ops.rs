@@ -75,6 +75,22 @@ fn gelu_step(x: &Tensor<2>, fused: bool) -> Tensor<2> {
     x.grad(&grads).unwrap_or_else(|| x.clone())
 }
 
+/// Layer norm and the gradients of its input, gain and offset, as a training step computes them.
+fn norm_step(x: &Tensor<3>, gamma: &Tensor<1>, beta: &Tensor<1>, fused: bool) -> Tensor<3> {
+    let x = x.clone().autodiff().require_grad();
+    let (g, b) = (
+        gamma.clone().autodiff().require_grad(),
+        beta.clone().autodiff().require_grad(),
+    );
+    let y = if fused {
+        ember_model::fused_norm::layer_norm(x.clone(), g, Some(b), 1e-5)
+    } else {
+        layer_norm(x.clone(), g, Some(b), 1e-5)
+    };
+    let grads = y.sum().backward();
+    x.grad(&grads).unwrap_or_else(|| x.clone())
+}
+
 /// Prints one line per operation: milliseconds and, for products, GFLOP/s.
 pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()> {
     let (t, d, h, v) = (cfg.block_size, cfg.n_embd, cfg.n_head, cfg.vocab_size);
@@ -204,6 +220,16 @@ pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()
             time(device, reps, || {
                 layer_norm(x3.clone(), gamma.clone(), Some(beta.clone()), 1e-5)
             })?,
+            None,
+        ),
+        (
+            format!("layer_norm fwd+bwd, Burn under autodiff [{b}x{t}x{d}]"),
+            time(device, reps, || norm_step(&x3, &gamma, &beta, false))?,
+            None,
+        ),
+        (
+            format!("layer_norm fwd+bwd, fused{fused_note} [{b}x{t}x{d}]"),
+            time(device, reps, || norm_step(&x3, &gamma, &beta, true))?,
             None,
         ),
         (
