@@ -184,7 +184,7 @@ fn cpu() -> SelectedDevice {
         description: format!(
             "cpu: Burn flex, {threads} threads, {}",
             if crate::fused::enabled() {
-                "fused kernels for cross-entropy, GELU and attention"
+                "fused kernels for cross-entropy, GELU, layer norm and attention"
             } else {
                 "fused kernels off (EMBER_FUSED_CPU=0)"
             }
