@@ -147,11 +147,12 @@ fn listed_adapters() -> Option<&'static [AdapterInfo]> {
 /// of the heap go back to the kernel, and blocks over its mmap threshold (the medium model's
 /// 64 MiB logits) are mapped and unmapped each time, so every step faulted the same memory in
 /// again as new zeroed pages: page faults and `brk` calls were ~20% of the nano step's profile
-/// (turning trimming off made it 8–20% faster), and the medium step still took 33,000 faults
-/// (130 MiB) per step with trimming off, none with mapping off too. One arena because the
-/// compute threads are pool threads, whose own arenas map any block over 64 MiB regardless.
-/// Memory then stays at the run's peak, which a training run reaches in its first step anyway
-/// (peak RSS of the medium `ember bench` ~0.8 GiB either way).
+/// (turning trimming off made it 8–20% faster), and the medium step took 33,000 faults
+/// (130 MiB) per step with trimming off and none with mapping off too. This holds for the
+/// main thread's heap, which is why [`on_compute_threads`] computes on the main thread: other
+/// threads' heaps map any block over 64 MiB regardless. Memory then stays at the run's peak,
+/// which a training run reaches in its first step anyway (peak RSS unchanged: ~0.8 GiB for the
+/// medium `ember bench`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     static DONE: OnceLock<()> = OnceLock::new();
@@ -160,7 +161,6 @@ fn keep_freed_memory() {
         // it refuses returns 0 and leaves that parameter as it was.
         #[allow(unsafe_code)]
         unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 1);
             libc::mallopt(libc::M_MMAP_MAX, 0);
             libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         }
@@ -193,27 +193,30 @@ fn cpu() -> SelectedDevice {
     }
 }
 
-/// Runs `work` (a whole command: training, evaluation, generation) on a thread of the global rayon pool (the pool Burn's CPU backend, the `gemm`
-/// crate and Ember's kernels split their work over) and returns its result.
+/// Runs `work` (a whole command: training, evaluation, generation) as a thread of the global
+/// rayon pool — the pool Burn's CPU backend, the `gemm` crate and Ember's kernels split their
+/// work over — and returns its result. Call it from the main thread, first thing.
 ///
 /// Why: called from outside the pool, every parallel operation hands all its pieces to the
 /// pool and puts the calling thread to sleep until they are done — two thread switches per
 /// operation, hundreds per training step (scheduler functions were ~12% of the nano step's
-/// profile). Called from a pool thread, the caller works on a piece itself and wakes one helper:
-/// the nano `ember bench` step went from 50 to 38 ms, the medium one from ~1,340 to ~1,210 ms.
-/// The `ember` binary runs every command through this; library users who train on the CPU
-/// should do the same (`examples/tiny_gpt.rs`).
-///
-/// It first sets the allocator up for the CPU backend (see `keep_freed_memory`): that has to
-/// happen before any pool thread allocates.
+/// profile). As a pool thread, the caller works on a piece itself and wakes one helper: the
+/// nano `ember bench` step went from 50 to 38 ms. The calling thread joins the pool (rather
+/// than handing the work to a pool thread) so that the work allocates from the main heap,
+/// which `keep_freed_memory` keeps (run first, before any other thread allocates). The `ember`
+/// binary runs every command through this; library users who train on the CPU should do the
+/// same (`examples/tiny_gpt.rs`).
 pub fn on_compute_threads<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     keep_freed_memory();
-    // The main thread's stack size, not rayon's smaller default, for the command's own code.
-    // An error means the pool already exists (a library caller built it); it is used as is.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .stack_size(8 << 20)
-        .build_global();
-    rayon::scope(|_| work())
+    match rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global()
+    {
+        Ok(()) => work(),
+        // The pool already exists (built by the caller, or an earlier call): run on one of its
+        // threads, or in place if this is one.
+        Err(_) => rayon::scope(|_| work()),
+    }
 }
 
 /// Picks the device for `choice` and sets its precision.
