@@ -89,7 +89,11 @@ fn time_backend(name: &str, dev: &Device, shape: [usize; 6], steps: usize) -> f6
     let m = init(vocab, n_layer, heads, d, dev);
     let mut times = Vec::new();
     for i in 0..steps + 2 {
-        let ids = Tensor::<2, Int>::random([batch, ctx + 1], Distribution::Uniform(0.0, vocab as f64), dev);
+        let ids = Tensor::<2, Int>::random(
+            [batch, ctx + 1],
+            Distribution::Uniform(0.0, vocab as f64),
+            dev,
+        );
         let x = ids.clone().slice(s![.., 0..ctx]);
         let y = ids.slice(s![.., 1..ctx + 1]);
         let start = Instant::now();
