@@ -1,5 +1,6 @@
 //! End-to-end tests of the `ember` binary, as a user runs it.
 
+mod bench;
 mod chat;
 mod eval;
 mod generate;
