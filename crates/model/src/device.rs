@@ -4,11 +4,10 @@
 //! `wgpu_options().init_with_setup()` instead.
 
 use std::fmt;
-use std::str::FromStr;
-use std::sync::OnceLock;
-
 use std::future::Future;
 use std::pin::pin;
+use std::str::FromStr;
+use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 
 use burn::tensor::wgpu::wgpu::{AdapterInfo, Backends, DeviceType, Instance, InstanceDescriptor};
@@ -155,16 +154,13 @@ fn listed_adapters() -> Option<&'static [AdapterInfo]> {
 /// medium `ember bench`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        // SAFETY: `mallopt` only sets allocator parameters (under glibc's own lock); a value
-        // it refuses returns 0 and leaves that parameter as it was.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::mallopt(libc::M_MMAP_MAX, 0);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        }
-    });
+    // SAFETY: `mallopt` only sets allocator parameters (under glibc's own lock); setting the
+    // same values again is harmless, and a value it refuses returns 0 and changes nothing.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -203,7 +199,7 @@ fn cpu() -> SelectedDevice {
 /// profile). As a pool thread, the caller works on a piece itself and wakes one helper: the
 /// nano `ember bench` step went from 50 to 38 ms. The calling thread joins the pool (rather
 /// than handing the work to a pool thread) so that the work allocates from the main heap,
-/// which `keep_freed_memory` keeps (run first, before any other thread allocates). The `ember`
+/// which `keep_freed_memory` keeps. The `ember`
 /// binary runs every command through this; library users who train on the CPU should do the
 /// same (`examples/tiny_gpt.rs`).
 pub fn on_compute_threads<T: Send>(work: impl FnOnce() -> T + Send) -> T {
@@ -221,13 +217,16 @@ pub fn on_compute_threads<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 
 /// Picks the device for `choice` and sets its precision.
 pub fn select_device(choice: DeviceChoice, precision: Precision) -> Result<SelectedDevice> {
-    // `--device cpu` never touches WGPU (probing prints driver noise and takes time).
     if choice == DeviceChoice::Auto
         && let Some(adapters) = listed_adapters()
         && adapters.iter().all(|a| a.device_type == DeviceType::Cpu)
     {
-        return finish(cpu_instead(adapters.first().map(|a| &a.name)), precision);
+        return finish(
+            cpu_instead(adapters.first().map(|a| a.name.as_str())),
+            precision,
+        );
     }
+    // `--device cpu` never touches WGPU (probing prints driver noise and takes time).
     let probe = if choice == DeviceChoice::Cpu {
         &Err(String::new())
     } else {
@@ -250,14 +249,14 @@ pub fn select_device(choice: DeviceChoice, precision: Precision) -> Result<Selec
             description: format!("gpu: {}", p.name),
             is_wgpu: true,
         },
-        (DeviceChoice::Auto, Ok(p)) => cpu_instead(Some(&p.name)),
+        (DeviceChoice::Auto, Ok(p)) => cpu_instead(Some(p.name.as_str())),
         (DeviceChoice::Auto, Err(_)) => cpu_instead(None),
     };
     finish(selected, precision)
 }
 
 /// The CPU, for `auto` on a machine whose only adapter (if any) is a software one.
-fn cpu_instead(software_adapter: Option<&String>) -> SelectedDevice {
+fn cpu_instead(software_adapter: Option<&str>) -> SelectedDevice {
     let mut c = cpu();
     c.description += &match software_adapter {
         Some(name) => format!(" (software GPU adapter {name} not used; --device gpu forces it)"),
