@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use clap::{Args, ValueEnum};
@@ -29,13 +29,13 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "nano")]
     shape: BenchShape,
     /// Timed training steps (after the warm-up steps).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = crate::checks::at_least_one)]
     steps: usize,
     /// Untimed warm-up steps (first-step allocation, kernel compilation on GPUs).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = crate::checks::count)]
     warmup: usize,
     /// Tokens to generate (KV cache, batch 1, greedy) for the generation figure; 0 skips it.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = crate::checks::bench_tokens)]
     gen_tokens: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -81,9 +81,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs `ember bench`.
 pub fn run(a: BenchArgs) -> Result<()> {
-    if a.steps == 0 {
-        bail!("--steps must be at least 1");
-    }
     let selected = a.device.select()?;
     let (cfg, b) = shape(a.shape);
     if a.ops {

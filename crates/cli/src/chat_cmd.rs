@@ -27,7 +27,8 @@ pub struct ChatArgs {
     /// Send this one message, print the reply and exit (no interaction).
     #[arg(long)]
     message: Option<String>,
-    /// Earlier conversation for --message: a JSONL line {"messages":[...]} (as /save writes).
+    /// Conversation file for --message: read if it exists (a JSON line {"messages":[...]}, as
+    /// /save writes), and the new exchange added to it; a missing or empty file starts anew.
     #[arg(long, requires = "message")]
     history: Option<PathBuf>,
     #[command(flatten)]
@@ -49,10 +50,15 @@ struct Session {
 
 impl Session {
     fn messages(&self) -> Vec<Message> {
+        self.messages_from(0)
+    }
+
+    /// The system message and the turns from `start` on.
+    fn messages_from(&self, start: usize) -> Vec<Message> {
         self.system
             .iter()
             .map(|s| Message::new(Role::System, s.clone()))
-            .chain(self.turns.iter().cloned())
+            .chain(self.turns[start..].iter().cloned())
             .collect()
     }
 
@@ -68,12 +74,15 @@ impl Session {
             .iter()
             .filter_map(|s| tok.token_to_id(s))
             .collect();
+        // The oldest exchanges are left out of the prompt (not out of the conversation, which
+        // /save and --history keep whole) until the prompt and the reply fit the context.
+        let mut start = 0;
         let mut prompt = render_prompt(tok, &self.messages())?;
         let mut trimmed = 0;
-        while prompt.len() + cfg.max_new_tokens > room && self.turns.len() > 1 {
-            self.turns.drain(..2.min(self.turns.len() - 1));
+        while prompt.len() + cfg.max_new_tokens > room && self.turns.len() - start > 1 {
+            start += 2.min(self.turns.len() - start - 1);
             trimmed += 1;
-            prompt = render_prompt(tok, &self.messages())?;
+            prompt = render_prompt(tok, &self.messages_from(start))?;
         }
         if trimmed > 0 {
             eprintln!("[dropped the {trimmed} oldest exchange(s) to fit the {room}-token context]");
@@ -128,43 +137,94 @@ impl Session {
     }
 }
 
-fn read_history(path: &std::path::Path) -> Result<(Option<String>, Vec<Message>)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let line = text
+/// Reads a conversation saved by `/save` (or by an earlier `--message --history` call): one
+/// JSON line `{"messages": [...]}`, an optional system message first, then user and assistant
+/// turns in turn, ending with the assistant's. A missing or empty file is a new conversation.
+pub fn read_history(path: &std::path::Path) -> Result<(Option<String>, Vec<Message>)> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, Vec::new())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let p = path.display();
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{p}: not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let lines: Vec<(usize, &str)> = text
         .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    let v: serde_json::Value = serde_json::from_str(line)
-        .with_context(|| format!("{}: not a JSON line", path.display()))?;
-    let mut system = None;
-    let mut turns = Vec::new();
-    for (i, m) in v["messages"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
         .enumerate()
-    {
-        let role = m["role"]
-            .as_str()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .collect();
+    let Some(&(n, line)) = lines.first() else {
+        return Ok((None, Vec::new()));
+    };
+    if lines.len() > 1 {
+        bail!(
+            "{p}:{}: a second line; a chat history is one JSON line {{\"messages\": [...]}} as /save writes",
+            lines[1].0 + 1
+        );
+    }
+    let line_no = n + 1;
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{p}:{line_no}: not JSON ({e})"))?;
+    let Some(messages) = v.get("messages").and_then(|m| m.as_array()) else {
+        bail!("{p}:{line_no}: expected an object with a \"messages\" array, as /save writes");
+    };
+    let mut system = None;
+    let mut turns: Vec<Message> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let role = m
+            .get("role")
+            .and_then(|r| r.as_str())
             .and_then(Role::parse)
-            .with_context(|| format!("{}: messages[{i}] has no valid role", path.display()))?;
-        let content = m["content"]
-            .as_str()
-            .with_context(|| format!("{}: messages[{i}] has no content", path.display()))?
+            .with_context(|| {
+                format!(
+                    "{p}: messages[{i}]: role {} is not one of system, user, assistant",
+                    m.get("role").cloned().unwrap_or_default()
+                )
+            })?;
+        let content = m
+            .get("content")
+            .and_then(|c| c.as_str())
+            .with_context(|| format!("{p}: messages[{i}]: no \"content\" string"))?
             .to_string();
+        let expected = if turns.len().is_multiple_of(2) {
+            Role::User
+        } else {
+            Role::Assistant
+        };
         match role {
-            Role::System => system = Some(content),
-            _ => turns.push(Message::new(role, content)),
+            Role::System if i == 0 => system = Some(content),
+            Role::System => bail!("{p}: messages[{i}]: a system message is only allowed first"),
+            r if r == expected => turns.push(Message::new(r, content)),
+            r => bail!(
+                "{p}: messages[{i}]: a {} turn where the {} was expected (turns alternate, starting with the user)",
+                r.as_str(),
+                expected.as_str()
+            ),
         }
+    }
+    if turns.last().is_some_and(|m| m.role == Role::User) {
+        bail!(
+            "{p}: messages[{}]: the conversation ends with the user's turn, which has no reply; a history ends with the assistant's",
+            messages.len() - 1
+        );
     }
     Ok((system, turns))
 }
 
 /// Runs `ember chat`.
 pub fn run(a: ChatArgs) -> Result<()> {
+    if a.message.as_ref().is_some_and(|m| m.trim().is_empty()) {
+        bail!("--message is empty; expected the text of a message to reply to");
+    }
+    // A bad history is refused before the model is loaded.
+    if let (Some(h), Some(_)) = (&a.history, &a.message) {
+        read_history(h)?;
+    }
     let selected = a.device.select()?;
     let path = ember_train::resolve_checkpoint(&a.checkpoint);
     let ck = checkpoint::load(&path, &selected.device)
@@ -187,6 +247,11 @@ pub fn run(a: ChatArgs) -> Result<()> {
             s.turns = turns;
         }
         s.reply(msg, &mut out)?;
+        // The exchange is added to the history file, so a script can hold a conversation
+        // across calls; the file is replaced atomically, so it is never half-written.
+        if let Some(h) = &a.history {
+            s.save(h)?;
+        }
         return Ok(());
     }
     let tty = std::io::stdin().is_terminal();

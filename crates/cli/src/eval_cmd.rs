@@ -8,6 +8,7 @@ use ember_eval::report::{self, ReportData};
 use ember_eval::{EvalOptions, Results, TaskResult, evaluate, parse_tasks};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::checks;
 use crate::device_args::DeviceArgs;
 
 /// Flags of `ember eval`.
@@ -23,7 +24,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "text")]
     tasks: String,
     /// At most N items per task (windows for text, conversations for sft-loss; BLiMP takes them evenly across paradigms).
-    #[arg(long)]
+    #[arg(long, value_parser = checks::at_least_one)]
     limit: Option<usize>,
     /// Where to write results.json (default RUN/eval/results.json with --run, else results.json).
     #[arg(long)]
@@ -32,7 +33,7 @@ pub struct EvalArgs {
     #[arg(long)]
     text: Option<PathBuf>,
     /// Window stride for the text task (default: the context length, non-overlapping windows).
-    #[arg(long)]
+    #[arg(long, value_parser = checks::at_least_one)]
     stride: Option<usize>,
     /// Dialogue JSONL for sft-loss (default: the SFT run's held-out conversations).
     #[arg(long)]
@@ -41,13 +42,13 @@ pub struct EvalArgs {
     #[arg(long, default_value = "data/eval")]
     eval_data: PathBuf,
     /// Number of generations for the samples task.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = checks::at_least_one)]
     samples: usize,
     /// Seed for the samples task.
     #[arg(long, default_value_t = 1337)]
     seed: u64,
     /// Most new tokens per generation (gsm8k; samples use at most 96).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = checks::max_new_tokens)]
     max_new_tokens: usize,
     /// Also write every item's per-choice log-likelihoods to this JSONL file (replaced).
     #[arg(long)]
@@ -127,9 +128,34 @@ pub fn run(a: EvalArgs) -> Result<()> {
             .map(|p| ember_train::resolve_checkpoint(p))
             .collect(),
     };
+    // Everything that can be checked before a model is loaded is, so a bad flag or a missing
+    // file fails before any output is touched.
+    for task in &tasks {
+        if let Some(file) = ember_eval::benchmark_file(task) {
+            let path = a.eval_data.join(file);
+            if !path.is_file() {
+                bail!(
+                    "{task}: data file {} not found; give --eval-data DIR (a directory holding {file})",
+                    path.display()
+                );
+            }
+        }
+    }
+    for (flag, path) in [("--text", &a.text), ("--dialogue", &a.dialogue)] {
+        if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
+            bail!("{flag} {}: no such file", p.display());
+        }
+    }
+    for ck in &checkpoints {
+        ember_model::checkpoint::verify(ck)
+            .with_context(|| format!("checking {}", ck.display()))?;
+    }
     let selected = a.device.select()?;
-    if let Some(d) = &a.details {
-        let _ = std::fs::remove_file(d);
+    // Per-item details are written beside their final name and moved there only when every
+    // checkpoint has been evaluated: a failed evaluation leaves an existing file as it was.
+    let details_tmp = a.details.as_ref().map(|d| partial_name(d));
+    if let Some(t) = &details_tmp {
+        let _ = std::fs::remove_file(t);
     }
     let opts = EvalOptions {
         tasks,
@@ -141,7 +167,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         samples: a.samples,
         seed: a.seed,
         max_new_tokens: a.max_new_tokens,
-        details: a.details.clone(),
+        details: details_tmp.clone(),
         reuse_context: !a.no_context_reuse,
     };
     let out = a.out.clone().unwrap_or_else(|| match &a.run {
@@ -149,6 +175,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
         None => PathBuf::from("results.json"),
     });
     let mut results = Results::new(selected.to_string());
+    // Results of a long series are saved after every checkpoint, beside the final name, so an
+    // interrupted series keeps what it measured without replacing an earlier results.json.
+    let partial = partial_name(&out);
     let pb = bar();
     for ck in &checkpoints {
         let mut progress = |task: &str, done: usize, total: usize| {
@@ -156,8 +185,23 @@ pub fn run(a: EvalArgs) -> Result<()> {
             pb.set_length(total as u64);
             pb.set_position(done as u64);
         };
-        let r = evaluate(ck, &selected.device, &opts, &mut progress)
-            .with_context(|| format!("evaluating {}", ck.display()))?;
+        let r = match evaluate(ck, &selected.device, &opts, &mut progress) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(t) = &details_tmp {
+                    let _ = std::fs::remove_file(t);
+                }
+                let kept = if results.checkpoints.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (the checkpoints evaluated before it are in {})",
+                        partial.display()
+                    )
+                };
+                return Err(e).with_context(|| format!("evaluating {}{kept}", ck.display()));
+            }
+        };
         pb.suspend(|| {
             println!(
                 "{} ({:.2}M parameters)",
@@ -169,10 +213,17 @@ pub fn run(a: EvalArgs) -> Result<()> {
             }
         });
         results.checkpoints.push(r);
-        // Saved after every checkpoint, so a long series interrupted keeps what it measured.
-        results.save(&out)?;
+        results.save(&partial)?;
     }
     pb.finish_and_clear();
+    std::fs::rename(&partial, &out)
+        .with_context(|| format!("moving {} to {}", partial.display(), out.display()))?;
+    if let (Some(t), Some(d)) = (&details_tmp, &a.details)
+        && t.exists()
+    {
+        std::fs::rename(t, d)
+            .with_context(|| format!("moving {} to {}", t.display(), d.display()))?;
+    }
     println!("results: {}", out.display());
     if !a.no_report {
         let data = match &a.run {
@@ -190,6 +241,13 @@ pub fn run(a: EvalArgs) -> Result<()> {
         announce(report::write(&data, &html)?);
     }
     Ok(())
+}
+
+/// `results.json` → `results.json.partial`: where a file is written until it is complete.
+fn partial_name(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    path.with_file_name(name)
 }
 
 fn announce((html, md): (PathBuf, PathBuf)) {

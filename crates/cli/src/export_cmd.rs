@@ -15,7 +15,7 @@ pub enum ExportFormat {
 /// Flags of `ember export`.
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// Checkpoint directory to export.
+    /// Checkpoint directory to export, or a run directory (its newest complete checkpoint).
     #[arg(long)]
     checkpoint: PathBuf,
     /// Target format.
@@ -32,8 +32,11 @@ pub struct ExportArgs {
 /// Runs `ember export`.
 pub fn run(a: ExportArgs) -> Result<()> {
     match a.format {
-        ExportFormat::HfGpt2 => ember_model::export::export_hf_gpt2(&a.checkpoint, &a.out, a.force)
-            .with_context(|| format!("exporting {} as hf-gpt2", a.checkpoint.display()))?,
+        ExportFormat::HfGpt2 => {
+            let ck = ember_train::resolve_checkpoint(&a.checkpoint);
+            ember_model::export::export_hf_gpt2(&ck, &a.out, a.force)
+                .with_context(|| format!("exporting {} as hf-gpt2", ck.display()))?
+        }
     }
     eprintln!(
         "wrote {} (transformers: GPT2LMHeadModel.from_pretrained / AutoTokenizer.from_pretrained)",

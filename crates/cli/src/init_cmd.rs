@@ -19,16 +19,16 @@ pub struct InitArgs {
     #[arg(long, default_value = "nano")]
     preset: String,
     /// Override the preset's number of blocks.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::checks::at_least_one)]
     n_layer: Option<usize>,
     /// Override the preset's attention heads per block.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::checks::at_least_one)]
     n_head: Option<usize>,
     /// Override the preset's residual width.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::checks::at_least_one)]
     n_embd: Option<usize>,
     /// Override the preset's context length.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::checks::at_least_one)]
     block_size: Option<usize>,
     /// Weight initialisation seed.
     #[arg(long, default_value_t = 0)]

@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 pub mod bench_cmd;
 pub mod bench_ops;
 pub mod chat_cmd;
+pub mod checks;
 pub mod device_args;
 pub mod eval_cmd;
 pub mod export_cmd;

@@ -20,7 +20,7 @@ pub struct PrepareArgs {
     pub out: PathBuf,
     /// Hold out about this fraction of the text as whole documents (a single-document corpus
     /// gives up its last fraction, as nanoGPT does).
-    #[arg(long, conflicts_with = "val_input")]
+    #[arg(long, conflicts_with = "val_input", value_parser = crate::checks::val_fraction)]
     pub val_fraction: Option<f64>,
     /// Held-out text files (instead of --val-fraction).
     #[arg(long, num_args = 1..)]
@@ -30,7 +30,7 @@ pub struct PrepareArgs {
     #[arg(long)]
     pub doc_separator: Option<String>,
     /// Most tokens per shard file.
-    #[arg(long, default_value_t = 100_000_000)]
+    #[arg(long, default_value_t = 100_000_000, value_parser = crate::checks::at_least_one)]
     pub shard_tokens: usize,
     /// Seed of the held-out document choice.
     #[arg(long, default_value_t = 0)]

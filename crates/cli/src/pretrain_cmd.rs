@@ -22,8 +22,8 @@ pub struct PretrainArgs {
 /// Flags of every training command (`pretrain`, `sft`).
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Run config (TOML; see configs/). Not needed with --resume.
-    #[arg(long, required_unless_present = "resume")]
+    /// Run config (TOML; see configs/). Not with --resume: a run resumes with its own config.
+    #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
     pub config: Option<PathBuf>,
     /// Override a config value, e.g. --set train.max_steps=500 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]

@@ -28,7 +28,7 @@ pub struct TrainArgs {
     #[arg(long, required = true, num_args = 1..)]
     input: Vec<PathBuf>,
     /// Total vocabulary size: 256 byte tokens + merges + the 5 special tokens.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::checks::at_least_one)]
     vocab_size: usize,
     /// Where to write the tokenizer (Hugging Face tokenizer.json format).
     #[arg(long)]
@@ -40,7 +40,7 @@ pub struct TrainArgs {
     #[arg(long)]
     lossy: bool,
     /// Counting threads (default: all cores, or RAYON_NUM_THREADS).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::checks::threads_or_all)]
     threads: usize,
 }
 
@@ -83,10 +83,10 @@ pub struct StatsArgs {
     input: PathBuf,
     /// Encoding threads: 1 encodes the text as one string; more encode ~64 KB line-aligned
     /// chunks in parallel.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::checks::threads)]
     threads: usize,
     /// Encode this many times and report the fastest (steadier speed figures).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::checks::at_least_one)]
     repeat: usize,
     /// Print the figures as one JSON object instead of text.
     #[arg(long)]

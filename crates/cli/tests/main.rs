@@ -1,8 +1,13 @@
 //! End-to-end tests of the `ember` binary, as a user runs it.
 
+// Tests unwrap: a panic carrying the error is how a test fails (clippy.toml, the same for unit tests).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod battery;
 mod bench;
 mod chat;
 mod eval;
+mod fuzz;
 mod generate;
 mod pretrain;
 mod regression;

@@ -28,6 +28,12 @@ pub fn task_file(task: &str) -> &'static str {
     }
 }
 
+/// The benchmark file a task reads from the eval-data directory; `None` for tasks that read
+/// the run's own data (`text`, `sft-loss`) or none (`samples`).
+pub fn benchmark_file(task: &str) -> Option<&'static str> {
+    matches!(task, "hellaswag" | "arc-easy" | "blimp" | "gsm8k").then(|| task_file(task))
+}
+
 /// Reads `path` and converts each non-blank line with `parse`.
 pub fn read_jsonl<T>(
     task: &str,

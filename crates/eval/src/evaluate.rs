@@ -1,7 +1,6 @@
 //! Evaluating one checkpoint on a list of tasks.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -179,7 +178,7 @@ fn write_details(path: &Path, ck: &Path, task: &str, scores: &[choice::ItemScore
         text.push_str(&row.to_string());
         text.push('\n');
     }
-    f.write_all(text.as_bytes())
+    ember_tokenizer::write_all(&mut f, text.as_bytes())
         .map_err(|e| EvalError::io(path, "append", e))
 }
 
@@ -203,10 +202,22 @@ pub fn evaluate(
         seconds: BTreeMap::new(),
         items_per_s: BTreeMap::new(),
     };
+    if opts.limit == Some(0) {
+        return Err(EvalError::Usage(
+            "--limit 0: expected at least 1 item per task".into(),
+        ));
+    }
     for task in &opts.tasks {
         let start = Instant::now();
         let mut report = |done: usize, total: usize| progress(task, done, total);
         let (result, items) = run_task(task, dir, &ck, opts, &mut report)?;
+        // A score over nothing is not a score: an empty input is an error, never 0 or 100%.
+        if items == 0 {
+            return Err(EvalError::Usage(format!(
+                "{task}: no items to score (the input is empty, or every item was invalid or too long for the {}-token context)",
+                ck.config.block_size
+            )));
+        }
         let secs = start.elapsed().as_secs_f64();
         out.seconds.insert(task.clone(), secs);
         out.items_per_s
@@ -235,6 +246,12 @@ fn run_task(
             }
             let (nll, tokens, bytes, windows) =
                 text::score_ids(model, tok, &ids, block, stride, opts.limit, progress)?;
+            if tokens == 0 {
+                return Err(EvalError::Usage(format!(
+                    "text: {source} gives {} tokens, so there is nothing to predict; it needs at least 2 tokens of text",
+                    ids.len()
+                )));
+            }
             let method = if stride == block {
                 format!("{windows} non-overlapping windows of {block} tokens")
             } else {

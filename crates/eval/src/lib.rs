@@ -28,6 +28,7 @@ pub mod results;
 pub mod stats;
 pub mod tasks;
 
+pub use data::benchmark_file;
 pub use error::{EvalError, Result};
 pub use evaluate::{EvalOptions, TASKS, evaluate, is_sft_checkpoint, parse_tasks};
 pub use results::{CheckpointResult, Results, TaskResult};

@@ -114,17 +114,26 @@ fn sibling(dir: &Path, tag: &str) -> PathBuf {
 }
 
 pub(crate) fn write_dir_atomic(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
-    use std::io::Write;
     let tmp = sibling(dir, "tmp");
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| ModelError::io(&tmp, "create directory", e))?;
-    for (name, bytes) in files {
-        let path = tmp.join(name);
-        let mut f = std::fs::File::create(&path).map_err(|e| ModelError::io(&path, "create", e))?;
-        f.write_all(bytes)
-            .map_err(|e| ModelError::io(&path, "write", e))?;
-        f.sync_all()
-            .map_err(|e| ModelError::io(&path, "fsync", e))?;
+    let written = (|| {
+        std::fs::create_dir_all(&tmp).map_err(|e| ModelError::io(&tmp, "create directory", e))?;
+        for (name, bytes) in files {
+            let path = tmp.join(name);
+            let mut f =
+                std::fs::File::create(&path).map_err(|e| ModelError::io(&path, "create", e))?;
+            ember_tokenizer::write_all(&mut f, bytes)
+                .map_err(|e| ModelError::io(&path, "write", e))?;
+            f.sync_all()
+                .map_err(|e| ModelError::io(&path, "fsync", e))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = written {
+        // A full disk or a failed write leaves nothing behind: the half-written directory
+        // goes, and whatever `dir` held before stays as it was.
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
     }
     sync_dir(&tmp);
     // A directory cannot be renamed over a non-empty one: move the old one aside first, and

@@ -120,12 +120,15 @@ impl GptConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("dropout", self.dropout.to_string(), "in [0, 1)");
         }
-        if self.vocab_size > 1 << 24 || self.block_size > 1 << 20 || self.n_embd > 1 << 16 {
-            return bad(
-                "shape",
-                format!("{self:?}"),
-                "vocab ≤ 2^24, block_size ≤ 2^20, n_embd ≤ 2^16",
-            );
+        for (field, v, max) in [
+            ("vocab_size", self.vocab_size, 1 << 24),
+            ("block_size", self.block_size, 1 << 20),
+            ("n_embd", self.n_embd, 1 << 16),
+            ("n_layer", self.n_layer, 1 << 12),
+        ] {
+            if v > max {
+                return bad(field, v.to_string(), &format!("at most {max}"));
+            }
         }
         Ok(())
     }

@@ -79,6 +79,45 @@ pub struct Generation {
     pub tokens_per_sec: f64,
 }
 
+impl SamplingConfig {
+    /// Checks every field's range; the error names the field, the value and what is allowed.
+    /// Library callers get the same checks as the command line's flags.
+    // The negated comparisons are deliberate: they reject NaN, which every `<` test passes.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, value: String, expected: &str| ModelError::Config {
+            field,
+            value,
+            expected: expected.to_string(),
+        };
+        if self.max_new_tokens == 0 {
+            return Err(bad("max_new_tokens", "0".into(), "at least 1"));
+        }
+        if !(self.temperature >= 0.0 && self.temperature <= 10.0) {
+            return Err(bad(
+                "temperature",
+                self.temperature.to_string(),
+                "a number from 0 (greedy) to 10",
+            ));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(bad(
+                "top_p",
+                self.top_p.to_string(),
+                "a number above 0 and at most 1",
+            ));
+        }
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty <= 10.0) {
+            return Err(bad(
+                "repetition_penalty",
+                self.repetition_penalty.to_string(),
+                "a number above 0 and at most 10 (1: off)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Checks the request fits the context window; the error quotes all three numbers.
 pub fn check_fits(prompt_len: usize, max_new: usize, block_size: usize) -> Result<()> {
     if prompt_len == 0 {
@@ -86,11 +125,12 @@ pub fn check_fits(prompt_len: usize, max_new: usize, block_size: usize) -> Resul
             "the prompt is empty; give at least one token".into(),
         ));
     }
-    if prompt_len + max_new > block_size {
+    let total = prompt_len.checked_add(max_new);
+    if total.is_none_or(|t| t > block_size) {
         return Err(ModelError::Generate(format!(
             "prompt of {prompt_len} tokens + max new tokens {max_new} = {} exceeds the context length {block_size}; \
              shorten the prompt or lower --max-new-tokens",
-            prompt_len + max_new
+            total.map_or_else(|| "more than 2^64".to_string(), |t| t.to_string())
         )));
     }
     Ok(())
@@ -182,6 +222,7 @@ pub fn generate(
     cfg: &SamplingConfig,
     mut on_text: impl FnMut(&str) -> bool,
 ) -> Result<Generation> {
+    cfg.validate()?;
     check_fits(prompt.len(), cfg.max_new_tokens, model.block_size)?;
     let device = model.wte.weight.device();
     let start = Instant::now();

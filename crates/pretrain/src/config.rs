@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use ember_model::{GptConfig, MlpKind, NormKind, Positions};
 use ember_train::TrainSection;
+use ember_train::config::FieldError;
 pub use ember_train::config::RunSection;
 use serde::{Deserialize, Serialize};
 
@@ -196,5 +197,49 @@ impl ModelSection {
             }),
             tie_embeddings: Some(c.tie_embeddings),
         }
+    }
+}
+
+/// The names `[model]`'s string fields accept.
+const POSITIONS: [&str; 3] = ["learned", "sinusoidal", "rope"];
+const NORMS: [&str; 2] = ["layernorm", "rmsnorm"];
+const MLPS: [&str; 2] = ["gelu", "swiglu"];
+
+// The negated comparisons are deliberate: they reject NaN, which every `<` test passes.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+impl ember_train::config::Validate for PretrainConfig {
+    fn check(&self) -> Result<(), FieldError> {
+        self.train.check_fields()?;
+        let m = &self.model;
+        for (field, v) in [
+            ("vocab_size", m.vocab_size),
+            ("n_layer", m.n_layer),
+            ("n_head", m.n_head),
+            ("n_embd", m.n_embd),
+            ("block_size", m.block_size),
+        ] {
+            if v == Some(0) {
+                return Err(FieldError::new(format!("model.{field}"), 0, "at least 1"));
+            }
+        }
+        if let Some(d) = m.dropout.filter(|d| !(*d >= 0.0 && *d < 1.0)) {
+            return Err(FieldError::new("model.dropout", d, "in [0, 1)"));
+        }
+        let enums: [(&str, &Option<String>, &[&str]); 4] = [
+            ("preset", &m.preset, &ember_model::PRESETS),
+            ("positions", &m.positions, &POSITIONS),
+            ("norm", &m.norm, &NORMS),
+            ("mlp", &m.mlp, &MLPS),
+        ];
+        for (field, value, options) in enums {
+            if let Some(v) = value.as_ref().filter(|v| !options.contains(&v.as_str())) {
+                return Err(FieldError::new(
+                    format!("model.{field}"),
+                    format!("{v:?}"),
+                    format!("one of {}", options.join(", ")),
+                ));
+            }
+        }
+        Ok(())
     }
 }

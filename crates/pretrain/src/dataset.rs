@@ -31,7 +31,7 @@ impl TokenStream {
 
     /// Ids `start..start + n` (clamped to the end), across shard boundaries.
     pub fn read(&self, start: usize, n: usize, out: &mut Vec<u32>) {
-        let end = (start + n).min(self.len);
+        let end = start.saturating_add(n).min(self.len);
         let mut pos = start;
         while pos < end {
             let k = self.starts.partition_point(|&s| s <= pos) - 1;
@@ -129,6 +129,16 @@ impl Prepared {
                     ));
                 }
                 let shard = Shard::open(&dir.join(file), &sha)?;
+                let vocab = tokenizer.vocab_size();
+                if shard.header.vocab_size as usize != vocab {
+                    return Err(bad(
+                        shard.path(),
+                        format!(
+                            "header says the vocabulary has {} ids, the tokenizer has {vocab}: the shard is damaged; run `ember prepare` again",
+                            shard.header.vocab_size
+                        ),
+                    ));
+                }
                 let listed = s.get("tokens").and_then(Value::as_u64);
                 if listed != Some(shard.header.tokens) {
                     return Err(bad(

@@ -381,6 +381,37 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
     ));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| PretrainError::io(&tmp, "create directory", e))?;
+    // Everything is written into `tmp`; on any failure (a full disk, say) it is removed, so no
+    // half-written directory is left, and an existing --out stays as it was.
+    let result = write_prepared(opts, &tok, &texts, &train_docs, &val_docs, &policy, &tmp);
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    let (train, val, total_bytes) = result?;
+    let n =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    Ok(PrepareReport {
+        train_tokens: n(&train, "tokens"),
+        val_tokens: n(&val, "tokens"),
+        train_docs: train_docs.len(),
+        val_docs: val_docs.len(),
+        bytes: total_bytes,
+        seconds: t0.elapsed().as_secs_f64(),
+        val_policy: policy,
+    })
+}
+
+/// Writes the shards, tokenizer and meta.json into `tmp` and swaps it into place; returns
+/// the two splits' meta entries and the input bytes.
+fn write_prepared(
+    opts: &PrepareOptions,
+    tok: &Tokenizer,
+    texts: &[String],
+    train_docs: &[Doc],
+    val_docs: &[Doc],
+    policy: &str,
+    tmp: &Path,
+) -> Result<(serde_json::Value, serde_json::Value, u64)> {
     let header = Header {
         width: width_for(tok.vocab_size()),
         tokens: 0,
@@ -389,12 +420,12 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
     };
     let total_bytes: u64 = train_docs
         .iter()
-        .chain(&val_docs)
+        .chain(val_docs)
         .map(|d| d.range.len() as u64)
         .sum();
     let pb = bar(total_bytes, opts.progress);
     let writer = |split| ShardWriter {
-        dir: &tmp,
+        dir: tmp,
         split,
         header: header.clone(),
         max: opts.shard_tokens,
@@ -402,14 +433,14 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
         shards: Vec::new(),
         total: 0,
     };
-    let train = write_split(&tok, &texts, &train_docs, writer("train"), &pb)?;
-    let val = write_split(&tok, &texts, &val_docs, writer("val"), &pb)?;
+    let train = write_split(tok, texts, train_docs, writer("train"), &pb)?;
+    let val = write_split(tok, texts, val_docs, writer("val"), &pb)?;
     pb.finish_and_clear();
     let inputs: Vec<serde_json::Value> = opts
         .inputs
         .iter()
         .chain(if let ValSplit::Files(f) = &opts.val { f.iter() } else { [].iter() })
-        .zip(&texts)
+        .zip(texts)
         .map(|(p, t)| json!({"path": p.display().to_string(), "bytes": t.len(), "sha256": hex(&Sha256::digest(t.as_bytes()))}))
         .collect();
     let meta = json!({
@@ -425,18 +456,8 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
         &tmp.join("meta.json"),
         (serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n").as_bytes(),
     )?;
-    swap_into_place(&tmp, &opts.out)?;
-    let n =
-        |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-    Ok(PrepareReport {
-        train_tokens: n(&train, "tokens"),
-        val_tokens: n(&val, "tokens"),
-        train_docs: train_docs.len(),
-        val_docs: val_docs.len(),
-        bytes: total_bytes,
-        seconds: t0.elapsed().as_secs_f64(),
-        val_policy: policy,
-    })
+    swap_into_place(tmp, &opts.out)?;
+    Ok((train, val, total_bytes))
 }
 
 fn swap_into_place(tmp: &Path, out: &Path) -> Result<()> {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use ember_model::SelectedDevice;
+use ember_train::config::ConfigSource;
 use ember_train::{FaultPlan, Outcome, Run, Start};
 
 use crate::config::{ModelSection, PretrainConfig};
@@ -32,10 +33,15 @@ pub struct PretrainOptions {
 }
 
 /// Reads the config of a new run, or of the run being resumed (its saved `config.toml`; the
-/// run directory wins over `run.out_dir`).
-pub fn load_config(opts: &PretrainOptions) -> Result<PretrainConfig> {
+/// run directory wins over `run.out_dir`), with its source for errors that need the model.
+pub fn load_config(opts: &PretrainOptions) -> Result<(PretrainConfig, ConfigSource)> {
     match (&opts.resume, &opts.config) {
-        (Some(run), _) => {
+        (Some(_), Some(config)) => Err(crate::error::PretrainError::Option {
+            option: "--config",
+            value: config.display().to_string(),
+            expected: "no config with --resume (a run resumes with the config saved in it)".into(),
+        }),
+        (Some(run), None) => {
             let path = run.join("config.toml");
             if !path.is_file() {
                 return Err(ember_train::TrainError::Resume {
@@ -45,11 +51,12 @@ pub fn load_config(opts: &PretrainOptions) -> Result<PretrainConfig> {
                 }
                 .into());
             }
-            let mut c: PretrainConfig = ember_train::config::load(&path, &opts.sets)?;
+            let (mut c, source): (PretrainConfig, _) =
+                ember_train::config::load_with_source(&path, &opts.sets)?;
             c.run.out_dir = run.clone();
-            Ok(c)
+            Ok((c, source))
         }
-        (None, Some(path)) => Ok(ember_train::config::load(path, &opts.sets)?),
+        (None, Some(path)) => Ok(ember_train::config::load_with_source(path, &opts.sets)?),
         (None, None) => Err(crate::error::PretrainError::Option {
             option: "--config",
             value: "nothing".into(),
@@ -60,10 +67,7 @@ pub fn load_config(opts: &PretrainOptions) -> Result<PretrainConfig> {
 
 /// Runs pretraining; prints the resolved config first.
 pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
-    let mut config = load_config(&opts)?;
-    if opts.restart && opts.resume.is_none() {
-        ember_train::state::clear_run(&config.run.out_dir)?;
-    }
+    let (mut config, source) = load_config(&opts)?;
     let data = Prepared::open(&config.data.dir)?;
     let init = match (&opts.resume, &config.init) {
         (None, Some(i)) => Some(ember_train::resolve_checkpoint(&i.checkpoint)),
@@ -77,6 +81,11 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
         }
         _ => config.model.resolve(data.tokenizer.vocab_size())?,
     };
+    // The batch must be a whole number of context-long rows: checked before any data is read.
+    config
+        .train
+        .check(model_config.block_size)
+        .map_err(|e| source.error(e))?;
     config.model = ModelSection::resolved(&model_config);
     let config_toml = ember_train::config::to_toml(&config);
     println!("resolved config:\n{config_toml}");
@@ -95,6 +104,10 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
         data.val.len(),
         model_config.num_params()
     );
+    // Only now, with the config, the model and the data all checked, is the old run deleted.
+    if opts.restart && opts.resume.is_none() {
+        ember_train::state::clear_run(&config.run.out_dir)?;
+    }
     let run = Run {
         dir: config.run.out_dir.clone(),
         title: format!("{} — loss", title_of(&config.run.out_dir)),

@@ -1,5 +1,8 @@
 //! Integration tests of data preparation, shards and pretraining runs (one binary).
 
+// Tests unwrap: a panic carrying the error is how a test fails (clippy.toml, the same for unit tests).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod prepare;
 mod runs;

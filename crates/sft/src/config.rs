@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use ember_train::TrainSection;
+use ember_train::config::FieldError;
 pub use ember_train::config::RunSection;
 use serde::{Deserialize, Serialize};
 
@@ -71,4 +72,52 @@ fn default_val() -> f64 {
 
 fn default_val_max() -> usize {
     200
+}
+
+// The negated comparisons are deliberate: they reject NaN, which every `<` test passes.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+impl ember_train::config::Validate for SftConfig {
+    fn check(&self) -> Result<(), FieldError> {
+        self.train.check_fields()?;
+        let d = &self.data;
+        if d.files.is_empty() {
+            return Err(FieldError::new(
+                "data.files",
+                "[]",
+                "at least one [[data.files]] table with a path",
+            ));
+        }
+        for (i, f) in d.files.iter().enumerate() {
+            if !(f.epochs > 0.0 && f.epochs <= 1000.0) {
+                return Err(FieldError::new(
+                    format!("data.files[{i}].epochs"),
+                    f.epochs,
+                    "a number above 0 and at most 1000 (fractions take a seeded subset)",
+                ));
+            }
+        }
+        if !(d.val_fraction >= 0.0 && d.val_fraction < 1.0) {
+            return Err(FieldError::new(
+                "data.val_fraction",
+                d.val_fraction,
+                "a fraction from 0 (no held-out conversations) to below 1",
+            ));
+        }
+        let s = &self.sample;
+        if s.max_new_tokens == 0 || s.max_new_tokens > 1 << 20 {
+            return Err(FieldError::new(
+                "sample.max_new_tokens",
+                s.max_new_tokens,
+                "1 to 1048576",
+            ));
+        }
+        if !(s.temperature >= 0.0 && s.temperature <= 10.0) {
+            return Err(FieldError::new(
+                "sample.temperature",
+                s.temperature,
+                "a number from 0 (greedy) to 10",
+            ));
+        }
+        Ok(())
+    }
 }

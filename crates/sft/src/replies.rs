@@ -126,7 +126,7 @@ pub fn sample_replies(
             top_k: s.top_k,
             top_p: 1.0,
             repetition_penalty: 1.0,
-            seed: s.seed + i as u64,
+            seed: s.seed.wrapping_add(i as u64),
             stop_ids: stop_ids.clone(),
             stop_strings: vec![],
         };

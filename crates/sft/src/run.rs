@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use ember_model::{SelectedDevice, checkpoint};
 use ember_tokenizer::{ChatTokens, Tokenizer};
+use ember_train::config::ConfigSource;
 use ember_train::{FaultPlan, Outcome, Run, Start, mix_seed};
 
 use crate::batches::{Example, RenderStats, SftTask, render_all};
@@ -53,11 +54,18 @@ pub struct SftReport {
     pub replies: crate::replies::ReplyStats,
 }
 
-/// Reads the config of a new run or of the run being resumed.
-pub fn load_config(opts: &SftOptions) -> Result<SftConfig> {
+/// Reads the config of a new run or of the run being resumed, with its source for errors
+/// that need the model.
+pub fn load_config(opts: &SftOptions) -> Result<(SftConfig, ConfigSource)> {
     let bad = |m: String| SftError::Config(m);
-    let mut c: SftConfig = match (&opts.resume, &opts.config) {
-        (Some(run), _) => {
+    let (mut c, source): (SftConfig, ConfigSource) = match (&opts.resume, &opts.config) {
+        (Some(_), Some(config)) => {
+            return Err(bad(format!(
+                "--config {}: not with --resume (a run resumes with the config saved in it)",
+                config.display()
+            )));
+        }
+        (Some(run), None) => {
             let p = run.join("config.toml");
             if !p.is_file() {
                 return Err(bad(format!(
@@ -65,11 +73,12 @@ pub fn load_config(opts: &SftOptions) -> Result<SftConfig> {
                     run.display()
                 )));
             }
-            let mut c: SftConfig = ember_train::config::load(&p, &opts.sets)?;
+            let (mut c, source): (SftConfig, _) =
+                ember_train::config::load_with_source(&p, &opts.sets)?;
             c.run.out_dir = run.clone();
-            c
+            (c, source)
         }
-        (None, Some(p)) => ember_train::config::load(p, &opts.sets)?,
+        (None, Some(p)) => ember_train::config::load_with_source(p, &opts.sets)?,
         (None, None) => {
             return Err(bad(
                 "--config: a config file (see configs/sft.toml) or --resume RUN is needed".into(),
@@ -79,7 +88,7 @@ pub fn load_config(opts: &SftOptions) -> Result<SftConfig> {
     if let Some(i) = &opts.init {
         c.init.checkpoint = i.clone();
     }
-    Ok(c)
+    Ok((c, source))
 }
 
 /// Splits one file's conversations into (train, held-out) by a seeded choice.
@@ -171,10 +180,7 @@ pub fn file_splits(config: &SftConfig) -> Result<Vec<FileSplit>> {
 
 /// Runs fine-tuning; prints the resolved config and the data summary first.
 pub fn sft(opts: SftOptions) -> Result<SftReport> {
-    let config = load_config(&opts)?;
-    if opts.restart && opts.resume.is_none() {
-        ember_train::state::clear_run(&config.run.out_dir)?;
-    }
+    let (config, source) = load_config(&opts)?;
     let ck_dir = ember_train::resolve_checkpoint(&config.init.checkpoint);
     let files = checkpoint::verify(&ck_dir)?;
     let model_config = files.config(&ck_dir)?;
@@ -184,7 +190,7 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
     )?;
     let chat = ChatTokens::of(&tokenizer)?;
     let context = model_config.block_size;
-    let micro = config.train.validate(context)?;
+    let micro = config.train.check(context).map_err(|e| source.error(e))?;
     let (mut train, mut val, mut render, mut invalid) =
         (Vec::new(), Vec::new(), RenderStats::default(), 0);
     let (mut n_train, mut n_val) = (0, 0);
@@ -236,6 +242,10 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
     );
     let config_toml = ember_train::config::to_toml(&config);
     println!("resolved config:\n{config_toml}");
+    // Only now, with the config, the model and the data all checked, is the old run deleted.
+    if opts.restart && opts.resume.is_none() {
+        ember_train::state::clear_run(&config.run.out_dir)?;
+    }
     let run = Run {
         dir: config.run.out_dir.clone(),
         title: "SFT — held-out assistant loss".into(),

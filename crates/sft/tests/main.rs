@@ -1,4 +1,7 @@
 //! Integration tests of the SFT crate (one binary).
 
+// Tests unwrap: a panic carrying the error is how a test fails (clippy.toml, the same for unit tests).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod batches;
 mod data;

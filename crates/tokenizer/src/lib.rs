@@ -40,7 +40,7 @@ mod validate;
 
 pub use chat::{CHAT_TEMPLATE, ChatTokens, Message, Rendered, Role, render_chat, render_prompt};
 pub use error::{Error, Result};
-pub use fsutil::{utf8_error_at, write_atomic};
+pub use fsutil::{fail_writes_after, utf8_error_at, write_all, write_atomic};
 pub use pretokenizer::{SPLIT_PATTERN, split};
 pub use tokenizer::{ASSISTANT, DEFAULT_SPECIALS, END, ENDOFTEXT, SYSTEM, Tokenizer, USER};
 pub use trainer::{MAX_VOCAB, TrainReport, TrainerConfig, train, train_from_texts};

@@ -12,14 +12,201 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
 
-/// Reads `path` as TOML into `T`, applying `sets` (`section.key=value`) on top.
-pub fn load<T: DeserializeOwned>(path: &Path, sets: &[String]) -> Result<T> {
+/// A config value out of range: its dotted key (`train.batch_size`), the value and what is
+/// allowed. [`ConfigSource::error`] turns it into an error naming the line that set it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// `section.key`, or `section.list[i].key` for a table in an array.
+    pub key: String,
+    /// The bad value, as written.
+    pub value: String,
+    /// What is allowed.
+    pub expected: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(key: impl Into<String>, value: impl ToString, expected: impl Into<String>) -> Self {
+        FieldError {
+            key: key.into(),
+            value: value.to_string(),
+            expected: expected.into(),
+        }
+    }
+}
+
+/// A config whose every numeric field and enum can be checked on its own, at load time,
+/// before anything is read or written.
+pub trait Validate {
+    /// The first field out of range.
+    fn check(&self) -> std::result::Result<(), FieldError>;
+}
+
+/// Where a config came from (file text and `--set` overrides), so an out-of-range value is
+/// reported at the line, or the `--set`, that gave it.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// The file's path as given.
+    pub origin: String,
+    text: String,
+    sets: Vec<String>,
+}
+
+impl ConfigSource {
+    /// A source for `text` read from `origin`, with `sets` applied on top.
+    pub fn new(origin: impl Into<String>, text: impl Into<String>, sets: &[String]) -> Self {
+        ConfigSource {
+            origin: origin.into(),
+            text: text.into(),
+            sets: sets.to_vec(),
+        }
+    }
+
+    /// `FILE:LINE` of the line that sets `key` (`section.key`; an index such as
+    /// `data.files[1].epochs` finds the second `[[data.files]]` table), the `--set` that
+    /// overrides it, or `FILE (default)` when neither sets it.
+    pub fn locate(&self, key: &str) -> String {
+        self.locate_value(key, "")
+    }
+
+    /// [`ConfigSource::locate`], preferring, where several lines set the field, the one that
+    /// sets it to `value`.
+    pub fn locate_value(&self, key: &str, value: &str) -> String {
+        let plain = strip_indices(key);
+        // A `--set` of the field itself, or of a table or array that holds it.
+        if let Some(set) = self.sets.iter().rev().find(|s| {
+            s.split_once('=').is_some_and(|(k, _)| {
+                let k = k.trim();
+                plain == k || plain.starts_with(&format!("{k}."))
+            })
+        }) {
+            return format!("--set {set}");
+        }
+        match self.line_of(key, value) {
+            Some(line) => format!("{}:{line}", self.origin),
+            None => format!("{} (default)", self.origin),
+        }
+    }
+
+    fn line_of(&self, key: &str, value: &str) -> Option<usize> {
+        // `section.sub[i].field` → the table header `section.sub`, its i-th occurrence, `field`.
+        let (table, field) = key.rsplit_once('.')?;
+        let (table, index) = match table.split_once('[') {
+            Some((t, rest)) => (t, rest.trim_end_matches(']').parse::<usize>().ok()?),
+            None => (table, 0),
+        };
+        let mut seen: Option<usize> = None;
+        let mut inside = false;
+        for (i, raw) in self.text.lines().enumerate() {
+            let line = raw.trim();
+            if let Some(h) = line.strip_prefix('[') {
+                let name = h
+                    .trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim();
+                inside = name == table;
+                if inside {
+                    seen = Some(seen.map_or(0, |n| n + 1));
+                }
+                continue;
+            }
+            if inside && seen == Some(index) {
+                let k = line
+                    .split('=')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_matches('"');
+                if line.contains('=') && k == field {
+                    return Some(i + 1);
+                }
+            }
+        }
+        // Inline tables (`files = [{ path = "a" }, { path = "b", epochs = -1 }]`): a line that
+        // sets the field to the value, else the index-th line that sets it.
+        let lines: Vec<usize> = self
+            .text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| sets_field(l, field, ""))
+            .map(|(i, _)| i + 1)
+            .collect();
+        let with_value = self
+            .text
+            .lines()
+            .enumerate()
+            .find(|(_, l)| !value.is_empty() && sets_field(l, field, value))
+            .map(|(i, _)| i + 1);
+        with_value.or_else(|| lines.get(index).copied())
+    }
+
+    /// The error for a field out of range, at its line.
+    pub fn error(&self, e: FieldError) -> TrainError {
+        TrainError::Config {
+            origin: self.locate_value(&e.key, &e.value),
+            message: format!("{} = {}: expected {}", e.key, e.value, e.expected),
+        }
+    }
+}
+
+/// True when `line` has `field = value…` with `field` not part of a longer name (any value
+/// when `value` is empty).
+fn sets_field(line: &str, field: &str, value: &str) -> bool {
+    let line = line.split('#').next().unwrap_or("");
+    line.match_indices(field).any(|(at, _)| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + field.len()..].trim_start();
+        before.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            && after.starts_with('=')
+            && !after.starts_with("==")
+            && after[1..].trim_start().starts_with(value)
+    })
+}
+
+fn strip_indices(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut depth = 0;
+    for c in key.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            c if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Reads `path` as TOML into `T`, applying `sets` (`section.key=value`) on top, and checks
+/// every field's range ([`Validate`]); errors name the file and line, or the `--set`.
+pub fn load<T: DeserializeOwned + Validate>(path: &Path, sets: &[String]) -> Result<T> {
+    load_with_source(path, sets).map(|(t, _)| t)
+}
+
+/// [`load`], also returning the source so that later checks (those needing the model's
+/// shape) can still point at the line.
+pub fn load_with_source<T: DeserializeOwned + Validate>(
+    path: &Path,
+    sets: &[String],
+) -> Result<(T, ConfigSource)> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::Config {
+    let bytes = std::fs::read(path).map_err(|e| TrainError::Config {
         origin: origin.clone(),
         message: format!("cannot read: {e}"),
     })?;
-    from_str_with_sets(&text, &origin, sets)
+    let text = String::from_utf8(bytes).map_err(|e| TrainError::Config {
+        origin: origin.clone(),
+        message: format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ),
+    })?;
+    let config: T = from_str_with_sets(&text, &origin, sets)?;
+    let source = ConfigSource::new(origin, text, sets);
+    config.check().map_err(|e| source.error(e))?;
+    Ok((config, source))
 }
 
 /// Like [`load`], from TOML text; `origin` names the text in errors.
@@ -155,8 +342,8 @@ pub struct TrainSection {
     pub log_every: u64,
     /// Steps with a non-finite loss or gradient norm that may be skipped before the run stops.
     pub max_skipped_steps: u64,
-    /// Peak FLOP/s of the device for the MFU estimate; unset: an estimate for CPUs
-    /// (80 GFLOP/s per core, AVX2 FMA at 2.5 GHz) and no MFU on GPUs.
+    /// Peak FLOP/s of the device for the MFU estimate; unset: derived from the CPU's vector
+    /// width and clock (`peak::cpu_peak`), and no MFU on GPUs.
     pub peak_flops: Option<f64>,
 }
 
@@ -188,68 +375,92 @@ impl Default for TrainSection {
 }
 
 impl TrainSection {
-    /// Checks ranges and returns the number of micro-batches per step for `context` tokens
-    /// per sequence.
+    /// Checks every field that does not depend on the model (ranges, NaN, ordering).
     // The negated comparisons are deliberate: they reject NaN, which every `<` test passes.
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
-    pub fn validate(&self, context: usize) -> Result<usize> {
-        let bad = |field: &str, value: String, expected: &str| TrainError::Config {
-            origin: "[train]".into(),
-            message: format!("{field} = {value}: expected {expected}"),
+    pub fn check_fields(&self) -> std::result::Result<(), FieldError> {
+        let bad = |field: &str, value: String, expected: &str| {
+            Err(FieldError::new(format!("train.{field}"), value, expected))
         };
-        if self.batch_size == 0 {
-            return Err(bad("batch_size", "0".into(), "at least 1"));
+        if !(1..=1 << 16).contains(&self.batch_size) {
+            return bad("batch_size", self.batch_size.to_string(), "1 to 65536");
         }
         if self.max_steps == 0 {
-            return Err(bad("max_steps", "0".into(), "at least 1"));
+            return bad("max_steps", "0".into(), "at least 1");
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(bad("lr", self.lr.to_string(), "a positive number"));
+            return bad("lr", self.lr.to_string(), "a positive number");
         }
         if !(self.min_lr >= 0.0 && self.min_lr <= self.lr) {
-            return Err(bad("min_lr", self.min_lr.to_string(), "between 0 and lr"));
+            return bad("min_lr", self.min_lr.to_string(), "between 0 and lr");
         }
         if self.warmup_steps > self.max_steps {
-            return Err(bad(
+            return bad(
                 "warmup_steps",
                 self.warmup_steps.to_string(),
                 "at most max_steps",
-            ));
+            );
         }
         for (f, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             if !(0.0..1.0).contains(&v) {
-                return Err(bad(f, v.to_string(), "in [0, 1)"));
+                return bad(f, v.to_string(), "in [0, 1)");
             }
         }
-        if !(self.eps > 0.0) {
-            return Err(bad("eps", self.eps.to_string(), "a positive number"));
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return bad("eps", self.eps.to_string(), "a positive number");
         }
-        if !(self.weight_decay >= 0.0) || !(self.grad_clip >= 0.0) {
-            return Err(bad(
-                "weight_decay/grad_clip",
-                format!("{}/{}", self.weight_decay, self.grad_clip),
-                "0 or more",
-            ));
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad("weight_decay", self.weight_decay.to_string(), "0 or more");
+        }
+        if !(self.grad_clip >= 0.0 && self.grad_clip.is_finite()) {
+            return bad("grad_clip", self.grad_clip.to_string(), "0 (off) or more");
         }
         if self.keep_last == 0 {
-            return Err(bad(
+            return bad(
                 "keep_last",
                 "0".into(),
                 "at least 1 (the newest checkpoint is never deleted)",
-            ));
+            );
         }
-        let per_micro = self.batch_size * context;
-        match self.total_batch_tokens {
-            None => Ok(1),
-            Some(t) if t >= per_micro && t % per_micro == 0 => Ok(t / per_micro),
-            Some(t) => Err(bad(
+        if let Some(p) = self.peak_flops.filter(|p| !(*p > 0.0 && p.is_finite())) {
+            return bad("peak_flops", p.to_string(), "a positive number of FLOP/s");
+        }
+        if self.total_batch_tokens == Some(0) {
+            return bad(
                 "total_batch_tokens",
-                t.to_string(),
-                &format!(
-                    "a positive multiple of batch_size × context = {} × {context} = {per_micro}",
-                    self.batch_size
+                "0".into(),
+                "a positive multiple of batch_size × context",
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks the fields and that `total_batch_tokens` is a whole number of micro-batches of
+    /// `context` tokens per sequence; returns the micro-batches per step.
+    pub fn check(&self, context: usize) -> std::result::Result<usize, FieldError> {
+        self.check_fields()?;
+        let per_micro = self.batch_size.checked_mul(context);
+        match (self.total_batch_tokens, per_micro) {
+            (None, _) => Ok(1),
+            (Some(t), Some(p)) if t >= p && t.is_multiple_of(p) => Ok(t / p),
+            (Some(t), _) => Err(FieldError::new(
+                "train.total_batch_tokens",
+                t,
+                format!(
+                    "a positive multiple of batch_size × context = {} × {context} = {}",
+                    self.batch_size,
+                    per_micro.map_or_else(|| "too many".to_string(), |p| p.to_string())
                 ),
             )),
         }
+    }
+
+    /// [`TrainSection::check`] as an error of this crate (for callers without the config's
+    /// source; runs started from a file report the line instead).
+    pub fn validate(&self, context: usize) -> Result<usize> {
+        self.check(context).map_err(|e| TrainError::Config {
+            origin: "[train]".into(),
+            message: format!("{} = {}: expected {}", e.key, e.value, e.expected),
+        })
     }
 }

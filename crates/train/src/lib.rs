@@ -21,6 +21,7 @@ mod error;
 pub mod fused_adamw;
 pub mod metrics;
 pub mod optim;
+pub mod peak;
 pub mod progress;
 mod resume;
 pub mod schedule;

@@ -105,8 +105,7 @@ impl MetricsLog {
     /// Appends one row.
     pub fn push(&mut self, row: Row) -> Result<()> {
         let line = serde_json::to_string(&row).unwrap_or_default() + "\n";
-        self.file
-            .write_all(line.as_bytes())
+        ember_tokenizer::write_all(&mut self.file, line.as_bytes())
             .and_then(|_| self.file.flush())
             .map_err(|e| TrainError::io(&self.path, "append", e))?;
         self.rows.push(row);

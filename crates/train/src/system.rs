@@ -20,6 +20,12 @@ pub struct SystemInfo {
     pub os: String,
     /// Ember version.
     pub ember_version: String,
+    /// Peak FLOP/s that MFU is measured against (absent in runs made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_flops: Option<f64>,
+    /// How the peak was obtained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_source: Option<String>,
 }
 
 impl SystemInfo {
@@ -42,6 +48,8 @@ impl SystemInfo {
                 .unwrap_or(1),
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
             ember_version: env!("CARGO_PKG_VERSION").to_string(),
+            peak_flops: None,
+            peak_source: None,
         }
     }
 

@@ -34,13 +34,17 @@ pub enum Start {
     Resume,
 }
 
-/// Faults to inject, for tests of the guards (from `EMBER_FAULTS`, e.g. `nan@5,abort-save@6`).
+/// Faults to inject, for tests of the guards (from `EMBER_FAULTS`, e.g. `nan@5,abort-save@6`,
+/// `enospc-save@10`; `enospc@BYTES`, read by the file writers themselves, fills the disk
+/// after that many bytes in any command).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultPlan {
     /// Steps whose loss is made NaN.
     pub nan_at: Vec<u64>,
     /// Step whose save aborts the process before its final rename.
     pub abort_save_at: Option<u64>,
+    /// Step whose save finds the disk full halfway through the weights.
+    pub enospc_save_at: Option<u64>,
 }
 
 impl FaultPlan {
@@ -51,6 +55,7 @@ impl FaultPlan {
             match part.trim().split_once('@') {
                 Some(("nan", s)) => plan.nan_at.extend(s.parse::<u64>().ok()),
                 Some(("abort-save", s)) => plan.abort_save_at = s.parse().ok(),
+                Some(("enospc-save", s)) => plan.enospc_save_at = s.parse().ok(),
                 _ => {}
             }
         }
@@ -122,17 +127,23 @@ pub fn train(run: &Run<'_>, task: &dyn Task) -> Result<Outcome> {
     ember_tokenizer::write_atomic(&run.dir.join("config.toml"), run.config_toml.as_bytes())
         .map_err(|e| TrainError::Data(e.to_string()))?;
     let log = MetricsLog::open(&run.dir, resumed.then_some(state.step))?;
-    crate::system::SystemInfo::here(&run.device.to_string()).save(&run.dir)?;
-    let peak = run.train.peak_flops.or_else(|| {
-        (!run.device.is_wgpu).then(|| {
-            let threads = std::env::var("RAYON_NUM_THREADS")
-                .ok()
-                .and_then(|v| v.parse::<usize>().ok())
-                .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
-                .unwrap_or(1);
-            threads as f64 * 80e9
-        })
-    });
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1);
+    let peak = crate::peak::run_peak(run.train.peak_flops, run.device.is_wgpu, threads);
+    let mut system = crate::system::SystemInfo::here(&run.device.to_string());
+    if let Some(p) = &peak {
+        system.peak_flops = Some(p.flops);
+        system.peak_source = Some(p.source.clone());
+    }
+    system.save(&run.dir)?;
+    if let Some(p) = &peak {
+        println!("MFU peak: {}", p.source);
+    }
+    let peak = peak.map(|p| p.flops);
     let mut lp = Loop {
         run,
         task,
@@ -410,6 +421,10 @@ impl Loop<'_, '_> {
                     state::checkpoints_dir(&self.run.dir).display()
                 ),
             });
+        }
+        if self.run.faults.enospc_save_at == Some(step) {
+            // Half the f32 weights: the disk fills in the middle of model.safetensors.
+            ember_tokenizer::fail_writes_after(2 * self.run.model_config.num_params() as u64);
         }
         let dir = state::save(
             &self.run.dir,

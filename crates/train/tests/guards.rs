@@ -18,7 +18,7 @@ fn a_nan_loss_is_skipped_logged_and_never_saved() {
     );
     r.faults = FaultPlan {
         nan_at: vec![2, 5],
-        abort_save_at: None,
+        ..FaultPlan::default()
     };
     let out = train(&r, &Cycle::new(4)).unwrap();
     assert_eq!(out.skipped_steps, 2);
@@ -48,7 +48,7 @@ fn too_many_non_finite_steps_stop_the_run_keeping_the_last_good_checkpoint() {
     let mut r = run(dir.path(), &tok, t, Start::Fresh);
     r.faults = FaultPlan {
         nan_at: vec![5, 6, 7],
-        abort_save_at: None,
+        ..FaultPlan::default()
     };
     let err = train(&r, &Cycle::new(4)).unwrap_err().to_string();
     assert!(

@@ -72,6 +72,9 @@ pub fn gather_run(run: &Path) -> Result<ReportData> {
                 "hardware".into(),
                 format!("{} ({} threads), {}", s.cpu, s.threads, s.os),
             ));
+            if let Some(src) = s.peak_source {
+                d.facts.push(("peak for MFU".into(), src));
+            }
         }
         None => d.facts.push((
             "device".into(),

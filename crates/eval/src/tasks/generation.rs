@@ -188,7 +188,7 @@ pub struct Sample {
 pub struct SamplesResult {
     /// Whether prompts went through the chat template.
     pub chat: bool,
-    /// The seed (sample i uses seed + i).
+    /// The seed (sample i uses seed + i, wrapping past 2⁶⁴).
     pub seed: u64,
     /// Temperature used.
     pub temperature: f32,
@@ -223,7 +223,7 @@ pub fn samples(
             max_new_tokens: max_new.min(block.saturating_sub(ids.len())),
             temperature,
             top_k: 200,
-            seed: seed + i as u64,
+            seed: seed.wrapping_add(i as u64),
             stop_ids: stop_ids(tok),
             ..SamplingConfig::default()
         };
