@@ -18,6 +18,9 @@
 //! The fifth is layer normalisation, forward and backward ([`layer_norm_forward`],
 //! [`layer_norm_backward`]): one pass per row each way instead of Burn's composition.
 //!
+//! Besides the training kernels, [`max_u16_le`] and [`max_u32_le`] find the largest token id in
+//! a shard's bytes, the range check run on every shard when it is opened.
+//!
 //! The kernels work on plain slices so they can be tested and benchmarked without a tensor
 //! library; `ember-model` plugs them into Burn as a backend extension.
 //!
@@ -65,6 +68,7 @@ mod attention;
 mod exp;
 mod gelu;
 mod heads;
+mod ids;
 mod lanes;
 mod layer_norm;
 mod matmul;
@@ -75,5 +79,6 @@ pub use attention::{AttnShape, causal_attention_backward, causal_attention_forwa
 pub use exp::{exp, exp_slice};
 pub use gelu::{erf, gelu_backward, gelu_forward};
 pub use heads::{HeadLayout, heads_to_rows, rope_in_place, rows_to_heads};
+pub use ids::{max_u16_le, max_u32_le};
 pub use layer_norm::{layer_norm_backward, layer_norm_forward};
 pub use softmax_xent::{nll_backward, nll_backward_in_place, nll_forward};

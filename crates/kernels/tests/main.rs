@@ -7,5 +7,6 @@ mod adamw;
 mod attention;
 mod exp;
 mod gelu;
+mod ids;
 mod layer_norm;
 mod softmax_xent;
