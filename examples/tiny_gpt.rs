@@ -90,6 +90,7 @@ fn run(out: &Path, steps: u64) -> Result<(f64, f64)> {
         stop: Arc::new(AtomicBool::new(false)),
         faults: FaultPlan::default(),
         title: "tiny_gpt".into(),
+        stage: ember_formats::run::Stage::Pretrain,
     };
     let outcome = train(&run, &task)?;
     let first = std::fs::read_to_string(run.dir.join("metrics.jsonl"))?

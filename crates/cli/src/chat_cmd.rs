@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ember_model::checkpoint::Checkpoint;
 use ember_model::{StopReason, checkpoint, generate};
-use ember_tokenizer::{ASSISTANT, END, ENDOFTEXT, Message, Role, SYSTEM, USER, render_prompt};
+use ember_tokenizer::{END, Keep, Message, Role, fit_conversation, render_prompt};
 
 use crate::device_args::DeviceArgs;
 use crate::sampling_args::SamplingArgs;
@@ -50,15 +50,10 @@ struct Session {
 
 impl Session {
     fn messages(&self) -> Vec<Message> {
-        self.messages_from(0)
-    }
-
-    /// The system message and the turns from `start` on.
-    fn messages_from(&self, start: usize) -> Vec<Message> {
         self.system
             .iter()
             .map(|s| Message::new(Role::System, s.clone()))
-            .chain(self.turns[start..].iter().cloned())
+            .chain(self.turns.iter().cloned())
             .collect()
     }
 
@@ -70,22 +65,22 @@ impl Session {
         let room = self.ck.config.block_size;
         cfg.max_new_tokens = cfg.max_new_tokens.min(room.saturating_sub(2));
         // Every special token ends the reply: the model must never write the user's turn.
-        cfg.stop_ids = [END, USER, SYSTEM, ASSISTANT, ENDOFTEXT]
-            .iter()
-            .filter_map(|s| tok.token_to_id(s))
-            .collect();
+        cfg.stop_ids = ember_tokenizer::stop_ids(tok);
         // The oldest exchanges are left out of the prompt (not out of the conversation, which
         // /save and --history keep whole) until the prompt and the reply fit the context.
-        let mut start = 0;
-        let mut prompt = render_prompt(tok, &self.messages())?;
-        let mut trimmed = 0;
-        while prompt.len() + cfg.max_new_tokens > room && self.turns.len() - start > 1 {
-            start += 2.min(self.turns.len() - start - 1);
-            trimmed += 1;
-            prompt = render_prompt(tok, &self.messages_from(start))?;
-        }
+        let messages = self.messages();
+        let budget = cfg.max_new_tokens;
+        let mut prompt = Vec::new();
+        let start = fit_conversation(&messages, Keep::LastTurn, |msgs| {
+            prompt = render_prompt(tok, msgs)?;
+            Ok::<_, ember_tokenizer::Error>(prompt.len() + budget <= room)
+        })?;
+        let sys = usize::from(self.system.is_some());
+        let trimmed = start.map_or(0, |s| (s - sys) / 2);
         if trimmed > 0 {
-            eprintln!("[dropped the {trimmed} oldest exchange(s) to fit the {room}-token context]");
+            eprintln!(
+                "[left out the {trimmed} oldest exchange(s) to fit the {room}-token context]"
+            );
         }
         if prompt.len() + cfg.max_new_tokens > room {
             cfg.max_new_tokens = room.saturating_sub(prompt.len());
@@ -132,7 +127,7 @@ impl Session {
             .map(|m| serde_json::json!({"role": m.role.as_str(), "content": m.content}))
             .collect();
         let line = serde_json::to_string(&serde_json::json!({"messages": msgs}))? + "\n";
-        ember_tokenizer::write_atomic(path, line.as_bytes())
+        ember_files::write_atomic(path, line.as_bytes())
             .with_context(|| format!("saving {}", path.display()))
     }
 }
@@ -226,7 +221,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
         read_history(h)?;
     }
     let selected = a.device.select()?;
-    let path = ember_train::resolve_checkpoint(&a.checkpoint);
+    let path = ember_formats::resolve_checkpoint(&a.checkpoint);
     let ck = checkpoint::load(&path, &selected.device)
         .with_context(|| format!("loading {}", path.display()))?;
     ember_tokenizer::ChatTokens::of(&ck.tokenizer).context("this checkpoint cannot chat")?;

@@ -112,7 +112,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let tasks = parse_tasks(&a.tasks)?;
     let checkpoints: Vec<PathBuf> = match &a.run {
         Some(run) => {
-            let list = ember_train::state::list(run);
+            let list = ember_formats::run::list(run);
             if list.is_empty() {
                 bail!(
                     "{}: no complete checkpoint in {}/checkpoints",
@@ -125,7 +125,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         None => a
             .checkpoint
             .iter()
-            .map(|p| ember_train::resolve_checkpoint(p))
+            .map(|p| ember_formats::resolve_checkpoint(p))
             .collect(),
     };
     // Everything that can be checked before a model is loaded is, so a bad flag or a missing

@@ -33,7 +33,7 @@ pub struct ExportArgs {
 pub fn run(a: ExportArgs) -> Result<()> {
     match a.format {
         ExportFormat::HfGpt2 => {
-            let ck = ember_train::resolve_checkpoint(&a.checkpoint);
+            let ck = ember_formats::resolve_checkpoint(&a.checkpoint);
             ember_model::export::export_hf_gpt2(&ck, &a.out, a.force)
                 .with_context(|| format!("exporting {} as hf-gpt2", ck.display()))?
         }

@@ -36,7 +36,7 @@ pub struct GenerateArgs {
 /// Runs `ember generate`.
 pub fn run(a: GenerateArgs) -> Result<()> {
     let selected = a.device.select()?;
-    let path = ember_train::resolve_checkpoint(&a.checkpoint);
+    let path = ember_formats::resolve_checkpoint(&a.checkpoint);
     let ck = checkpoint::load(&path, &selected.device)
         .with_context(|| format!("loading {}", path.display()))?;
     let tok = &ck.tokenizer;

@@ -73,7 +73,7 @@ fn eval_of_a_run_writes_results_and_a_report_and_bad_requests_are_explained() {
     let cks = results["checkpoints"].as_array().unwrap();
     assert_eq!(
         cks.len(),
-        ember_train::state::list(&run).len(),
+        ember_formats::run::list(&run).len(),
         "every checkpoint, in step order"
     );
     assert!(cks[0]["step"].as_u64() < cks[cks.len() - 1]["step"].as_u64());

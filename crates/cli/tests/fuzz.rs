@@ -317,7 +317,7 @@ fn fuzz_shard_and_meta() {
         };
         let _ = std::fs::write(dir.join("train-00000.bin"), s);
         let _ = std::fs::write(dir.join("meta.json"), m);
-        if let Ok(p) = ember_pretrain::Prepared::open(&dir) {
+        if let Ok(p) = ember_formats::Prepared::open(&dir) {
             let mut ids = Vec::new();
             p.train.read(0, p.train.len(), &mut ids);
             assert!(ids.iter().all(|&i| (i as usize) < p.tokenizer.vocab_size()));
@@ -367,9 +367,15 @@ fn fuzz_dialogue_and_eval_jsonl() {
         let _ = std::fs::write(&path, content);
         match which % 5 {
             0 => {
-                let _ = ember_sft::data::load(&path, ember_sft::data::InvalidPolicy::Skip);
-                let _ = ember_sft::data::load(&path, ember_sft::data::InvalidPolicy::Stop);
-                let _ = ember_sft::data::parse_line(&String::from_utf8_lossy(content));
+                let _ = ember_formats::dialogue::load(
+                    &path,
+                    ember_formats::dialogue::InvalidPolicy::Skip,
+                );
+                let _ = ember_formats::dialogue::load(
+                    &path,
+                    ember_formats::dialogue::InvalidPolicy::Stop,
+                );
+                let _ = ember_formats::dialogue::parse_line(&String::from_utf8_lossy(content));
             }
             1 => drop(ember_eval::tasks::choice::load_hellaswag(&path)),
             2 => drop(ember_eval::tasks::choice::load_arc(&path)),

@@ -95,7 +95,7 @@ pub fn read_jsonl<T>(
 /// `bytes` read from `path` as text, or an error naming the line and offset where UTF-8 ends.
 pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| {
-        let (line, at) = ember_tokenizer::utf8_error_at(&e);
+        let (line, at) = ember_files::utf8_error_at(&e);
         EvalError::Data {
             path: path.to_path_buf(),
             line,

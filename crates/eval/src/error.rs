@@ -5,6 +5,12 @@ use std::path::PathBuf;
 /// Errors from evaluation and reports.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
+    /// A file of one of Ember's formats is missing, damaged or of another format.
+    #[error(transparent)]
+    Format(#[from] ember_formats::FormatError),
+    /// A file could not be read or written (with the file and what was being done).
+    #[error(transparent)]
+    File(#[from] ember_files::FileError),
     /// A task's data file is not where it was expected.
     #[error("{task}: data file {} not found; {hint}", path.display())]
     MissingData {
@@ -52,15 +58,6 @@ pub enum EvalError {
     /// A tokenizer error.
     #[error(transparent)]
     Tokenizer(#[from] ember_tokenizer::Error),
-    /// A dialogue-data error (sft-loss).
-    #[error(transparent)]
-    Sft(#[from] ember_sft::SftError),
-    /// A prepared-data error (text task on a run's validation split).
-    #[error(transparent)]
-    Pretrain(#[from] ember_pretrain::PretrainError),
-    /// A training-run error (reading a run's checkpoints).
-    #[error(transparent)]
-    Train(#[from] ember_train::TrainError),
 }
 
 /// Result with [`EvalError`].

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::Device;
+use ember_formats::Prepared;
+use ember_formats::dialogue::{Conversation, InvalidPolicy, load as load_dialogue};
+use ember_formats::run::{HELD_OUT_FILE, HeldOut, Stage};
 use ember_model::checkpoint::{self, Checkpoint};
-use ember_pretrain::Prepared;
-use ember_sft::SftConfig;
-use ember_sft::data::{InvalidPolicy, load as load_dialogue};
 use ember_tokenizer::Tokenizer;
 
 use crate::data::{Loaded, task_file};
@@ -112,9 +112,9 @@ fn run_config(dir: &Path) -> Option<toml::Table> {
     text.parse::<toml::Table>().ok()
 }
 
-/// True when `dir` was saved by an SFT run (its config has an `[init]` section).
+/// True when `dir` was saved by a fine-tuning run (the stage its `train_state.json` records).
 pub fn is_sft_checkpoint(dir: &Path) -> bool {
-    run_config(dir).is_some_and(|t| t.contains_key("init"))
+    ember_formats::run::state_of(dir).is_some_and(|s| s.stage == Stage::Sft)
 }
 
 /// The prepared data directory behind a checkpoint: its own run's, or for an SFT run the
@@ -131,7 +131,7 @@ fn prepared_dir(dir: &Path) -> Option<PathBuf> {
             return Some(PathBuf::from(d));
         }
         let init = cfg.get("init")?.get("checkpoint")?.as_str()?;
-        dir = ember_train::resolve_checkpoint(Path::new(init));
+        dir = ember_formats::resolve_checkpoint(Path::new(init));
     }
     None
 }
@@ -178,8 +178,7 @@ fn write_details(path: &Path, ck: &Path, task: &str, scores: &[choice::ItemScore
         text.push_str(&row.to_string());
         text.push('\n');
     }
-    ember_tokenizer::write_all(&mut f, text.as_bytes())
-        .map_err(|e| EvalError::io(path, "append", e))
+    ember_files::write_all(&mut f, text.as_bytes()).map_err(|e| EvalError::io(path, "append", e))
 }
 
 /// Loads a checkpoint and runs every task of `opts` on it.
@@ -351,10 +350,7 @@ fn text_ids(dir: &Path, tok: &Tokenizer, opts: &EvalOptions) -> Result<(Vec<u32>
     Ok((ids, format!("{} (validation split)", data.display())))
 }
 
-fn dialogue_convs(
-    dir: &Path,
-    opts: &EvalOptions,
-) -> Result<(Vec<ember_sft::data::Conversation>, String, u64)> {
+fn dialogue_convs(dir: &Path, opts: &EvalOptions) -> Result<(Vec<Conversation>, String, u64)> {
     if let Some(path) = &opts.dialogue {
         let loaded = load_dialogue(path, InvalidPolicy::Skip)?;
         return Ok((
@@ -363,25 +359,31 @@ fn dialogue_convs(
             loaded.skipped.len() as u64,
         ));
     }
-    let cfg = std::fs::read_to_string(dir.join("run_config.toml"))
-        .ok()
-        .and_then(|t| toml::from_str::<SftConfig>(&t).ok())
+    // A fine-tuning run records the conversations it held out; they are scored as recorded,
+    // never re-derived from files that may have changed since.
+    let run = ember_formats::run::run_of(dir)
+        .filter(|_| is_sft_checkpoint(dir))
         .ok_or_else(|| {
             EvalError::Usage(format!(
-                "sft-loss: give --dialogue FILE; {} was not saved by an SFT run, so it has no held-out conversations",
+                "sft-loss: give --dialogue FILE; {} is not a checkpoint of a fine-tuning run, so it has no held-out conversations",
                 dir.display()
             ))
         })?;
-    let mut convs = Vec::new();
-    let (mut names, mut invalid) = (Vec::new(), 0);
-    for f in ember_sft::run::file_splits(&cfg)? {
-        names.push(f.path.display().to_string());
-        invalid += f.skipped.len() as u64;
-        convs.extend(f.val);
+    if !run.join(HELD_OUT_FILE).is_file() {
+        return Err(EvalError::Usage(format!(
+            "sft-loss: give --dialogue FILE; {} has no {HELD_OUT_FILE} (runs made before it was recorded)",
+            run.display()
+        )));
     }
+    let (held, convs) = HeldOut::load(run)?;
+    let names: Vec<String> = held
+        .sources
+        .iter()
+        .map(|s| s.path.display().to_string())
+        .collect();
     Ok((
         convs,
         format!("held-out conversations of {}", names.join(", ")),
-        invalid,
+        0,
     ))
 }

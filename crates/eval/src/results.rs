@@ -81,7 +81,7 @@ impl Results {
             path: path.to_path_buf(),
             reason: format!("cannot serialise: {e}"),
         })?;
-        ember_tokenizer::write_atomic(path, (text + "\n").as_bytes())?;
+        ember_files::write_atomic(path, (text + "\n").as_bytes())?;
         Ok(())
     }
 

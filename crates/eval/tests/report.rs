@@ -4,7 +4,7 @@ use burn::prelude::*;
 use ember_eval::report::{ReportData, html, markdown};
 use ember_eval::results::Results;
 use ember_eval::{EvalOptions, evaluate};
-use ember_train::metrics::Row;
+use ember_formats::metrics::Row;
 
 use crate::common::{checkpoint, eval_sets};
 

@@ -12,14 +12,13 @@
 //! manifest first: a missing, truncated or altered file is reported by name before any of it
 //! is parsed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::FloatDType;
 use ember_tokenizer::Tokenizer;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::config::GptConfig;
 use crate::error::{ModelError, Result};
@@ -41,13 +40,6 @@ pub struct Checkpoint {
     pub tokenizer: Tokenizer,
     /// The weights, on the device given to [`load`].
     pub model: Gpt,
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The `config.json` text for a model config.
@@ -93,7 +85,7 @@ pub fn save(
         .map(|(name, bytes)| {
             (
                 name.clone(),
-                json!({"size": bytes.len(), "sha256": sha256_hex(bytes)}),
+                json!({"size": bytes.len(), "sha256": ember_files::sha256_hex(bytes)}),
             )
         })
         .collect();
@@ -102,67 +94,7 @@ pub fn save(
         "manifest.json".into(),
         (serde_json::to_string_pretty(&manifest).unwrap_or_default() + "\n").into_bytes(),
     ));
-    write_dir_atomic(dir, &files)
-}
-
-fn sibling(dir: &Path, tag: &str) -> PathBuf {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "checkpoint".into());
-    dir.with_file_name(format!(".{name}.{tag}.{}", std::process::id()))
-}
-
-pub(crate) fn write_dir_atomic(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
-    let tmp = sibling(dir, "tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    let written = (|| {
-        std::fs::create_dir_all(&tmp).map_err(|e| ModelError::io(&tmp, "create directory", e))?;
-        for (name, bytes) in files {
-            let path = tmp.join(name);
-            let mut f =
-                std::fs::File::create(&path).map_err(|e| ModelError::io(&path, "create", e))?;
-            ember_tokenizer::write_all(&mut f, bytes)
-                .map_err(|e| ModelError::io(&path, "write", e))?;
-            f.sync_all()
-                .map_err(|e| ModelError::io(&path, "fsync", e))?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = written {
-        // A full disk or a failed write leaves nothing behind: the half-written directory
-        // goes, and whatever `dir` held before stays as it was.
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    sync_dir(&tmp);
-    // A directory cannot be renamed over a non-empty one: move the old one aside first, and
-    // delete it only once the new one is in place.
-    let old = sibling(dir, "old");
-    let had_old = dir.exists();
-    if had_old {
-        let _ = std::fs::remove_dir_all(&old);
-        std::fs::rename(dir, &old).map_err(|e| ModelError::io(dir, "move aside", e))?;
-    }
-    if let Err(e) = std::fs::rename(&tmp, dir) {
-        if had_old {
-            let _ = std::fs::rename(&old, dir);
-        }
-        return Err(ModelError::io(dir, "rename into place", e));
-    }
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent);
-    }
-    if had_old {
-        let _ = std::fs::remove_dir_all(&old);
-    }
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all(); // best effort: not every filesystem syncs directories
-    }
+    Ok(ember_files::write_dir_atomic(dir, &files)?)
 }
 
 /// The files of a checkpoint whose manifest checked out, by name.
@@ -237,7 +169,7 @@ pub fn verify(dir: &Path) -> Result<VerifiedFiles> {
             ));
         }
         let want = entry.get("sha256").and_then(Value::as_str).unwrap_or("");
-        let got = sha256_hex(&bytes);
+        let got = ember_files::sha256_hex(&bytes);
         if got != want {
             return Err(ModelError::checkpoint(
                 &path,

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 /// Errors from configs, devices, generation and checkpoints.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// A file could not be read or written (with the file and what was being done).
+    #[error(transparent)]
+    File(#[from] ember_files::FileError),
     /// A config field is out of range.
     #[error("model config: {field} = {value}: expected {expected}")]
     Config {
@@ -18,6 +21,9 @@ pub enum ModelError {
     /// The requested device is not available.
     #[error("device: {0}")]
     Device(String),
+    /// A batch's rows do not have the sizes it claims.
+    #[error("batch: {0}")]
+    Batch(String),
     /// A generation request cannot be served.
     #[error("generate: {0}")]
     Generate(String),
@@ -29,16 +35,6 @@ pub enum ModelError {
         /// What is wrong, and a hint where one helps.
         reason: String,
     },
-    /// A file could not be read or written.
-    #[error("{path}: {action} failed: {error}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What was being done.
-        action: &'static str,
-        /// The operating system's error (in the message, not repeated as a source).
-        error: std::io::Error,
-    },
     /// The tokenizer stored with a checkpoint failed to load.
     #[error(transparent)]
     Tokenizer(#[from] ember_tokenizer::Error),
@@ -48,18 +44,6 @@ pub enum ModelError {
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 impl ModelError {
-    pub(crate) fn io(
-        path: impl Into<PathBuf>,
-        action: &'static str,
-        source: std::io::Error,
-    ) -> Self {
-        ModelError::Io {
-            path: path.into(),
-            action,
-            error: source,
-        }
-    }
-
     pub(crate) fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         ModelError::Checkpoint {
             path: path.into(),

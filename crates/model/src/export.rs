@@ -11,7 +11,7 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde_json::json;
 
-use crate::checkpoint::{verify, write_dir_atomic};
+use crate::checkpoint::verify;
 use crate::config::{GptConfig, MlpKind, NormKind, Positions};
 use crate::error::{ModelError, Result};
 
@@ -119,7 +119,7 @@ pub fn export_hf_gpt2(ck: &Path, out: &Path, overwrite: bool) -> Result<()> {
         ),
         ("tokenizer_config.json".to_string(), pretty(tok_config)),
     ];
-    write_dir_atomic(out, &out_files)
+    Ok(ember_files::write_dir_atomic(out, &out_files)?)
 }
 
 /// GPT-2 always has biases; a bias-free Ember model gets zeros, which compute the same.

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod attention;
+pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
@@ -33,6 +34,7 @@ pub mod gpt;
 pub mod layers;
 
 pub use attention::KvCache;
+pub use batch::HostBatch;
 pub use config::{GptConfig, MlpKind, NormKind, PRESETS, Positions};
 pub use device::{DeviceChoice, Precision, SelectedDevice, on_compute_threads, select_device};
 pub use error::{ModelError, Result};

@@ -137,11 +137,7 @@ fn edit_and_reseal(dir: &Path, file: &str, edit: &dyn Fn(&mut serde_json::Value)
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
     if file != "manifest.json" {
-        use sha2::Digest;
-        let sha: String = sha2::Sha256::digest(text.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha = ember_files::sha256_hex(text.as_bytes());
         edit_and_reseal(dir, "manifest.json", &|m| {
             m["files"][file]["size"] = text.len().into();
             m["files"][file]["sha256"] = sha.clone().into();

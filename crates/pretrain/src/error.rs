@@ -5,6 +5,12 @@ use std::path::PathBuf;
 /// Errors from data preparation, shards and pretraining runs.
 #[derive(Debug, thiserror::Error)]
 pub enum PretrainError {
+    /// A file of one of Ember's formats is missing, damaged or of another format.
+    #[error(transparent)]
+    Format(#[from] ember_formats::FormatError),
+    /// A file could not be read or written (with the file and what was being done).
+    #[error(transparent)]
+    File(#[from] ember_files::FileError),
     /// An input text file is unusable.
     #[error("{path}: {reason}")]
     Input {

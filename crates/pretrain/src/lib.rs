@@ -1,11 +1,11 @@
-//! Ember pretraining: [`prepare`](prepare::prepare) turns text into token shards
-//! ([`shards`]: header + u16/u32 ids, memory-mapped), [`Prepared`] opens them with every
-//! hash checked, [`ShardTask`] samples nanoGPT-style random windows (a pure function of seed
+//! Ember pretraining: [`prepare`](prepare::prepare) turns text into token shards (the format,
+//! and `Prepared` which opens them with every check, are `ember_formats::shards`),
+//! [`ShardTask`] samples nanoGPT-style random windows (a pure function of seed
 //! and step, so resume is exact) and [`pretrain`] runs the shared loop of `ember-train`.
 //!
 //! ```
 //! use ember_pretrain::prepare::{PrepareOptions, ValSplit, prepare};
-//! use ember_pretrain::Prepared;
+//! use ember_formats::Prepared;
 //! use ember_tokenizer::{TrainerConfig, train_from_texts};
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -34,15 +34,12 @@
 //! ```
 
 pub mod config;
-pub mod dataset;
 mod error;
 pub mod prepare;
 pub mod run;
-pub mod shards;
 pub mod task;
 
 pub use config::PretrainConfig;
-pub use dataset::{Prepared, TokenStream};
 pub use error::{PretrainError, Result};
 pub use run::{PretrainOptions, pretrain};
 pub use task::ShardTask;

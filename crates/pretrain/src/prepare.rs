@@ -12,10 +12,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::error::{PretrainError, Result};
-use crate::shards::{HEADER_LEN, Header, encode_ids, hex, width_for};
+use ember_formats::shards::{HEADER_LEN, Header, encode_ids, hex, unhex32, width_for};
 
 /// Format name in `meta.json`.
-pub const META_FORMAT: &str = "ember-shards";
+pub use ember_formats::shards::META_FORMAT;
 
 /// How the held-out split is made.
 #[derive(Debug, Clone, PartialEq)]
@@ -230,7 +230,7 @@ impl ShardWriter<'_> {
         bytes.extend_from_slice(&header.to_bytes());
         encode_ids(&self.pending, header.width, &mut bytes);
         let path = self.dir.join(&name);
-        ember_tokenizer::write_atomic(&path, &bytes)?;
+        ember_files::write_atomic(&path, &bytes)?;
         self.shards.push(
             json!({"file": name, "tokens": header.tokens, "sha256": hex(&Sha256::digest(&bytes))}),
         );
@@ -416,7 +416,7 @@ fn write_prepared(
         width: width_for(tok.vocab_size()),
         tokens: 0,
         vocab_size: tok.vocab_size() as u32,
-        tokenizer_sha256: crate::shards::unhex32(&tok.fingerprint()).unwrap_or([0; 32]),
+        tokenizer_sha256: unhex32(&tok.fingerprint()).unwrap_or([0; 32]),
     };
     let total_bytes: u64 = train_docs
         .iter()
@@ -451,34 +451,11 @@ fn write_prepared(
         "val_policy": policy, "inputs": inputs,
         "splits": {"train": train, "val": val},
     });
-    ember_tokenizer::write_atomic(&tmp.join("tokenizer.json"), tok.to_json().as_bytes())?;
-    ember_tokenizer::write_atomic(
+    ember_files::write_atomic(&tmp.join("tokenizer.json"), tok.to_json().as_bytes())?;
+    ember_files::write_atomic(
         &tmp.join("meta.json"),
         (serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n").as_bytes(),
     )?;
-    swap_into_place(tmp, &opts.out)?;
+    ember_files::swap_dir(tmp, &opts.out)?;
     Ok((train, val, total_bytes))
-}
-
-fn swap_into_place(tmp: &Path, out: &Path) -> Result<()> {
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| PretrainError::io(parent, "create directory", e))?;
-    }
-    let old = tmp.with_extension("old");
-    let had_old = out.exists();
-    if had_old {
-        let _ = std::fs::remove_dir_all(&old);
-        std::fs::rename(out, &old).map_err(|e| PretrainError::io(out, "move aside", e))?;
-    }
-    if let Err(e) = std::fs::rename(tmp, out) {
-        if had_old {
-            let _ = std::fs::rename(&old, out);
-        }
-        return Err(PretrainError::io(out, "rename into place", e));
-    }
-    if had_old {
-        let _ = std::fs::remove_dir_all(&old);
-    }
-    Ok(())
 }

@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use ember_formats::Prepared;
+use ember_formats::run::Stage;
 use ember_model::SelectedDevice;
 use ember_train::config::ConfigSource;
 use ember_train::{FaultPlan, Outcome, Run, Start};
 
 use crate::config::{ModelSection, PretrainConfig};
-use crate::dataset::Prepared;
 use crate::error::Result;
 use crate::task::ShardTask;
 
@@ -70,7 +71,7 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
     let (mut config, source) = load_config(&opts)?;
     let data = Prepared::open(&config.data.dir)?;
     let init = match (&opts.resume, &config.init) {
-        (None, Some(i)) => Some(ember_train::resolve_checkpoint(&i.checkpoint)),
+        (None, Some(i)) => Some(ember_formats::resolve_checkpoint(&i.checkpoint)),
         _ => None,
     };
     let model_config = match &init {
@@ -106,9 +107,10 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
     );
     // Only now, with the config, the model and the data all checked, is the old run deleted.
     if opts.restart && opts.resume.is_none() {
-        ember_train::state::clear_run(&config.run.out_dir)?;
+        ember_formats::run::clear_run(&config.run.out_dir)?;
     }
     let run = Run {
+        stage: Stage::Pretrain,
         dir: config.run.out_dir.clone(),
         title: format!("{} — loss", title_of(&config.run.out_dir)),
         model_config,

@@ -3,7 +3,7 @@
 
 use ember_train::{HostBatch, Result, Task, TrainError, mix_seed};
 
-use crate::dataset::Prepared;
+use ember_formats::Prepared;
 
 /// The [`Task`] the shared loop trains on.
 pub struct ShardTask<'a> {
@@ -71,7 +71,7 @@ impl<'a> ShardTask<'a> {
     fn assemble(
         &self,
         starts: &[usize],
-        stream: &crate::dataset::TokenStream,
+        stream: &ember_formats::TokenStream,
         eval: bool,
     ) -> HostBatch {
         let (b, t) = (starts.len(), self.seq);

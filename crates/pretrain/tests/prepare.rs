@@ -1,7 +1,7 @@
 //! `prepare`: determinism, document-level held-out split, and input errors.
 
 use crate::common::*;
-use ember_pretrain::Prepared;
+use ember_formats::Prepared;
 use ember_pretrain::prepare::{ValSplit, prepare};
 
 fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
@@ -47,7 +47,7 @@ fn documents_round_trip_and_the_held_out_split_is_whole_documents() {
     let data = Prepared::open(&dir.path().join("d")).unwrap();
     let tok = &data.tokenizer;
     let eot = tok.token_to_id("<|endoftext|>").unwrap();
-    let docs = |s: &ember_pretrain::TokenStream| -> Vec<String> {
+    let docs = |s: &ember_formats::TokenStream| -> Vec<String> {
         let mut ids = Vec::new();
         s.read(0, s.len(), &mut ids);
         ids.split(|&i| i == eot)

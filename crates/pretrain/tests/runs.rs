@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::common::*;
+use ember_formats::Prepared;
 use ember_model::{DeviceChoice, Precision, select_device};
 use ember_pretrain::prepare::prepare;
-use ember_pretrain::{Prepared, PretrainOptions, ShardTask, pretrain};
+use ember_pretrain::{PretrainOptions, ShardTask, pretrain};
 use ember_train::{FaultPlan, Task};
 
 fn config(dir: &Path) -> std::path::PathBuf {

@@ -1,9 +1,9 @@
 //! Shard files: header round trip, u16/u32, and damage (truncation, another tokenizer).
 
 use crate::common::*;
-use ember_pretrain::Prepared;
+use ember_formats::Prepared;
+use ember_formats::shards::{HEADER_LEN, Header, Shard, encode_ids, hex, width_for};
 use ember_pretrain::prepare::prepare;
-use ember_pretrain::shards::{HEADER_LEN, Header, Shard, encode_ids, hex, width_for};
 
 #[test]
 fn u16_when_the_vocabulary_fits_else_u32() {

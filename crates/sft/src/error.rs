@@ -1,30 +1,14 @@
-//! The SFT crate's error type; data errors are `file:line: reason`.
-
-use std::path::PathBuf;
+//! The SFT crate's error type; data errors (`file:line: reason`) come from `ember_formats`.
 
 /// Errors from dialogue data and SFT runs.
 #[derive(Debug, thiserror::Error)]
 pub enum SftError {
-    /// A line of a dialogue file is invalid.
-    #[error("{}:{line}: {reason}", path.display())]
-    Data {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line (0 for the file as a whole).
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A file could not be read or written.
-    #[error("{path}: {action} failed: {error}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What was being done.
-        action: &'static str,
-        /// The operating system's error.
-        error: std::io::Error,
-    },
+    /// A file of one of Ember's formats is missing, damaged or of another format.
+    #[error(transparent)]
+    Format(#[from] ember_formats::FormatError),
+    /// A file could not be read or written (with the file and what was being done).
+    #[error(transparent)]
+    File(#[from] ember_files::FileError),
     /// A bad config or option.
     #[error("config: {0}")]
     Config(String),
@@ -41,17 +25,3 @@ pub enum SftError {
 
 /// Result with [`SftError`].
 pub type Result<T, E = SftError> = std::result::Result<T, E>;
-
-impl SftError {
-    pub(crate) fn io(
-        path: impl Into<PathBuf>,
-        action: &'static str,
-        error: std::io::Error,
-    ) -> Self {
-        SftError::Io {
-            path: path.into(),
-            action,
-            error,
-        }
-    }
-}

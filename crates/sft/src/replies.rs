@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use ember_model::{Gpt, SamplingConfig, StopReason, generate};
-use ember_tokenizer::{ASSISTANT, END, ENDOFTEXT, Role, SYSTEM, Tokenizer, USER, render_prompt};
+use ember_tokenizer::{END, Keep, Role, Tokenizer, fit_conversation, render_prompt};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Conversation;
-use crate::error::{Result, SftError};
+use crate::error::Result;
+use ember_formats::dialogue::Conversation;
 
 /// `[sample]`: how replies are sampled at the end of a run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -59,34 +59,20 @@ impl ReplyStats {
 }
 
 /// The prompt for `messages`, dropping the oldest exchanges (after a system message) until it
-/// has at most `room` ids; `None` when even the last user turn does not fit. The flag says
-/// whether anything was dropped.
+/// has at most `room` ids ([`fit_conversation`], the rule `ember chat` uses); `None` when even
+/// the last user turn does not fit. The flag says whether anything was dropped.
 pub fn fit_prompt(
     tok: &Tokenizer,
     messages: &[ember_tokenizer::Message],
     room: usize,
 ) -> Result<Option<(Vec<u32>, bool)>> {
+    let mut ids = Vec::new();
+    let start = fit_conversation(messages, Keep::LastTurn, |msgs| {
+        ids = render_prompt(tok, msgs)?;
+        Ok::<_, ember_tokenizer::Error>(ids.len() <= room)
+    })?;
     let sys = usize::from(messages.first().is_some_and(|m| m.role == Role::System));
-    let mut start = sys;
-    loop {
-        let msgs: Vec<_> = messages[..sys]
-            .iter()
-            .chain(&messages[start..])
-            .cloned()
-            .collect();
-        let ids = render_prompt(tok, &msgs)?;
-        if ids.len() <= room {
-            return Ok(Some((ids, start > sys)));
-        }
-        // Drop the oldest exchange: through the first assistant turn after `start`.
-        match messages[start..]
-            .iter()
-            .position(|m| m.role == Role::Assistant)
-        {
-            Some(a) if start + a + 1 < messages.len() => start += a + 1,
-            _ => return Ok(None),
-        }
-    }
+    Ok(start.map(|start| (ids, start > sys)))
 }
 
 /// Answers the last user turn of each held-out conversation (with its earlier turns as
@@ -100,10 +86,7 @@ pub fn sample_replies(
 ) -> Result<ReplyStats> {
     let mut stats = ReplyStats::default();
     let end = tok.token_to_id(END);
-    let stop_ids: Vec<u32> = [END, USER, SYSTEM, ASSISTANT, ENDOFTEXT]
-        .iter()
-        .filter_map(|t| tok.token_to_id(t))
-        .collect();
+    let stop_ids = ember_tokenizer::stop_ids(tok);
     let mut lines = String::new();
     for (i, c) in held_out.iter().take(s.replies).enumerate() {
         let Some(last) = c.messages.iter().rposition(|m| m.role == Role::Assistant) else {
@@ -138,7 +121,6 @@ pub fn sample_replies(
         lines += &(row.to_string() + "\n");
     }
     let path = run.join("replies.jsonl");
-    ember_tokenizer::write_atomic(&path, lines.as_bytes())
-        .map_err(|e| SftError::Config(format!("writing {}: {e}", path.display())))?;
+    ember_files::write_atomic(&path, lines.as_bytes())?;
     Ok(stats)
 }

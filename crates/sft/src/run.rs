@@ -5,14 +5,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use ember_formats::dialogue::{
+    Conversation, Example, InvalidPolicy, RenderStats, load, render_all,
+};
+use ember_formats::run::{HELD_OUT_FILE, HeldOut, HeldOutSource, Stage};
 use ember_model::{SelectedDevice, checkpoint};
 use ember_tokenizer::{ChatTokens, Tokenizer};
 use ember_train::config::ConfigSource;
 use ember_train::{FaultPlan, Outcome, Run, Start, mix_seed};
 
-use crate::batches::{Example, RenderStats, SftTask, render_all};
+use crate::batches::SftTask;
 use crate::config::SftConfig;
-use crate::data::{Conversation, InvalidPolicy, load};
 use crate::error::{Result, SftError};
 
 /// What to run.
@@ -146,6 +149,8 @@ pub struct FileSplit {
     pub val: Vec<Conversation>,
     /// `file:line: reason` of invalid lines skipped (with `data.skip_invalid`).
     pub skipped: Vec<String>,
+    /// SHA-256 of the file as read.
+    pub sha256: String,
 }
 
 /// Reads and splits every file of a config exactly as the run does, so an evaluation of the
@@ -173,6 +178,7 @@ pub fn file_splits(config: &SftConfig) -> Result<Vec<FileSplit>> {
             train,
             val,
             skipped: loaded.skipped,
+            sha256: loaded.sha256,
         });
     }
     Ok(out)
@@ -181,7 +187,7 @@ pub fn file_splits(config: &SftConfig) -> Result<Vec<FileSplit>> {
 /// Runs fine-tuning; prints the resolved config and the data summary first.
 pub fn sft(opts: SftOptions) -> Result<SftReport> {
     let (config, source) = load_config(&opts)?;
-    let ck_dir = ember_train::resolve_checkpoint(&config.init.checkpoint);
+    let ck_dir = ember_formats::resolve_checkpoint(&config.init.checkpoint);
     let files = checkpoint::verify(&ck_dir)?;
     let model_config = files.config(&ck_dir)?;
     let tokenizer = Tokenizer::from_json(
@@ -195,7 +201,13 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
         (Vec::new(), Vec::new(), RenderStats::default(), 0);
     let (mut n_train, mut n_val) = (0, 0);
     let mut held_out: Vec<Conversation> = Vec::new();
+    let mut sources = Vec::new();
     for f in file_splits(&config)? {
+        sources.push(HeldOutSource {
+            path: f.path.clone(),
+            sha256: f.sha256.clone(),
+            lines: f.val.iter().map(|c| c.line).collect(),
+        });
         invalid += f.skipped.len();
         for s in &f.skipped {
             eprintln!("skipped {s}");
@@ -244,9 +256,29 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
     println!("resolved config:\n{config_toml}");
     // Only now, with the config, the model and the data all checked, is the old run deleted.
     if opts.restart && opts.resume.is_none() {
-        ember_train::state::clear_run(&config.run.out_dir)?;
+        ember_formats::run::clear_run(&config.run.out_dir)?;
+    }
+    let held = HeldOut::new(sources, &held_out);
+    let out_dir = &config.run.out_dir;
+    if opts.resume.is_some() && out_dir.join(HELD_OUT_FILE).is_file() {
+        // A resumed run must see the data it started with: the split is a function of the
+        // files, so a changed file would change what is held out (and trained on).
+        let (before, _) = HeldOut::load(out_dir)?;
+        for (was, now) in before.sources.iter().zip(&held.sources) {
+            if was.sha256 != now.sha256 {
+                return Err(SftError::Config(format!(
+                    "{}: changed since the run started (SHA-256 {} then, {} now); resume with the same data, or start a new run",
+                    now.path.display(),
+                    was.sha256,
+                    now.sha256
+                )));
+            }
+        }
+    } else {
+        held.save(out_dir)?;
     }
     let run = Run {
+        stage: Stage::Sft,
         dir: config.run.out_dir.clone(),
         title: "SFT — held-out assistant loss".into(),
         model_config,

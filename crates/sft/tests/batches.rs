@@ -1,7 +1,8 @@
 //! Truncation policy, padding and masks of SFT rows.
 
-use ember_sft::batches::{SftTask, pad_batch, render_all};
-use ember_sft::data::Conversation;
+use ember_formats::dialogue::Conversation;
+use ember_formats::dialogue::{pad_batch, render_all};
+use ember_sft::batches::SftTask;
 use ember_tokenizer::{Message, Role, TrainerConfig, train_from_texts};
 use ember_train::Task;
 

@@ -1,6 +1,6 @@
 //! Every invalid-data case is reported as file:line: reason; --skip-invalid counts them.
 
-use ember_sft::data::{InvalidPolicy, load, parse_line};
+use ember_formats::dialogue::{InvalidPolicy, load, parse_line};
 
 fn err(line: &str) -> String {
     parse_line(line).unwrap_err()

@@ -152,3 +152,83 @@ pub fn render_prompt(tok: &Tokenizer, messages: &[Message]) -> Result<Vec<u32>> 
     ids.push(t.assistant);
     Ok(ids)
 }
+
+/// Ids that end a reply: every special token, so a model never writes the user's turn (or a
+/// system message) for them. One definition for `ember chat`, the reply sampling of `ember sft`
+/// and the evaluation's samples.
+pub fn stop_ids(tok: &Tokenizer) -> Vec<u32> {
+    [END, USER, SYSTEM, ASSISTANT, ENDOFTEXT]
+        .iter()
+        .filter_map(|s| tok.token_to_id(s))
+        .collect()
+}
+
+/// What [`fit_conversation`] must keep when it drops old exchanges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// At least one assistant turn (a training row needs a reply to train on).
+    AReply,
+    /// The last message (a prompt: the user turn being answered).
+    LastTurn,
+}
+
+/// Fits a conversation to a context: drops its oldest whole exchanges (a user turn through the
+/// assistant reply that answers it) after the system message until `fits` accepts the rest.
+/// Returns the index of the first message kept after the system message (0 or 1 when nothing
+/// was dropped), or `None` when no exchange can be dropped without losing what `keep` names
+/// and the rest still does not fit. No turn is ever cut in the middle.
+///
+/// One rule for every place that fits a conversation: training rows (`Keep::AReply`; `fits`:
+/// the rendered conversation has at most context + 1 ids), reply prompts and `ember chat`
+/// (`Keep::LastTurn`; the prompt plus the reply's token budget fits the context).
+///
+/// ```
+/// use ember_tokenizer::chat::{Keep, fit_conversation};
+/// use ember_tokenizer::{Message, Role};
+///
+/// let m = |r, t: &str| Message::new(r, t);
+/// let conv = [
+///     m(Role::System, "be brief"),
+///     m(Role::User, "one"), m(Role::Assistant, "1"),
+///     m(Role::User, "two"), m(Role::Assistant, "2"),
+///     m(Role::User, "three"),
+/// ];
+/// // Only conversations of at most four messages fit: the oldest exchange goes.
+/// let start = fit_conversation(&conv, Keep::LastTurn, |msgs| Ok::<_, ()>(msgs.len() <= 4));
+/// assert_eq!(start, Ok(Some(3)));
+/// assert_eq!(fit_conversation(&conv, Keep::LastTurn, |_| Ok::<_, ()>(false)), Ok(None));
+/// ```
+pub fn fit_conversation<E>(
+    messages: &[Message],
+    keep: Keep,
+    mut fits: impl FnMut(&[Message]) -> std::result::Result<bool, E>,
+) -> std::result::Result<Option<usize>, E> {
+    let sys = usize::from(messages.first().is_some_and(|m| m.role == Role::System));
+    let mut start = sys;
+    loop {
+        let kept: Vec<Message> = messages[..sys]
+            .iter()
+            .chain(&messages[start..])
+            .cloned()
+            .collect();
+        if fits(&kept)? {
+            return Ok(Some(start));
+        }
+        // Drop the oldest exchange: through the first assistant turn after `start`.
+        let Some(a) = messages[start..]
+            .iter()
+            .position(|m| m.role == Role::Assistant)
+        else {
+            return Ok(None);
+        };
+        let rest = &messages[start + a + 1..];
+        let can = match keep {
+            Keep::AReply => rest.iter().any(|m| m.role == Role::Assistant),
+            Keep::LastTurn => !rest.is_empty(),
+        };
+        if !can {
+            return Ok(None);
+        }
+        start += a + 1;
+    }
+}

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 /// Everything that can go wrong while training, loading, saving or using a tokenizer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A file could not be read or written (with the file and what was being done).
+    #[error(transparent)]
+    File(#[from] ember_files::FileError),
     /// A file could not be opened, read or written.
     #[error("{path}: {action} failed: {error}")]
     Io {

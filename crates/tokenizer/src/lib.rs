@@ -29,7 +29,6 @@
 pub mod bytelevel;
 pub mod chat;
 mod error;
-mod fsutil;
 mod input;
 pub mod model;
 pub mod pretokenizer;
@@ -38,9 +37,11 @@ mod tokenizer;
 pub mod trainer;
 mod validate;
 
-pub use chat::{CHAT_TEMPLATE, ChatTokens, Message, Rendered, Role, render_chat, render_prompt};
+pub use chat::{
+    CHAT_TEMPLATE, ChatTokens, Keep, Message, Rendered, Role, fit_conversation, render_chat,
+    render_prompt, stop_ids,
+};
 pub use error::{Error, Result};
-pub use fsutil::{fail_writes_after, utf8_error_at, write_all, write_atomic};
 pub use pretokenizer::{SPLIT_PATTERN, split};
 pub use tokenizer::{ASSISTANT, DEFAULT_SPECIALS, END, ENDOFTEXT, SYSTEM, Tokenizer, USER};
 pub use trainer::{MAX_VOCAB, TrainReport, TrainerConfig, train, train_from_texts};

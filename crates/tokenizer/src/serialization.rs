@@ -14,10 +14,10 @@ use sha2::{Digest, Sha256};
 
 use crate::bytelevel::{decode_str, encode_bytes};
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
 use crate::model::Bpe;
 use crate::pretokenizer::SPLIT_PATTERN;
 use crate::tokenizer::Tokenizer;
+use ember_files::write_atomic;
 
 /// Vocabulary written as a JSON object in id order (as Hugging Face does), so files diff well.
 struct VocabById<'a>(&'a [(String, u32)]);
@@ -102,7 +102,7 @@ impl Tokenizer {
                 path: path.to_path_buf(),
             });
         }
-        write_atomic(path, self.to_json().as_bytes())
+        Ok(write_atomic(path, self.to_json().as_bytes())?)
     }
 
     /// Loads a `tokenizer.json`; see [`from_json`](Self::from_json) for what is accepted.

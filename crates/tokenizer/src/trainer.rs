@@ -176,7 +176,7 @@ pub fn train(paths: &[PathBuf], cfg: &TrainerConfig) -> Result<(Tokenizer, Train
                     }
                 }
             }
-            Ok(())
+            Ok::<(), Error>(())
         })();
         drop(tx);
         let parts: Vec<(Counts, u64)> = workers.into_iter().filter_map(|w| w.join().ok()).collect();

@@ -5,6 +5,12 @@ use std::path::PathBuf;
 /// Errors from configs, checkpoints, data and the loop itself.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    /// A file of one of Ember's formats is missing, damaged or of another format.
+    #[error(transparent)]
+    Format(#[from] ember_formats::FormatError),
+    /// A file could not be read or written (with the file and what was being done).
+    #[error(transparent)]
+    File(#[from] ember_files::FileError),
     /// A config file or `--set` override is malformed or has a bad value.
     #[error("config {origin}: {message}")]
     Config {

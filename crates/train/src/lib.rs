@@ -4,7 +4,7 @@
 //! held-out set) and calls [`train`]. The loop does gradient accumulation to a token budget,
 //! a NaN/Inf guard, global gradient-norm clipping, AdamW ([`optim`]) with decay on matrices
 //! only, warmup + cosine/linear decay ([`schedule`]), held-out loss and bits per byte,
-//! `metrics.jsonl` + `loss.svg` ([`metrics`]), a progress bar, atomic checkpoints with
+//! `metrics.jsonl` + `loss.svg` (`ember_formats::metrics`), a progress bar, atomic checkpoints with
 //! `keep_last` retention, exact resume ([`state`]) and a clean stop on Ctrl-C.
 //!
 //! ```
@@ -19,21 +19,18 @@
 pub mod config;
 mod error;
 pub mod fused_adamw;
-pub mod metrics;
 pub mod optim;
 pub mod peak;
 pub mod progress;
 mod resume;
 pub mod schedule;
 pub mod state;
-pub mod system;
 pub mod task;
 pub mod trainer;
 
 pub use config::{Decay, TrainSection};
+pub use ember_model::HostBatch;
 pub use error::{Result, TrainError};
 pub use schedule::lr_at;
-pub use state::{TrainState, resolve_checkpoint};
-pub use system::SystemInfo;
-pub use task::{HostBatch, Task};
+pub use task::Task;
 pub use trainer::{FaultPlan, Outcome, Run, Start, mix_seed, train};

@@ -10,7 +10,9 @@ use ember_tokenizer::Tokenizer;
 
 use crate::error::Result;
 use crate::optim::{AdamW, AdamWConfig, param_shapes};
-use crate::state::{self, TrainState};
+use ember_formats::run::{self as run_dir, TrainState};
+
+use crate::state::{config_diff, resume_error};
 use crate::trainer::{Run, Start};
 
 pub(crate) fn start(
@@ -29,11 +31,11 @@ pub(crate) fn start(
         },
         cfg.tie_embeddings,
     );
-    let fresh_state = TrainState::fresh(t.seed, micro, run.tokenizer);
+    let fresh_state = TrainState::fresh(run.stage, t.seed, micro, run.tokenizer);
     match &run.start {
         Start::Fresh | Start::Init(_) => {
-            if let Some((_, dir)) = state::list(&run.dir).last() {
-                return Err(state::resume_error(
+            if let Some((_, dir)) = run_dir::list(&run.dir).last() {
+                return Err(resume_error(
                     &run.dir,
                     format!(
                         "already holds checkpoint {}; continue it with --resume, or choose another run directory (nothing was overwritten)",
@@ -56,16 +58,16 @@ pub(crate) fn start(
 
 fn load_checked(dir: &Path, cfg: &GptConfig, tok: &Tokenizer, device: &Device) -> Result<Gpt> {
     let ck = checkpoint::load(dir, device)?;
-    let diff = state::config_diff(&ck.config, cfg);
+    let diff = config_diff(&ck.config, cfg);
     if !diff.is_empty() {
-        return Err(state::resume_error(
+        return Err(resume_error(
             dir,
             format!("the model shape differs: {}", diff.join("; ")),
         ));
     }
     let (a, b) = (ck.tokenizer.fingerprint(), tok.fingerprint());
     if a != b {
-        return Err(state::resume_error(
+        return Err(resume_error(
             dir,
             format!(
                 "the tokenizer differs: checkpoint's tokenizer.json has SHA-256 {a}, the run's has {b}"
@@ -80,15 +82,27 @@ fn resume(
     mut optim: AdamW,
     device: &Device,
 ) -> Result<(Gpt, TrainState, AdamW, bool)> {
-    state::clean_interrupted_saves(&run.dir);
-    let Some((_, dir)) = state::newest_valid(&run.dir) else {
-        return Err(state::resume_error(
+    run_dir::clean_interrupted_saves(&run.dir);
+    let Some((_, dir)) = run_dir::newest_valid(&run.dir) else {
+        return Err(resume_error(
             &run.dir,
             "no complete checkpoint to resume from (looked in checkpoints/step-*); start a new run without --resume",
         ));
     };
     let files = checkpoint::verify(&dir)?;
-    let st = state::read_state(&files, &dir)?;
+    let mut st = run_dir::read_state(&files, &dir)?;
+    if st.stage != run.stage {
+        return Err(resume_error(
+            &dir,
+            format!(
+                "is a checkpoint of a {} run, not of {}; resume it with the command that started it",
+                st.stage.describe(),
+                run.stage.describe()
+            ),
+        ));
+    }
+    // A version-1 state is rewritten as the current version at the next save.
+    st.version = run_dir::STATE_VERSION;
     let model = load_checked(&dir, &run.model_config, run.tokenizer, device)?;
     let shapes = param_shapes(&model);
     optim.load_bytes(
@@ -97,8 +111,8 @@ fn resume(
         &run.device.device,
         &dir.join("optimizer.safetensors"),
     )?;
-    if optim.steps() != st.step - st.skipped_steps {
-        return Err(state::resume_error(
+    if st.step.checked_sub(st.skipped_steps) != Some(optim.steps()) {
+        return Err(resume_error(
             &dir,
             format!(
                 "optimizer has {} updates, train_state.json says {} steps with {} skipped",

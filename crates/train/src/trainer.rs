@@ -16,11 +16,13 @@ use ember_tokenizer::Tokenizer;
 
 use crate::config::TrainSection;
 use crate::error::{Result, TrainError};
-use crate::metrics::{MetricsLog, Row};
 use crate::optim::{AdamW, grad_norm, weights_finite};
 use crate::progress::Progress;
 use crate::schedule::lr_at;
-use crate::state::{self, SaveParts, TrainState};
+use ember_formats::metrics::{MetricsLog, Row};
+use ember_formats::run::{self as run_dir, Stage, TrainState};
+
+use crate::state::{self, SaveParts};
 use crate::task::Task;
 
 /// Where the weights come from.
@@ -85,6 +87,8 @@ pub struct Run<'a> {
     pub faults: FaultPlan,
     /// Title of the loss plot.
     pub title: String,
+    /// What the run trains (recorded in every checkpoint's `train_state.json`).
+    pub stage: Stage,
 }
 
 /// How a run ended.
@@ -124,8 +128,7 @@ pub fn train(run: &Run<'_>, task: &dyn Task) -> Result<Outcome> {
         .map_err(|e| TrainError::io(&run.dir, "create run directory", e))?;
     let device = run.device.device.clone().autodiff();
     let (model, state, optim, resumed) = crate::resume::start(run, micro, &device)?;
-    ember_tokenizer::write_atomic(&run.dir.join("config.toml"), run.config_toml.as_bytes())
-        .map_err(|e| TrainError::Data(e.to_string()))?;
+    ember_files::write_atomic(&run.dir.join("config.toml"), run.config_toml.as_bytes())?;
     let log = MetricsLog::open(&run.dir, resumed.then_some(state.step))?;
     let threads = std::env::var("RAYON_NUM_THREADS")
         .ok()
@@ -134,7 +137,7 @@ pub fn train(run: &Run<'_>, task: &dyn Task) -> Result<Outcome> {
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
         .unwrap_or(1);
     let peak = crate::peak::run_peak(run.train.peak_flops, run.device.is_wgpu, threads);
-    let mut system = crate::system::SystemInfo::here(&run.device.to_string());
+    let mut system = ember_formats::SystemInfo::here(&run.device.to_string());
     if let Some(p) = &peak {
         system.peak_flops = Some(p.flops);
         system.peak_source = Some(p.source.clone());
@@ -196,7 +199,7 @@ impl Loop<'_, '_> {
         if !resumed {
             last_eval = Some(self.evaluate(&model)?);
         }
-        let mut last_ck = state::newest_valid(&self.run.dir)
+        let mut last_ck = run_dir::newest_valid(&self.run.dir)
             .map(|(_, d)| d)
             .unwrap_or_default();
         let session = Instant::now();
@@ -351,7 +354,8 @@ impl Loop<'_, '_> {
                     tokens_per_s: tps,
                     mfu,
                     elapsed_s: self.state.elapsed_s,
-                })
+                })?;
+                Ok(())
             }
             StepResult::Skipped(reason) => {
                 self.state.skipped_steps += 1;
@@ -368,7 +372,7 @@ impl Loop<'_, '_> {
                             "{} steps skipped for non-finite values (max_skipped_steps = {}); the last good checkpoint is intact in {}",
                             self.state.skipped_steps,
                             self.run.train.max_skipped_steps,
-                            state::checkpoints_dir(&self.run.dir).display()
+                            run_dir::checkpoints_dir(&self.run.dir).display()
                         ),
                     });
                 }
@@ -418,13 +422,13 @@ impl Loop<'_, '_> {
                 step,
                 reason: format!(
                     "the weights are not finite; not saving, so the last good checkpoint in {} stays the newest",
-                    state::checkpoints_dir(&self.run.dir).display()
+                    run_dir::checkpoints_dir(&self.run.dir).display()
                 ),
             });
         }
         if self.run.faults.enospc_save_at == Some(step) {
             // Half the f32 weights: the disk fills in the middle of model.safetensors.
-            ember_tokenizer::fail_writes_after(2 * self.run.model_config.num_params() as u64);
+            ember_files::fail_writes_after(2 * self.run.model_config.num_params() as u64);
         }
         let dir = state::save(
             &self.run.dir,

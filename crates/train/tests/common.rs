@@ -123,6 +123,7 @@ pub fn run<'a>(dir: &Path, tok: &'a Tokenizer, train: TrainSection, start: Start
         start,
         stop: Arc::new(AtomicBool::new(false)),
         faults: FaultPlan::default(),
+        stage: ember_formats::run::Stage::Pretrain,
         title: "test".into(),
     }
 }

@@ -71,7 +71,7 @@ fn keep_last_deletes_older_checkpoints_only() {
         ..train_section()
     };
     train(&run(dir.path(), &tok, t, Start::Fresh), &Cycle::new(4)).unwrap();
-    let left: Vec<u64> = ember_train::state::list(dir.path())
+    let left: Vec<u64> = ember_formats::run::list(dir.path())
         .into_iter()
         .map(|(s, _)| s)
         .collect();

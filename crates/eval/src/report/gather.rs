@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use ember_train::SystemInfo;
-use ember_train::metrics::Row;
+use ember_formats::SystemInfo;
+use ember_formats::metrics::Row;
 
 use super::ReportData;
 use crate::error::{EvalError, Result};
@@ -36,17 +36,13 @@ pub fn gather_run(run: &Path) -> Result<ReportData> {
         config,
         ..Default::default()
     };
-    let sft = d.config.as_deref().is_some_and(|c| c.contains("[init]"));
-    d.facts.push((
-        "stage".into(),
-        if sft {
-            "supervised fine-tuning"
-        } else {
-            "pretraining"
-        }
-        .into(),
-    ));
-    if let Some((_, ck)) = ember_train::state::newest_valid(run) {
+    let newest = ember_formats::run::newest_valid(run);
+    let stage = newest
+        .as_ref()
+        .and_then(|(_, ck)| ember_formats::run::state_of(ck))
+        .map_or("unknown (no complete checkpoint)", |s| s.stage.describe());
+    d.facts.push(("stage".into(), stage.into()));
+    if let Some((_, ck)) = newest {
         if let Ok(files) = ember_model::checkpoint::verify(&ck)
             && let Ok(c) = files.config(&ck)
         {

@@ -6,7 +6,7 @@ mod gather;
 mod render;
 
 use crate::results::Results;
-use ember_train::metrics::Row;
+use ember_formats::metrics::Row;
 
 pub use gather::{gather_results, gather_run};
 pub use render::{esc, headline, html, markdown, write};

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use ember_train::metrics::{Row, loss_svg};
+use ember_formats::metrics::{Row, loss_svg};
 
 use super::ReportData;
 use crate::error::Result;
@@ -303,7 +303,7 @@ pub fn markdown(d: &ReportData) -> String {
 /// Writes `html_path` and the Markdown twin beside it (`.md`); returns both paths.
 pub fn write(d: &ReportData, html_path: &Path) -> Result<(PathBuf, PathBuf)> {
     let md_path = html_path.with_extension("md");
-    ember_tokenizer::write_atomic(html_path, html(d).as_bytes())?;
-    ember_tokenizer::write_atomic(&md_path, markdown(d).as_bytes())?;
+    ember_files::write_atomic(html_path, html(d).as_bytes())?;
+    ember_files::write_atomic(&md_path, markdown(d).as_bytes())?;
     Ok((html_path.to_path_buf(), md_path))
 }

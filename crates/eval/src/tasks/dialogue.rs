@@ -2,9 +2,9 @@
 //! context policy SFT trains with (oldest exchanges dropped to fit; too long even then:
 //! counted, not scored).
 
+use ember_formats::dialogue::Conversation;
+use ember_formats::dialogue::{pad_batch, render_all};
 use ember_model::{Gpt, masked_nll_sum};
-use ember_sft::batches::{pad_batch, render_all};
-use ember_sft::data::Conversation;
 use ember_tokenizer::{ChatTokens, Tokenizer};
 
 use crate::error::Result;

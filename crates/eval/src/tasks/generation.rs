@@ -4,9 +4,7 @@
 use std::path::Path;
 
 use ember_model::{Gpt, SamplingConfig, generate};
-use ember_tokenizer::{
-    ASSISTANT, END, ENDOFTEXT, Message, Role, SYSTEM, Tokenizer, USER, render_prompt,
-};
+use ember_tokenizer::{Message, Role, Tokenizer, render_prompt};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Loaded, read_jsonl, text};
@@ -100,13 +98,6 @@ pub struct MathResult {
     pub examples: Vec<MathReply>,
 }
 
-fn stop_ids(tok: &Tokenizer) -> Vec<u32> {
-    [END, USER, SYSTEM, ASSISTANT, ENDOFTEXT]
-        .iter()
-        .filter_map(|t| tok.token_to_id(t))
-        .collect()
-}
-
 /// Answers each question greedily (at most `max_new` tokens) and checks the last number.
 pub fn gsm8k(
     model: &Gpt,
@@ -128,7 +119,7 @@ pub fn gsm8k(
             let cfg = SamplingConfig {
                 max_new_tokens: max_new.min(room),
                 temperature: 0.0,
-                stop_ids: stop_ids(tok),
+                stop_ids: ember_tokenizer::stop_ids(tok),
                 ..SamplingConfig::default()
             };
             generate(model, tok, &prompt, &cfg, |_| true)?.text
@@ -224,7 +215,7 @@ pub fn samples(
             temperature,
             top_k: 200,
             seed: seed.wrapping_add(i as u64),
-            stop_ids: stop_ids(tok),
+            stop_ids: ember_tokenizer::stop_ids(tok),
             ..SamplingConfig::default()
         };
         let text = generate(model, tok, &ids, &cfg, |_| true)?.text;

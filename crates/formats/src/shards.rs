@@ -16,7 +16,11 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use crate::error::{PretrainError, Result};
+use crate::error::{FormatError, Result};
+pub use ember_files::{hex, unhex32};
+
+/// `format` of the `meta.json` that `ember prepare` writes beside the shards.
+pub const META_FORMAT: &str = "ember-shards";
 
 /// Magic bytes at the start of every shard.
 pub const MAGIC: &[u8; 8] = b"EMBERTOK";
@@ -58,10 +62,7 @@ impl Header {
 
     /// Parses and checks a header; `path` and `file_len` are for the error messages.
     pub fn parse(bytes: &[u8], path: &Path, file_len: u64) -> Result<Header> {
-        let bad = |reason: String| PretrainError::Shard {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let bad = |reason: String| FormatError::damaged(path.to_path_buf(), reason);
         if bytes.len() < HEADER_LEN {
             return Err(bad(format!(
                 "{file_len} bytes is shorter than the {HEADER_LEN}-byte header (truncated or not a shard)"
@@ -133,21 +134,21 @@ pub struct Shard {
 impl Shard {
     /// Opens and checks `path`; `tokenizer_sha256` (hex) must match the header's.
     pub fn open(path: &Path, tokenizer_sha256: &str) -> Result<Shard> {
-        let file = std::fs::File::open(path).map_err(|e| PretrainError::io(path, "open", e))?;
+        let file = std::fs::File::open(path).map_err(|e| FormatError::io(path, "open", e))?;
         let len = file
             .metadata()
-            .map_err(|e| PretrainError::io(path, "stat", e))?
+            .map_err(|e| FormatError::io(path, "stat", e))?
             .len();
-        let map = map_file(&file).map_err(|e| PretrainError::io(path, "memory-map", e))?;
+        let map = map_file(&file).map_err(|e| FormatError::io(path, "memory-map", e))?;
         let header = Header::parse(&map[..map.len().min(HEADER_LEN)], path, len)?;
         let got = hex(&header.tokenizer_sha256);
         if got != tokenizer_sha256 {
-            return Err(PretrainError::Shard {
-                path: path.to_path_buf(),
-                reason: format!(
+            return Err(FormatError::damaged(
+                path,
+                format!(
                     "was written with another tokenizer (SHA-256 {got}, the run's tokenizer.json is {tokenizer_sha256}); prepare the data again with this tokenizer"
                 ),
-            });
+            ));
         }
         let shard = Shard {
             path: path.to_path_buf(),
@@ -183,14 +184,14 @@ impl Shard {
                     .enumerate()
                     .find(|(_, id)| **id >= vocab)
                     .map_or((0, 0), |(i, id)| (i, *id));
-                return Err(PretrainError::Shard {
-                    path: self.path.clone(),
-                    reason: format!(
+                return Err(FormatError::damaged(
+                    &self.path,
+                    format!(
                         "token {} is id {id}, but the tokenizer has {vocab} ids (0 to {}): the shard is damaged; run `ember prepare` again",
                         first + i,
                         vocab.saturating_sub(1)
                     ),
-                });
+                ));
             }
         }
         Ok(())
@@ -242,21 +243,4 @@ impl Shard {
 fn map_file(file: &std::fs::File) -> std::io::Result<Mmap> {
     // SAFETY: see above; the map is read-only and only read through bounds-checked slices.
     unsafe { Mmap::map(file) }
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Raw bytes of a 64-character hex SHA-256.
-pub fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }

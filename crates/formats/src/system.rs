@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, TrainError};
+use crate::error::Result;
 
 /// Where a run (or an evaluation) ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,8 +56,10 @@ impl SystemInfo {
     /// Writes `DIR/system.json`.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).unwrap_or_default() + "\n";
-        ember_tokenizer::write_atomic(&dir.join("system.json"), text.as_bytes())
-            .map_err(|e| TrainError::Data(e.to_string()))
+        Ok(ember_files::write_atomic(
+            &dir.join("system.json"),
+            text.as_bytes(),
+        )?)
     }
 
     /// Reads `DIR/system.json`, if there is a readable one.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, TrainError};
+use crate::error::{FormatError, Result};
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -93,21 +93,20 @@ impl MetricsLog {
             text += &serde_json::to_string(r).unwrap_or_default();
             text.push('\n');
         }
-        ember_tokenizer::write_atomic(&path, text.as_bytes())
-            .map_err(|e| TrainError::Data(format!("rewriting {}: {e}", path.display())))?;
+        ember_files::write_atomic(&path, text.as_bytes())?;
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
-            .map_err(|e| TrainError::io(&path, "open for append", e))?;
+            .map_err(|e| FormatError::io(&path, "open for append", e))?;
         Ok(MetricsLog { path, file, rows })
     }
 
     /// Appends one row.
     pub fn push(&mut self, row: Row) -> Result<()> {
         let line = serde_json::to_string(&row).unwrap_or_default() + "\n";
-        ember_tokenizer::write_all(&mut self.file, line.as_bytes())
+        ember_files::write_all(&mut self.file, line.as_bytes())
             .and_then(|_| self.file.flush())
-            .map_err(|e| TrainError::io(&self.path, "append", e))?;
+            .map_err(|e| FormatError::io(&self.path, "append", e))?;
         self.rows.push(row);
         Ok(())
     }
@@ -121,8 +120,7 @@ impl MetricsLog {
     pub fn plot(&self, title: &str) -> Result<()> {
         let svg = loss_svg(&self.rows, title);
         let path = self.path.with_file_name("loss.svg");
-        ember_tokenizer::write_atomic(&path, svg.as_bytes())
-            .map_err(|e| TrainError::Data(format!("writing {}: {e}", path.display())))
+        Ok(ember_files::write_atomic(&path, svg.as_bytes())?)
     }
 }
 

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use ember_tokenizer::Tokenizer;
 use serde_json::Value;
 
-use crate::error::{PretrainError, Result};
-use crate::prepare::META_FORMAT;
-use crate::shards::Shard;
+use crate::error::{FormatError, Result};
+use crate::shards::{META_FORMAT, Shard};
 
 /// One split's shards read as one stream of ids.
 #[derive(Debug)]
@@ -58,11 +57,8 @@ pub struct Prepared {
     pub meta: Value,
 }
 
-fn bad(path: &Path, reason: impl Into<String>) -> PretrainError {
-    PretrainError::Shard {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
+fn bad(path: &Path, reason: impl Into<String>) -> FormatError {
+    FormatError::damaged(path, reason)
 }
 
 impl Prepared {

@@ -6,13 +6,22 @@
 //! message has a known role and non-empty text, a system message comes only first, the turns
 //! then alternate starting with the user, and at least one assistant turn exists. Blank lines
 //! are skipped. Every problem is reported as `file:line: reason`.
+//!
+//! Rendering ([`render_all`]) turns a conversation into one row with the tokenizer's chat
+//! template and a loss mask on the assistant's text. Too long for the context: the oldest whole
+//! exchanges after the system message are dropped until it fits
+//! ([`ember_tokenizer::chat::fit_conversation`], the same rule `ember chat` uses for prompts);
+//! if even the last exchange does not fit, the conversation is skipped. Both are counted.
 
 use std::path::{Path, PathBuf};
 
 use ember_tokenizer::{Message, Role};
 use serde_json::Value;
 
-use crate::error::{Result, SftError};
+use ember_model::HostBatch;
+use ember_tokenizer::{Keep, Tokenizer, fit_conversation, render_chat};
+
+use crate::error::{FormatError, Result};
 
 /// What to do with an invalid line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,14 +50,17 @@ pub struct Loaded {
     pub conversations: Vec<Conversation>,
     /// `file:line: reason` of each skipped line (only with [`InvalidPolicy::Skip`]).
     pub skipped: Vec<String>,
+    /// SHA-256 of the file's bytes (recorded with a run's held-out conversations).
+    pub sha256: String,
 }
 
 /// Reads and validates a JSONL file.
 pub fn load(path: &Path, policy: InvalidPolicy) -> Result<Loaded> {
-    let text = std::fs::read(path).map_err(|e| SftError::io(path, "read", e))?;
+    let text = std::fs::read(path).map_err(|e| FormatError::io(path, "read", e))?;
+    let sha256 = ember_files::sha256_hex(&text);
     let text = String::from_utf8(text).map_err(|e| {
-        let (line, at) = ember_tokenizer::utf8_error_at(&e);
-        SftError::Data {
+        let (line, at) = ember_files::utf8_error_at(&e);
+        FormatError::Line {
             path: path.to_path_buf(),
             line,
             reason: format!("not UTF-8 at byte offset {at}"),
@@ -58,6 +70,7 @@ pub fn load(path: &Path, policy: InvalidPolicy) -> Result<Loaded> {
         path: path.to_path_buf(),
         conversations: Vec::new(),
         skipped: Vec::new(),
+        sha256,
     };
     for (i, line) in text.split('\n').enumerate() {
         if line.trim().is_empty() {
@@ -69,7 +82,7 @@ pub fn load(path: &Path, policy: InvalidPolicy) -> Result<Loaded> {
                 line: i + 1,
             }),
             Err(reason) => {
-                let err = SftError::Data {
+                let err = FormatError::Line {
                     path: path.to_path_buf(),
                     line: i + 1,
                     reason,
@@ -82,7 +95,7 @@ pub fn load(path: &Path, policy: InvalidPolicy) -> Result<Loaded> {
         }
     }
     if out.conversations.is_empty() {
-        return Err(SftError::Data {
+        return Err(FormatError::Line {
             path: path.to_path_buf(),
             line: 0,
             reason: "holds no valid conversation".into(),
@@ -190,4 +203,101 @@ fn check_order(messages: &[Message]) -> std::result::Result<(), String> {
         return Err("has no assistant turn (nothing to train on)".into());
     }
     Ok(())
+}
+
+// ---- Rendering: a conversation as a row of token ids, with the context policy.
+
+/// A rendered conversation ready for a row: `ids.len() <= context + 1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// 1 on trained targets (aligned with `ids`).
+    pub mask: Vec<u8>,
+    /// UTF-8 bytes of the trained ordinary tokens (for bits per byte).
+    pub target_bytes: u64,
+}
+
+/// How rendering went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderStats {
+    /// Conversations that fit as they are.
+    pub whole: usize,
+    /// Conversations shortened by dropping their oldest exchanges.
+    pub truncated: usize,
+    /// Conversations skipped because their last exchange alone does not fit.
+    pub skipped_too_long: usize,
+}
+
+/// Renders conversations for a model with `context` positions, applying the truncation policy.
+pub fn render_all(
+    tok: &Tokenizer,
+    convs: &[Conversation],
+    context: usize,
+) -> Result<(Vec<Example>, RenderStats)> {
+    let mut stats = RenderStats::default();
+    let mut out = Vec::with_capacity(convs.len());
+    for c in convs {
+        let mut rendered = None;
+        let start = fit_conversation(&c.messages, Keep::AReply, |msgs| {
+            let r = render_chat(tok, msgs)?;
+            let fits = r.ids.len() <= context + 1;
+            rendered = fits.then_some(r);
+            Ok::<_, ember_tokenizer::Error>(fits)
+        })?;
+        match (start, rendered) {
+            (Some(start), Some(r)) => {
+                let sys = usize::from(c.messages.first().is_some_and(|m| m.role == Role::System));
+                if start > sys {
+                    stats.truncated += 1;
+                } else {
+                    stats.whole += 1;
+                }
+                out.push(example(tok, r.ids, r.mask));
+            }
+            _ => stats.skipped_too_long += 1,
+        }
+    }
+    Ok((out, stats))
+}
+
+fn example(tok: &Tokenizer, ids: Vec<u32>, mask: Vec<u8>) -> Example {
+    let target_bytes = ids
+        .iter()
+        .zip(&mask)
+        .filter(|(_, m)| **m == 1)
+        .map(|(id, _)| tok.text_len(*id) as u64)
+        .sum();
+    Example {
+        ids,
+        mask,
+        target_bytes,
+    }
+}
+
+/// Builds one padded batch from examples; returns it and its count of padding positions.
+pub fn pad_batch(examples: &[&Example], pad: u32) -> (HostBatch, usize) {
+    let longest = examples.iter().map(|e| e.ids.len() - 1).max().unwrap_or(1);
+    let seq = longest.div_ceil(16) * 16;
+    let mut hb = HostBatch {
+        batch: examples.len(),
+        seq,
+        inputs: Vec::new(),
+        targets: Vec::new(),
+        mask: Vec::new(),
+        target_bytes: 0,
+    };
+    let mut padding = 0;
+    for e in examples {
+        let n = e.ids.len() - 1;
+        hb.inputs.extend_from_slice(&e.ids[..n]);
+        hb.targets.extend_from_slice(&e.ids[1..]);
+        hb.mask.extend(e.mask[1..].iter().map(|&m| f32::from(m)));
+        hb.inputs.resize(hb.inputs.len() + seq - n, pad);
+        hb.targets.resize(hb.targets.len() + seq - n, pad);
+        hb.mask.resize(hb.mask.len() + seq - n, 0.0);
+        hb.target_bytes += e.target_bytes;
+        padding += seq - n;
+    }
+    (hb, padding)
 }
