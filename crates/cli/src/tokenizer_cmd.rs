@@ -108,14 +108,7 @@ fn load(path: &Path) -> Result<Tokenizer> {
 }
 
 fn read_text(path: &PathBuf) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: invalid UTF-8 at byte offset {}",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })
+    Ok(ember_files::read_utf8(path)?)
 }
 
 fn train_cmd(a: TrainArgs) -> Result<()> {

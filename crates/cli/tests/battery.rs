@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use sha2::{Digest, Sha256};
-
 use crate::tokenizer::ember;
 
 fn s(p: &Path) -> String {
@@ -87,7 +85,7 @@ pub fn fixture() -> &'static Fixture {
 }
 
 /// Every file under `dir` with its SHA-256.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, [u8; 32]> {
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -96,7 +94,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, [u8; 32]> {
             if p.is_dir() {
                 stack.push(p);
             } else if let Ok(bytes) = std::fs::read(&p) {
-                out.insert(p, Sha256::digest(&bytes).into());
+                out.insert(p, ember_files::sha256_hex(&bytes));
             }
         }
     }

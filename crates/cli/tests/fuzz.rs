@@ -193,12 +193,8 @@ fn checkpoint_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// Rewrites the manifest's entry for `name` to match `bytes`, so a mutated file gets past the
 /// hash check and reaches its parser.
 fn fix_manifest(manifest: &[u8], name: &str, bytes: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
     let mut v: serde_json::Value = serde_json::from_slice(manifest).unwrap_or_default();
-    let sha: String = sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = ember_files::sha256_hex(bytes);
     v["files"][name] = serde_json::json!({"size": bytes.len(), "sha256": sha});
     serde_json::to_vec(&v).unwrap_or_default()
 }

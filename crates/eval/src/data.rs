@@ -94,14 +94,7 @@ pub fn read_jsonl<T>(
 
 /// `bytes` read from `path` as text, or an error naming the line and offset where UTF-8 ends.
 pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
-    String::from_utf8(bytes).map_err(|e| {
-        let (line, at) = ember_files::utf8_error_at(&e);
-        EvalError::Data {
-            path: path.to_path_buf(),
-            line,
-            reason: format!("not UTF-8 at byte offset {at}"),
-        }
-    })
+    Ok(ember_files::utf8(path, bytes)?)
 }
 
 /// A string field, non-empty.

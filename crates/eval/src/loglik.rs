@@ -161,9 +161,11 @@ impl<'a> ModelScorer<'a> {
 
 /// A 1-D float tensor copied to the host (the one device readback of every task).
 pub(crate) fn host_f32(t: Tensor<1>) -> Result<Vec<f32>> {
-    t.into_data()
-        .try_to_vec_as::<f32>()
-        .map_err(|e| EvalError::Usage(format!("reading results from the device: {e:?}")))
+    t.into_data().try_to_vec_as::<f32>().map_err(|e| {
+        EvalError::Model(ember_model::ModelError::Device(format!(
+            "reading results from the device: {e:?}"
+        )))
+    })
 }
 
 fn host(t: Tensor<1>) -> Result<Vec<f64>> {

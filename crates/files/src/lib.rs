@@ -11,7 +11,7 @@
 //! assert_eq!(ember_files::read_utf8(&path).unwrap(), "line one\n");
 //! std::fs::write(&path, b"ok\n\xff").unwrap();
 //! let err = ember_files::read_utf8(&path).unwrap_err().to_string();
-//! assert!(err.contains("line 2") && err.contains("byte 3"), "{err}");
+//! assert!(err.contains("line 2") && err.contains("byte offset 3") && err.contains("0xff"), "{err}");
 //! assert_eq!(&ember_files::sha256_hex(b"")[..8], "e3b0c442");
 //! ```
 
@@ -37,7 +37,10 @@ pub enum FileError {
         error: std::io::Error,
     },
     /// A file expected to be text is not UTF-8.
-    #[error("{}: not UTF-8 text: invalid byte at line {line}, byte {offset}", path.display())]
+    #[error(
+        "{}: not UTF-8 text at byte offset {offset} (line {line}: bytes {bytes}); convert it to UTF-8 first",
+        path.display()
+    )]
     NotUtf8 {
         /// The file.
         path: PathBuf,
@@ -45,6 +48,8 @@ pub enum FileError {
         line: usize,
         /// Its byte offset in the file.
         offset: usize,
+        /// Up to four bytes from there, in hex (`0xe9 0x20 …`).
+        bytes: String,
     },
 }
 
@@ -95,10 +100,16 @@ pub fn utf8_error_at(e: &std::string::FromUtf8Error) -> (usize, usize) {
 pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| {
         let (line, offset) = utf8_error_at(&e);
+        let raw = e.as_bytes();
+        let bytes: Vec<String> = raw[offset..raw.len().min(offset + 4)]
+            .iter()
+            .map(|b| format!("{b:#04x}"))
+            .collect();
         FileError::NotUtf8 {
             path: path.to_path_buf(),
             line,
             offset,
+            bytes: bytes.join(" "),
         }
     })
 }

@@ -58,14 +58,7 @@ pub struct Loaded {
 pub fn load(path: &Path, policy: InvalidPolicy) -> Result<Loaded> {
     let text = std::fs::read(path).map_err(|e| FormatError::io(path, "read", e))?;
     let sha256 = ember_files::sha256_hex(&text);
-    let text = String::from_utf8(text).map_err(|e| {
-        let (line, at) = ember_files::utf8_error_at(&e);
-        FormatError::Line {
-            path: path.to_path_buf(),
-            line,
-            reason: format!("not UTF-8 at byte offset {at}"),
-        }
-    })?;
+    let text = ember_files::utf8(path, text)?;
     let mut out = Loaded {
         path: path.to_path_buf(),
         conversations: Vec::new(),

@@ -9,10 +9,9 @@ use ember_tokenizer::{ENDOFTEXT, Tokenizer};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::error::{PretrainError, Result};
-use ember_formats::shards::{HEADER_LEN, Header, encode_ids, hex, unhex32, width_for};
+use ember_formats::shards::{HEADER_LEN, Header, encode_ids, unhex32, width_for};
 
 /// Format name in `meta.json`.
 pub use ember_formats::shards::META_FORMAT;
@@ -86,19 +85,7 @@ pub fn read_text(path: &Path) -> Result<String> {
             reason: "is empty (no text to train on)".into(),
         });
     }
-    String::from_utf8(bytes).map_err(|e| {
-        let off = e.utf8_error().valid_up_to();
-        let raw = e.as_bytes();
-        let line = raw[..off].iter().filter(|&&b| b == b'\n').count() + 1;
-        let bad: Vec<String> = raw[off..raw.len().min(off + 4)].iter().map(|b| format!("{b:#04x}")).collect();
-        PretrainError::Input {
-            path: path.to_path_buf(),
-            reason: format!(
-                "is not UTF-8 at byte offset {off} (line {line}: bytes {}); convert it to UTF-8 first",
-                bad.join(" ")
-            ),
-        }
-    })
+    Ok(ember_files::utf8(path, bytes)?)
 }
 
 fn split_docs(text: &str, file: usize, sep: Option<&str>) -> Vec<Doc> {
@@ -232,7 +219,7 @@ impl ShardWriter<'_> {
         let path = self.dir.join(&name);
         ember_files::write_atomic(&path, &bytes)?;
         self.shards.push(
-            json!({"file": name, "tokens": header.tokens, "sha256": hex(&Sha256::digest(&bytes))}),
+            json!({"file": name, "tokens": header.tokens, "sha256": ember_files::sha256_hex(&bytes)}),
         );
         self.total += header.tokens;
         self.pending.clear();
@@ -441,7 +428,7 @@ fn write_prepared(
         .iter()
         .chain(if let ValSplit::Files(f) = &opts.val { f.iter() } else { [].iter() })
         .zip(texts)
-        .map(|(p, t)| json!({"path": p.display().to_string(), "bytes": t.len(), "sha256": hex(&Sha256::digest(t.as_bytes()))}))
+        .map(|(p, t)| json!({"path": p.display().to_string(), "bytes": t.len(), "sha256": ember_files::sha256_hex(t.as_bytes())}))
         .collect();
     let meta = json!({
         "format": META_FORMAT, "version": 1,

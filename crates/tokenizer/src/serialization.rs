@@ -10,7 +10,6 @@ use std::path::Path;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::bytelevel::{decode_str, encode_bytes};
 use crate::error::{Error, Result};
@@ -90,8 +89,7 @@ impl Tokenizer {
     /// SHA-256 (hex) of [`to_json`](Self::to_json): identifies the tokenizer in shards and
     /// checkpoints.
     pub fn fingerprint(&self) -> String {
-        let digest = Sha256::digest(self.to_json().as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        ember_files::sha256_hex(self.to_json().as_bytes())
     }
 
     /// Writes `tokenizer.json` atomically (temp file, fsync, rename). Refuses to replace an

@@ -196,13 +196,7 @@ pub fn load_with_source<T: DeserializeOwned + Validate>(
         origin: origin.clone(),
         message: format!("cannot read: {e}"),
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| TrainError::Config {
-        origin: origin.clone(),
-        message: format!(
-            "not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ),
-    })?;
+    let text = ember_files::utf8(path, bytes)?;
     let config: T = from_str_with_sets(&text, &origin, sets)?;
     let source = ConfigSource::new(origin, text, sets);
     config.check().map_err(|e| source.error(e))?;

@@ -11,7 +11,7 @@ fn scalars(t: i32, grad_scale: f64, weight_decay: f64) -> AdamWScalars {
 
 fn bits(t: &Tensor<1>) -> Vec<u32> {
     t.to_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .unwrap()
         .iter()
         .map(|x| x.to_bits())
