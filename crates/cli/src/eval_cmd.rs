@@ -38,8 +38,9 @@ pub struct EvalArgs {
     /// Dialogue JSONL for sft-loss (default: the SFT run's held-out conversations).
     #[arg(long)]
     dialogue: Option<PathBuf>,
-    /// Directory holding hellaswag_val.jsonl, arc_easy_test.jsonl, blimp_200per.jsonl, gsm8k_test.jsonl.
-    #[arg(long, default_value = "data/eval")]
+    /// Directory holding hellaswag_val.jsonl, arc_easy_test.jsonl, blimp_200per.jsonl, gsm8k_test.jsonl
+    /// (default: the small slices bundled in data/eval-mini; the full sets are a separate download).
+    #[arg(long, default_value = "data/eval-mini")]
     eval_data: PathBuf,
     /// Number of generations for the samples task.
     #[arg(long, default_value_t = 6, value_parser = checks::at_least_one)]

@@ -48,7 +48,7 @@ fn train_creates_the_output_directory() {
     assert!(std::path::Path::new(&out).is_file());
 }
 
-// ---- Bad input (issue: every bad input gets a clear error and loses nothing). The battery in
+// ---- Bad input: every bad input gets a clear error and loses nothing. The battery in
 // battery.rs covers each class broadly; these pin the reported cases one by one.
 
 use std::path::Path;

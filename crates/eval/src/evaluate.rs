@@ -93,7 +93,7 @@ impl Default for EvalOptions {
             text: None,
             stride: None,
             dialogue: None,
-            eval_data: PathBuf::from("data/eval"),
+            eval_data: PathBuf::from("data/eval-mini"),
             samples: 6,
             seed: 1337,
             max_new_tokens: 256,

@@ -2,7 +2,7 @@
 //! state keyed by parameter *name*.
 //!
 //! Why not Burn's `AdamW` + `ModuleOptimizer`: its state is keyed by `ParamId`, which a
-//! SafeTensors checkpoint does not keep (../shared/BURN.md, pitfall 11), so resuming would need
+//! SafeTensors checkpoint does not keep (docs/burn.md, "Checkpoints and resume"), so resuming would need
 //! a second copy of the weights in burnpack; its clipping is per tensor (pitfall 8); and its
 //! weight decay applies to every parameter unless groups are built by path. Keying the moments
 //! by the checkpoint's own tensor names makes `optimizer.safetensors` readable, checkable

@@ -2,7 +2,7 @@
 //!
 //! A pure function of the step (nanoGPT's `get_lr`), so a resumed run needs no scheduler
 //! state: Burn's schedulers keep state and its cosine rises again after its last step
-//! (../shared/BURN.md, pitfall 10).
+//! (docs/burn.md, "Optimizer, schedule, clipping").
 
 use crate::config::{Decay, TrainSection};
 

@@ -1,7 +1,7 @@
 //! The loop itself: accumulate, check, clip, update, log, evaluate, save, stop on request.
 //!
 //! Hand-written rather than burn-train's `Learner`: the Learner validates and checkpoints per
-//! epoch only and resumes by epoch, without the data position (../shared/BURN.md §5), while a
+//! epoch only and resumes by epoch, without the data position (docs/burn.md, "Checkpoints and resume"), while a
 //! run here must evaluate and save every N steps and resume bit-exactly mid-epoch.
 
 use std::path::PathBuf;
@@ -104,7 +104,7 @@ pub struct Outcome {
     pub interrupted: bool,
     /// Steps skipped for non-finite values.
     pub skipped_steps: u64,
-    /// Mean training throughput of this session, tokens per second.
+    /// Mean training throughput since this process started (or resumed) the run, tokens per second.
     pub tokens_per_s: f64,
 }
 
