@@ -39,9 +39,9 @@ fn xent_step(logits: &Tensor<2>, targets: &Tensor<1, Int>, fused: bool) -> Tenso
     let x = logits.clone().autodiff().require_grad();
     let t = targets.clone().autodiff();
     let nll = if fused {
-        ember_model::fused::nll_rows(x.clone(), t)
+        ember_model::ops::nll_rows(x.clone(), t)
     } else {
-        ember_model::fused::composed_nll_rows(x.clone(), t)
+        ember_model::ops::composed_nll_rows(x.clone(), t)
     };
     let grads = nll.sum().backward();
     x.grad(&grads).unwrap_or_else(|| logits.clone())
@@ -51,7 +51,7 @@ fn xent_step(logits: &Tensor<2>, targets: &Tensor<1, Int>, fused: bool) -> Tenso
 fn attention_step(qkv: [&Tensor<4>; 3], fused: bool) -> Tensor<4> {
     let [q, k, v] = qkv.map(|t| t.clone().autodiff().require_grad());
     let y = if fused {
-        ember_model::fused::causal_attention(q.clone(), k.clone(), v.clone())
+        ember_model::ops::causal_attention(q.clone(), k.clone(), v.clone())
     } else {
         let options = AttentionModuleOptions {
             is_causal: true,
@@ -67,7 +67,7 @@ fn attention_step(qkv: [&Tensor<4>; 3], fused: bool) -> Tensor<4> {
 fn gelu_step(x: &Tensor<2>, fused: bool) -> Tensor<2> {
     let x = x.clone().autodiff().require_grad();
     let y = if fused {
-        ember_model::fused::gelu(x.clone())
+        ember_model::ops::gelu(x.clone())
     } else {
         gelu(x.clone())
     };
@@ -83,7 +83,7 @@ fn norm_step(x: &Tensor<3>, gamma: &Tensor<1>, beta: &Tensor<1>, fused: bool) ->
         beta.clone().autodiff().require_grad(),
     );
     let y = if fused {
-        ember_model::fused_norm::layer_norm(x.clone(), g, Some(b), 1e-5)
+        ember_model::ops::layer_norm(x.clone(), g, Some(b), 1e-5)
     } else {
         layer_norm(x.clone(), g, Some(b), 1e-5)
     };
@@ -106,7 +106,7 @@ pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()
     let logits = r([n, v]);
     let ids: Vec<i32> = (0..n).map(|i| ((i * 7919) % v) as i32).collect();
     let targets = Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), device);
-    let fused_note = if ember_model::fused::is_fused(&logits) {
+    let fused_note = if ember_model::ops::fused_here(&logits) {
         ""
     } else {
         " (not on this device: composed)"

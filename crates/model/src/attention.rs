@@ -5,6 +5,7 @@ use burn::prelude::*;
 
 use crate::config::GptConfig;
 use crate::layers::{apply, linear};
+use crate::ops;
 
 /// One layer's cached keys and values, each `[batch, n_head, cached, head_dim]` (`None` before
 /// the first call).
@@ -61,9 +62,8 @@ impl KvCache {
     }
 }
 
-/// Scaled dot-product attention over earlier positions only (the fused kernels when training on
-/// the CPU — `fused_qkv::qkv_attention` straight from the packed projection, or
-/// `fused::causal_attention` after rotary embeddings — and Burn's attention op otherwise).
+/// Multi-head causal self-attention (`ops::attention`: the fused kernels when training on the
+/// CPU, Burn's attention otherwise).
 #[derive(Module, Debug)]
 pub struct CausalSelfAttention {
     /// Query, key and value projections in one: `[n_embd, 3 * n_embd]` (GPT-2's `c_attn`).
@@ -99,30 +99,8 @@ impl CausalSelfAttention {
         rope: Option<&RotaryEncoding>,
         cache: Option<&mut LayerKv>,
     ) -> Tensor<3> {
-        let [b, t, d] = x.dims();
-        let (h, hd) = (self.n_head, d / self.n_head);
-        let heads = |m: Tensor<3>| m.reshape([b, t, h, hd]).swap_dims(1, 2); // [b, h, t, hd]
         let qkv = apply(&self.c_attn, x);
-        if start == 0 && cache.is_none() && crate::fused_qkv::qkv_attention_is_fused(&qkv) {
-            let y = crate::fused_qkv::qkv_attention(qkv, rope, h);
-            return self.dropout.forward(apply(&self.c_proj, y));
-        }
-        let mut q = heads(qkv.clone().slice(s![.., .., 0..d]));
-        let mut k = heads(qkv.clone().slice(s![.., .., d..2 * d]));
-        let mut v = heads(qkv.slice(s![.., .., 2 * d..3 * d]));
-        if let Some(rope) = rope {
-            q = rope.apply(q, start);
-            k = rope.apply(k, start);
-        }
-        if let Some(slot) = cache {
-            if let Some((pk, pv)) = slot.take() {
-                k = Tensor::cat(vec![pk, k], 2);
-                v = Tensor::cat(vec![pv, v], 2);
-            }
-            *slot = Some((k.clone(), v.clone()));
-        }
-        let y = crate::fused::causal_attention(q, k, v);
-        let y = y.swap_dims(1, 2).reshape([b, t, d]);
+        let y = ops::attention(qkv, self.n_head, start, rope, cache);
         self.dropout.forward(apply(&self.c_proj, y))
     }
 }

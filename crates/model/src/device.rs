@@ -179,10 +179,10 @@ fn cpu() -> SelectedDevice {
         device: Device::flex(),
         description: format!(
             "cpu: Burn flex, {threads} threads, {}",
-            if crate::fused::enabled() {
-                "fused kernels for cross-entropy, GELU, layer norm and attention"
+            if crate::ops::enabled() {
+                format!("fused kernels for {}", crate::ops::FUSED_OPS)
             } else {
-                "fused kernels off (EMBER_FUSED_CPU=0)"
+                "fused kernels off (EMBER_FUSED_CPU=0)".to_string()
             }
         ),
         is_wgpu: false,

@@ -17,7 +17,8 @@
 //! and its gradient. Without autodiff (evaluation, generation) Burn's CPU backend already has
 //! a fused attention, which is kept.
 //!
-//! Other devices (WGPU) keep Burn's operations, which their own kernels fuse.
+//! The functions here always take the kernels; `crate::ops` decides when they run (CPU, f32,
+//! kernels on) and calls Burn's operations otherwise.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -27,9 +28,6 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use ember_kernels::AttnShape;
 
 /// The fused operations, implemented for the CPU backend with and without autodiff.
@@ -48,77 +46,27 @@ pub trait CpuFused: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// Whether [`causal_attention`] runs the fused kernel for these inputs: the fused kernels
-/// [`enabled`], f32 on the CPU backend under autodiff, and q, k, v of one shape.
-pub fn attention_is_fused(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>) -> bool {
-    is_fused(q) && q.device().is_autodiff() && q.dims() == k.dims() && k.dims() == v.dims()
-}
-
-/// Causal self-attention over `[batch, heads, seq, head_dim]`, scaled by 1/√head_dim. The
-/// causal mask is aligned bottom-right, so with a KV cache (more keys than queries) the new
-/// queries see every cached key. Fused on the CPU backend under autodiff when queries and keys
-/// have one length (training); Burn's `attention` otherwise (its CPU inference path is fused
-/// already).
+/// Causal self-attention over `[batch, heads, seq, head_dim]` with the kernel (queries and keys
+/// of one length, f32 on the CPU backend); `crate::ops::causal_attention` decides when.
 pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    if attention_is_fused(&q, &k, &v) {
-        let y = <Dispatch as CpuFused>::fused_causal_attention(
-            q.into_dispatch(),
-            k.into_dispatch(),
-            v.into_dispatch(),
-        );
-        Tensor::from_dispatch(y)
-    } else {
-        let options = AttentionModuleOptions {
-            is_causal: true,
-            ..Default::default()
-        };
-        attention(q, k, v, None, None, options)
-    }
+    let y = <Dispatch as CpuFused>::fused_causal_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+    );
+    Tensor::from_dispatch(y)
 }
 
-/// GELU (erf form): fused on the CPU backend, Burn's `gelu` elsewhere; any shape.
+/// GELU (erf form) with the kernel, any shape; `crate::ops::gelu` decides when.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if is_fused(&x) {
-        Tensor::from_dispatch(<Dispatch as CpuFused>::fused_gelu(x.into_dispatch()))
-    } else {
-        burn::tensor::activation::gelu(x)
-    }
+    Tensor::from_dispatch(<Dispatch as CpuFused>::fused_gelu(x.into_dispatch()))
 }
 
-/// `-log softmax(logits)[target]` per row: `logits [rows, vocab]`, `targets [rows]` →
-/// `[rows]`. Fused on the CPU backend (with or without autodiff), composed elsewhere; both
-/// agree to float rounding (test `fused_nll_matches_log_softmax`).
+/// `-log softmax(logits)[target]` per row with the kernel (with or without autodiff);
+/// `crate::ops::nll_rows` decides when.
 pub fn nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
-    if is_fused(&logits) {
-        let out = <Dispatch as CpuFused>::nll_rows(logits.into_dispatch(), targets.into_dispatch());
-        Tensor::from_dispatch(out)
-    } else {
-        composed_nll_rows(logits, targets)
-    }
-}
-
-/// Whether [`nll_rows`] and [`gelu`] take the fused path for this tensor: f32 on the CPU
-/// backend, with or without autodiff, and the kernels [`enabled`].
-pub fn is_fused<const D: usize>(t: &Tensor<D>) -> bool {
-    enabled() && t.device() == Device::flex() && t.dtype() == DType::F32
-}
-
-/// The fused CPU kernels are on unless the environment sets `EMBER_FUSED_CPU=0` (Burn's own
-/// operations then run everywhere: for A/B measurements, or to rule the kernels out when
-/// chasing a problem). Read once per process. Results differ between the two settings by
-/// float rounding, so a run resumed under the other setting is not bit-identical.
-pub fn enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("EMBER_FUSED_CPU").map_or(true, |v| v.trim() != "0"))
-}
-
-/// The reference path: Burn's `log_softmax` and `gather`.
-pub fn composed_nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
-    let [rows, _] = logits.dims();
-    log_softmax(logits, 1)
-        .gather(1, targets.reshape([rows, 1]))
-        .reshape([rows])
-        .neg()
+    let out = <Dispatch as CpuFused>::nll_rows(logits.into_dispatch(), targets.into_dispatch());
+    Tensor::from_dispatch(out)
 }
 
 impl CpuFused for Flex {

@@ -6,7 +6,7 @@
 //! activations and as many fresh buffers per step, and a model has `2·n_layer + 1` of them.
 //! Here the forward is `ember_kernels::layer_norm_forward` and the backward
 //! `layer_norm_backward`, with the input's gradient and the gain's and offset's sums from one
-//! pass per row. Used on the CPU when the fused kernels are on; elsewhere Burn's `layer_norm`.
+//! pass per row. `crate::ops::layer_norm` decides when it runs (on the CPU, kernels on).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -16,9 +16,8 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
-use burn::tensor::module::layer_norm as burn_layer_norm;
 
-use crate::fused::{f32s, is_fused, to_flex};
+use crate::fused::{f32s, to_flex};
 
 /// Layer norm over the last dimension.
 #[backend_extension(Flex, Autodiff)]
@@ -33,17 +32,14 @@ pub trait CpuLayerNorm: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// Layer norm over the last dimension with gain `gamma` and optional offset `beta` (`[width]`):
-/// the fused kernels on the CPU, Burn's `layer_norm` elsewhere.
+/// Layer norm over the last dimension with gain `gamma` and optional offset `beta` (`[width]`)
+/// with the kernels (f32 on the CPU backend); `crate::ops::layer_norm` decides when.
 pub fn layer_norm<const D: usize>(
     x: Tensor<D>,
     gamma: Tensor<1>,
     beta: Option<Tensor<1>>,
     eps: f64,
 ) -> Tensor<D> {
-    if !is_fused(&x) {
-        return burn_layer_norm(x, gamma, beta, eps);
-    }
     // Without an offset, a zero one (a constant: no gradient is kept for it).
     let beta = beta.unwrap_or_else(|| Tensor::zeros(gamma.dims(), &gamma.device()));
     Tensor::from_dispatch(<Dispatch as CpuLayerNorm>::fused_layer_norm(

@@ -1,6 +1,6 @@
 //! Training attention straight from the packed query/key/value projection.
 //!
-//! `fused::causal_attention` takes `q`, `k`, `v` as `[batch, heads, seq, head_dim]`, which the
+//! The attention kernel takes `q`, `k`, `v` as `[batch, heads, seq, head_dim]`, which the
 //! layer makes from its `[batch, seq, 3·d]` projection by slicing, reshaping and transposing:
 //! Burn copies at the reshape and again to make the transpose contiguous, and the backward
 //! pads each slice's gradient to the whole `[batch, seq, 3·d]` with zeros and sums the three.
@@ -8,8 +8,8 @@
 //! `rows_to_heads` / `heads_to_rows`) around the same kernels, with its own backward step.
 //! Rotary embeddings, when the model has them, are applied to the split queries and keys in
 //! the same call (`ember_kernels::rope_in_place`, Burn's `RotaryEncoding` arithmetic), instead
-//! of Burn's composition (a reshape, a small product, a product and a sum per tensor). Used
-//! when training on the CPU.
+//! of Burn's composition (a reshape, a small product, a product and a sum per tensor).
+//! `crate::ops::attention` decides when it runs (training on the CPU).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -39,15 +39,9 @@ pub trait CpuQkvAttention: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// Whether [`qkv_attention`] takes the fused path: the attention kernel's conditions (CPU, f32,
-/// autodiff, kernels enabled).
-pub fn qkv_attention_is_fused(qkv: &Tensor<3>) -> bool {
-    crate::fused::is_fused(qkv) && qkv.device().is_autodiff()
-}
-
 /// Causal self-attention from `qkv [batch, seq, 3·d]` with `n_head` heads → `[batch, seq, d]`,
-/// scaled by 1/√head_dim, with rotary embeddings from position 0 when `rope` is given. Call
-/// only where [`qkv_attention_is_fused`] holds.
+/// scaled by 1/√head_dim, with rotary embeddings from position 0 when `rope` is given, with
+/// the kernels (f32 on the CPU backend, under autodiff); `crate::ops::attention` decides when.
 pub fn qkv_attention(qkv: Tensor<3>, rope: Option<&RotaryEncoding>, n_head: usize) -> Tensor<3> {
     let y = match rope {
         None => <Dispatch as CpuQkvAttention>::fused_qkv_attention(qkv.into_dispatch(), n_head),

@@ -208,7 +208,7 @@ pub fn masked_nll_sum(
     mask: Tensor<2>,
 ) -> (Tensor<1>, Tensor<1>) {
     let [b, t, v] = logits.dims();
-    let nll = crate::fused::nll_rows(logits.reshape([b * t, v]), targets.reshape([b * t]));
+    let nll = crate::ops::nll_rows(logits.reshape([b * t, v]), targets.reshape([b * t]));
     let mask = mask.reshape([b * t]);
     ((nll * mask.clone()).sum(), mask.sum())
 }

@@ -6,8 +6,7 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 
 use crate::config::{GptConfig, MlpKind, NormKind};
-use crate::fused::gelu;
-use crate::fused_norm::layer_norm;
+use crate::ops::{gelu, layer_norm};
 
 /// GPT-2 initialisation: weights N(0, std), biases zero. Burn's `LinearConfig` would draw the
 /// bias from the weight's initializer too, so the layer is assembled here.

@@ -32,6 +32,7 @@ pub mod fused_qkv;
 pub mod generate;
 pub mod gpt;
 pub mod layers;
+pub mod ops;
 
 pub use attention::KvCache;
 pub use batch::HostBatch;

@@ -3,7 +3,8 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use ember_model::fused::{composed_nll_rows, is_fused, nll_rows};
+use ember_model::fused::nll_rows;
+use ember_model::ops::{composed_nll_rows, fused_here as is_fused};
 use ember_model::{GptConfig, masked_loss};
 
 use crate::common::{host, max_diff, model, tokens};
@@ -183,12 +184,9 @@ fn fused_attention_matches_burn_forward_and_backward() {
         r(&device).require_grad(),
     );
     let w = r(&device);
-    assert!(ember_model::fused::attention_is_fused(&q, &k, &v));
-    assert!(!ember_model::fused::attention_is_fused(
-        &q.clone().inner(),
-        &k.clone().inner(),
-        &v.clone().inner()
-    ));
+    // The door takes the kernel under autodiff on the CPU (and Burn's attention without).
+    assert!(is_fused(&q) && q.device().is_autodiff());
+    assert!(!q.clone().inner().device().is_autodiff());
     let fused = ember_model::fused::causal_attention(q.clone(), k.clone(), v.clone());
     let options = AttentionModuleOptions {
         is_causal: true,
@@ -218,7 +216,7 @@ fn packed_qkv_case(with_rope: bool) {
     use burn::nn::RotaryEncodingConfig;
     use burn::tensor::module::attention;
     use burn::tensor::ops::AttentionModuleOptions;
-    use ember_model::fused_qkv::{qkv_attention, qkv_attention_is_fused};
+    use ember_model::fused_qkv::qkv_attention;
     let device = Device::flex().autodiff();
     device.seed(5);
     // 70 positions cross the kernel's 64-row block; 3 heads of 8.
@@ -228,9 +226,14 @@ fn packed_qkv_case(with_rope: bool) {
     let qkv = Tensor::<3>::random([b, t, 3 * d], normal, &device).require_grad();
     let w = Tensor::<3>::random([b, t, d], normal, &device);
     let rope = with_rope.then(|| RotaryEncodingConfig::new(80, hd).init(&device));
-    assert!(qkv_attention_is_fused(&qkv));
-    assert!(!qkv_attention_is_fused(&qkv.clone().inner()));
+    assert!(is_fused(&qkv) && qkv.device().is_autodiff());
     let fused = qkv_attention(qkv.clone(), rope.as_ref(), h);
+    // The model's door takes the same kernel for a whole sequence without a cache.
+    let door = ember_model::ops::attention(qkv.clone(), h, 0, rope.as_ref(), None);
+    assert_eq!(
+        door.clone().into_data().try_to_vec::<f32>().unwrap(),
+        fused.clone().into_data().try_to_vec::<f32>().unwrap()
+    );
     let heads = |m: Tensor<3>| m.reshape([b, t, h, hd]).swap_dims(1, 2);
     let (mut q, mut k, v) = (
         heads(qkv.clone().slice(s![.., .., 0..d])),

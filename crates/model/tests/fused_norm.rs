@@ -4,8 +4,8 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::module::layer_norm as burn_layer_norm;
-use ember_model::fused::is_fused;
 use ember_model::fused_norm::layer_norm;
+use ember_model::ops::fused_here as is_fused;
 
 use crate::fused::assert_same;
 

@@ -61,7 +61,7 @@ pub fn adamw_step(
     moments: Option<(Tensor<1>, Tensor<1>)>,
     s: AdamWScalars,
 ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
-    if ember_model::fused::is_fused(&param) {
+    if ember_model::ops::fused_here(&param) {
         let (m, v, first) = match moments {
             Some((m, v)) => (m, v, false),
             None => (param.zeros_like(), param.zeros_like(), true),

@@ -21,7 +21,7 @@ fn bits(t: &Tensor<1>) -> Vec<u32> {
 #[test]
 fn fused_adamw_matches_composed() {
     let device = Device::flex();
-    assert!(ember_model::fused::enabled());
+    assert!(ember_model::ops::enabled());
     let n = 50_000;
     let vals = |k: usize| -> Tensor<1> {
         let v: Vec<f32> = (0..n)

@@ -1,0 +1,131 @@
+//! The one door between the model and its arithmetic. Every operation that has a fused CPU
+//! kernel — GELU, layer norm, causal attention, the per-row cross-entropy — is called through
+//! here, and only here is it decided which implementation runs: Ember's kernels (`fused`,
+//! `fused_norm`, `fused_qkv`, plugged into Burn as backend extensions) for f32 tensors on the
+//! CPU backend, Burn's own operations on every other device (WGPU fuses its own kernels) or
+//! when `EMBER_FUSED_CPU=0`. Both give the same numbers to float rounding (tests in
+//! `tests/fused.rs`), so the layers read like the maths, without branches.
+
+use burn::backend::DType;
+use burn::nn::RotaryEncoding;
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::module::{attention as burn_attention, layer_norm as burn_layer_norm};
+use burn::tensor::ops::AttentionModuleOptions;
+
+use crate::attention::LayerKv;
+use crate::{fused, fused_norm, fused_qkv};
+
+/// The operations the CPU runs as fused kernels (shown in the device line). AdamW's fused
+/// update is called from the training loop (`ember_train::fused_adamw`) on the same condition.
+pub const FUSED_OPS: &str = "cross-entropy, GELU, layer norm, attention and AdamW";
+
+/// The fused CPU kernels are on unless the environment sets `EMBER_FUSED_CPU=0` (Burn's own
+/// operations then run everywhere: for A/B measurements, or to rule the kernels out when
+/// chasing a problem). Read once per process. Results differ between the two settings by
+/// float rounding, so a run resumed under the other setting is not bit-identical.
+pub fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("EMBER_FUSED_CPU").map_or(true, |v| v.trim() != "0"))
+}
+
+/// The one condition: the kernels are [`enabled`] and `t` is f32 on Burn's CPU backend (with
+/// or without autodiff).
+pub fn fused_here<const D: usize>(t: &Tensor<D>) -> bool {
+    enabled() && t.device() == Device::flex() && t.dtype() == DType::F32
+}
+
+/// GELU (erf form), any shape.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if fused_here(&x) {
+        fused::gelu(x)
+    } else {
+        burn::tensor::activation::gelu(x)
+    }
+}
+
+/// Layer norm over the last dimension with gain `gamma` and optional offset `beta` (`[width]`).
+pub fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Option<Tensor<1>>,
+    eps: f64,
+) -> Tensor<D> {
+    if fused_here(&x) {
+        fused_norm::layer_norm(x, gamma, beta, eps)
+    } else {
+        burn_layer_norm(x, gamma, beta, eps)
+    }
+}
+
+/// `-log softmax(logits)[target]` per row: `logits [rows, vocab]`, `targets [rows]` → `[rows]`.
+pub fn nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    if fused_here(&logits) {
+        fused::nll_rows(logits, targets)
+    } else {
+        composed_nll_rows(logits, targets)
+    }
+}
+
+/// The reference path of [`nll_rows`]: Burn's `log_softmax` and `gather`.
+pub fn composed_nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let [rows, _] = logits.dims();
+    log_softmax(logits, 1)
+        .gather(1, targets.reshape([rows, 1]))
+        .reshape([rows])
+        .neg()
+}
+
+/// Causal self-attention over `[batch, heads, seq, head_dim]`, scaled by 1/√head_dim. The
+/// causal mask is aligned bottom-right, so with a KV cache (more keys than queries) the new
+/// queries see every cached key. The kernel when training on the CPU with queries and keys of
+/// one length; Burn's `attention` otherwise (its CPU inference path is fused already).
+pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    let same = q.dims() == k.dims() && k.dims() == v.dims();
+    if fused_here(&q) && q.device().is_autodiff() && same {
+        fused::causal_attention(q, k, v)
+    } else {
+        let options = AttentionModuleOptions {
+            is_causal: true,
+            ..Default::default()
+        };
+        burn_attention(q, k, v, None, None, options)
+    }
+}
+
+/// Multi-head causal self-attention from the packed projection `qkv [batch, seq, 3·d]`
+/// (queries, keys, values side by side) → the heads' outputs side by side, `[batch, seq, d]`.
+/// `start` is the position of the first token; rotary embeddings are applied when `rope` is
+/// given; with a `cache`, keys and values of earlier calls are attended to and this call's are
+/// appended. Training on the CPU (whole sequences, no cache) takes the packed kernel, which
+/// splits heads and applies rotary embeddings in the same pass.
+pub fn attention(
+    qkv: Tensor<3>,
+    n_head: usize,
+    start: usize,
+    rope: Option<&RotaryEncoding>,
+    cache: Option<&mut LayerKv>,
+) -> Tensor<3> {
+    if start == 0 && cache.is_none() && fused_here(&qkv) && qkv.device().is_autodiff() {
+        return fused_qkv::qkv_attention(qkv, rope, n_head);
+    }
+    let [b, t, d3] = qkv.dims();
+    let d = d3 / 3;
+    let hd = d / n_head;
+    let heads = |m: Tensor<3>| m.reshape([b, t, n_head, hd]).swap_dims(1, 2); // [b, h, t, hd]
+    let mut q = heads(qkv.clone().slice(s![.., .., 0..d]));
+    let mut k = heads(qkv.clone().slice(s![.., .., d..2 * d]));
+    let mut v = heads(qkv.slice(s![.., .., 2 * d..3 * d]));
+    if let Some(rope) = rope {
+        q = rope.apply(q, start);
+        k = rope.apply(k, start);
+    }
+    if let Some(slot) = cache {
+        if let Some((pk, pv)) = slot.take() {
+            k = Tensor::cat(vec![pk, k], 2);
+            v = Tensor::cat(vec![pv, v], 2);
+        }
+        *slot = Some((k.clone(), v.clone()));
+    }
+    causal_attention(q, k, v).swap_dims(1, 2).reshape([b, t, d])
+}
