@@ -135,6 +135,11 @@ fn fuzz(name: &str, strategy: impl Strategy<Value = Vec<u8>>, target: impl Fn(&[
     eprintln!("fuzz {name}: {cases} inputs in {} s, no crash", seconds());
 }
 
+/// A file or directory name of this thread's current case under `dir`, ending in `ext`.
+fn case_path(dir: &Path, ext: &str) -> PathBuf {
+    dir.join(format!("case-{:?}{ext}", std::thread::current().id()))
+}
+
 fn small_tokenizer() -> ember_tokenizer::Tokenizer {
     let text = "To be, or not to be: that is the question. Whether 'tis nobler in the mind.";
     train_from_texts(&[text], &TrainerConfig::new(300))
@@ -231,9 +236,7 @@ fn fuzz_checkpoint_manifest_and_safetensors() {
             return;
         };
         let which = which as usize % n;
-        let ck = tmp
-            .path()
-            .join(format!("case-{:?}", std::thread::current().id()));
+        let ck = case_path(tmp.path(), "");
         let _ = std::fs::remove_dir_all(&ck);
         let _ = std::fs::create_dir_all(&ck);
         for (i, (name, bytes)) in files.iter().enumerate() {
@@ -300,9 +303,7 @@ fn fuzz_shard_and_meta() {
         let Some((&which, content)) = b.split_first() else {
             return;
         };
-        let dir = tmp
-            .path()
-            .join(format!("case-{:?}", std::thread::current().id()));
+        let dir = case_path(tmp.path(), "");
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::create_dir_all(&dir);
         let _ = std::fs::copy(data.join("tokenizer.json"), dir.join("tokenizer.json"));
@@ -357,9 +358,7 @@ fn fuzz_dialogue_and_eval_jsonl() {
         let Some((&which, content)) = b.split_first() else {
             return;
         };
-        let path = tmp
-            .path()
-            .join(format!("case-{:?}.jsonl", std::thread::current().id()));
+        let path = case_path(tmp.path(), ".jsonl");
         let _ = std::fs::write(&path, content);
         match which % 5 {
             0 => {
@@ -397,9 +396,7 @@ fn fuzz_chat_history() {
         b"null",
     ];
     fuzz("chat-history", input(seeds, tokens), |b| {
-        let path = tmp
-            .path()
-            .join(format!("case-{:?}.jsonl", std::thread::current().id()));
+        let path = case_path(tmp.path(), ".jsonl");
         let _ = std::fs::write(&path, b);
         let _ = ember_cli::chat_cmd::read_history(&path);
     });
@@ -436,9 +433,7 @@ fn fuzz_toml_configs() {
         b"dropout = 1",
     ];
     fuzz("toml", input(seeds, tokens), |b| {
-        let path = tmp
-            .path()
-            .join(format!("case-{:?}.toml", std::thread::current().id()));
+        let path = case_path(tmp.path(), ".toml");
         let _ = std::fs::write(&path, b);
         let _ = ember_train::config::load::<ember_pretrain::PretrainConfig>(&path, &[]);
         let _ = ember_train::config::load::<ember_sft::SftConfig>(&path, &[]);
