@@ -22,10 +22,11 @@ for q in "Hello, how are you?" "What is your favorite book?"; do
   ember chat --checkpoint $R/sft --message "$q" --max-new-tokens 60 --seed 1
 done
 echo
-# 6. Evaluation of every SFT checkpoint: held-out bits per byte, assistant loss, zero-shot
+# 6. Evaluation of every SFT checkpoint: held-out bits per byte, assistant loss, reply ranking
+#    (dialogue-choice, chance 25%) and context gain on the held-out conversations, zero-shot
 #    benchmarks on the bundled slices (data/eval-mini; point --eval-data at the full sets for
 #    real figures) and samples; results.json plus an HTML/Markdown report.
-ember eval --run $R/sft --tasks text,sft-loss,hellaswag,arc-easy,blimp,samples --eval-data data/eval-mini --samples 3
+ember eval --run $R/sft --tasks text,sft-loss,dialogue-choice,context-gain,hellaswag,arc-easy,blimp,samples --eval-data data/eval-mini --samples 3
 echo
 echo "runs: $R/pretrain and $R/sft (metrics.jsonl, loss.svg, checkpoints/, report.html); sampled replies: $R/sft/replies.jsonl"
 echo "report: $R/sft/report.html (open it in a browser; $R/sft/report.md is the Markdown version)"

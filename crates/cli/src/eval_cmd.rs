@@ -20,10 +20,10 @@ pub struct EvalArgs {
     /// Evaluate every complete checkpoint of this run, in step order; results go to RUN/eval/results.json and the report to RUN/report.html.
     #[arg(long, conflicts_with = "checkpoint")]
     run: Option<PathBuf>,
-    /// Comma-separated tasks: text (alias bpb), sft-loss, hellaswag, arc-easy, blimp, gsm8k, samples; or all.
+    /// Comma-separated tasks: text (alias bpb), sft-loss, dialogue-choice (reply ranking, chance 25%), context-gain (nats/token a reply gains from its own conversation), hellaswag, arc-easy, blimp, gsm8k, samples; or all.
     #[arg(long, default_value = "text")]
     tasks: String,
-    /// At most N items per task (windows for text, conversations for sft-loss; BLiMP takes them evenly across paradigms).
+    /// At most N items per task (windows for text, conversations for the dialogue tasks; BLiMP takes them evenly across paradigms).
     #[arg(long, value_parser = checks::at_least_one)]
     limit: Option<usize>,
     /// Where to write results.json (default RUN/eval/results.json with --run, else results.json).
@@ -35,7 +35,7 @@ pub struct EvalArgs {
     /// Window stride for the text task (default: the context length, non-overlapping windows).
     #[arg(long, value_parser = checks::at_least_one)]
     stride: Option<usize>,
-    /// Dialogue JSONL for sft-loss (default: the SFT run's held-out conversations).
+    /// Dialogue JSONL for sft-loss, dialogue-choice and context-gain (default: the SFT run's held-out conversations).
     #[arg(long)]
     dialogue: Option<PathBuf>,
     /// Directory holding hellaswag_val.jsonl, arc_easy_test.jsonl, blimp_200per.jsonl, gsm8k_test.jsonl
@@ -99,6 +99,10 @@ fn print_result(name: &str, r: &TaskResult) {
         ),
         TaskResult::Math(m) => format!(", n = {}, {} too long", m.acc.n, m.too_long),
         TaskResult::Samples(_) => String::new(),
+        TaskResult::Gain(g) => format!(
+            " (own context {:.4}, another conversation's {:.4}), {} replies",
+            g.own_nll, g.shuffled_nll, g.replies
+        ),
     };
     println!("  {name:<10} {value}{chance}{extra}");
     if let TaskResult::Samples(s) = r {

@@ -135,3 +135,58 @@ fn eval_of_a_run_writes_results_and_a_report_and_bad_requests_are_explained() {
         out.stderr
     );
 }
+
+/// Reply ranking and context gain on a fine-tuning run's own held-out conversations: both are
+/// measured, written to results.json with their chance levels, and shown in the report.
+#[test]
+fn dialogue_choice_and_context_gain_on_the_runs_held_out_conversations() {
+    let f = crate::battery::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let r = ember(&[
+        "eval",
+        "--checkpoint",
+        &f.p("sft"),
+        "--device",
+        "cpu",
+        "--tasks",
+        "dialogue-choice,context-gain",
+        "--out",
+        &s(&out),
+    ]);
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let t = &v["checkpoints"][0]["tasks"];
+    let choice = &t["dialogue-choice"];
+    assert_eq!(choice["chance"], 0.25, "{choice}");
+    assert!(choice["acc"]["n"].as_u64().unwrap() > 10, "{choice}");
+    let gain = &t["context-gain"];
+    assert!(gain["replies"].as_u64().unwrap() > 10, "{gain}");
+    assert!(gain["gain"].as_f64().unwrap().is_finite(), "{gain}");
+    assert!(
+        r.stdout.contains("dialogue-choice") && r.stdout.contains("nats/token"),
+        "{}",
+        r.stdout
+    );
+    let report = std::fs::read_to_string(out.with_extension("md")).unwrap();
+    assert!(report.contains("context-gain"), "{report}");
+    // The same seed gives the same numbers.
+    let again = ember(&[
+        "eval",
+        "--checkpoint",
+        &f.p("sft"),
+        "--device",
+        "cpu",
+        "--tasks",
+        "dialogue-choice,context-gain",
+        "--out",
+        &s(&dir.path().join("r2.json")),
+        "--no-report",
+    ]);
+    assert!(again.ok, "{}", again.stderr);
+    let w: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r2.json")).unwrap())
+            .unwrap();
+    assert_eq!(w["checkpoints"][0]["tasks"], v["checkpoints"][0]["tasks"]);
+}

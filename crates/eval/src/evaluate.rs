@@ -15,12 +15,14 @@ use crate::data::{Loaded, task_file};
 use crate::error::{EvalError, Result};
 use crate::loglik::ModelScorer;
 use crate::results::{CheckpointResult, TaskResult};
-use crate::tasks::{choice, dialogue, generation, text};
+use crate::tasks::{choice, dialogue, generation, reply, text};
 
 /// The tasks `ember eval` knows.
-pub const TASKS: [&str; 7] = [
+pub const TASKS: [&str; 9] = [
     "text",
     "sft-loss",
+    "dialogue-choice",
+    "context-gain",
     "hellaswag",
     "arc-easy",
     "blimp",
@@ -69,7 +71,8 @@ pub struct EvalOptions {
     pub text: Option<PathBuf>,
     /// Window stride for `text` (default: the context length, i.e. non-overlapping).
     pub stride: Option<usize>,
-    /// Dialogue JSONL for `sft-loss` (default: an SFT run's held-out conversations).
+    /// Dialogue JSONL for `sft-loss`, `dialogue-choice`, `context-gain` (default: an SFT run's
+    /// held-out conversations).
     pub dialogue: Option<PathBuf>,
     /// Directory with the benchmark files.
     pub eval_data: PathBuf,
@@ -272,6 +275,27 @@ fn run_task(
             let r = dialogue::score(model, tok, &convs, block, source, invalid, progress)?;
             Ok((TaskResult::Text(r), n))
         }
+        "dialogue-choice" | "context-gain" => {
+            let (mut convs, source, _) = dialogue_convs(dir, opts)?;
+            if let Some(l) = opts.limit {
+                convs.truncate(l);
+            }
+            let turns = reply::turns(tok, &convs)?;
+            let mut scorer = ModelScorer::new(model, block);
+            scorer.reuse_context = opts.reuse_context;
+            if task == "context-gain" {
+                let r = reply::context_gain(&mut scorer, &turns, opts.seed, source, progress)?;
+                let n = r.replies as usize;
+                return Ok((TaskResult::Gain(r), n));
+            }
+            let (items, left_out) = reply::rank_items(&turns, opts.seed);
+            let (r, scores) =
+                reply::dialogue_choice(&mut scorer, &turns, &items, source, left_out, progress)?;
+            if let Some(p) = &opts.details {
+                write_details(p, dir, task, &scores)?;
+            }
+            Ok((TaskResult::Choice(r), items.len()))
+        }
         "hellaswag" | "arc-easy" | "blimp" => {
             let path = opts.eval_data.join(task_file(task));
             let loaded = match task {
@@ -365,13 +389,13 @@ fn dialogue_convs(dir: &Path, opts: &EvalOptions) -> Result<(Vec<Conversation>, 
         .filter(|_| is_sft_checkpoint(dir))
         .ok_or_else(|| {
             EvalError::Usage(format!(
-                "sft-loss: give --dialogue FILE; {} is not a checkpoint of a fine-tuning run, so it has no held-out conversations",
+                "dialogue tasks: give --dialogue FILE; {} is not a checkpoint of a fine-tuning run, so it has no held-out conversations",
                 dir.display()
             ))
         })?;
     if !run.join(HELD_OUT_FILE).is_file() {
         return Err(EvalError::Usage(format!(
-            "sft-loss: give --dialogue FILE; {} has no {HELD_OUT_FILE} (runs made before it was recorded)",
+            "dialogue tasks: give --dialogue FILE; {} has no {HELD_OUT_FILE} (runs made before it was recorded)",
             run.display()
         )));
     }

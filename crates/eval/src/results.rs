@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{EvalError, Result};
 use crate::tasks::choice::ChoiceResult;
 use crate::tasks::generation::{MathResult, SamplesResult};
+use crate::tasks::reply::GainResult;
 use crate::tasks::text::TextResult;
 
 /// Format name in `results.json`.
@@ -27,6 +28,8 @@ pub enum TaskResult {
     Math(MathResult),
     /// `samples`.
     Samples(SamplesResult),
+    /// `context-gain`.
+    Gain(GainResult),
 }
 
 /// Everything measured on one checkpoint.

@@ -7,5 +7,6 @@
 mod common;
 mod data;
 mod model;
+mod reply;
 mod report;
 mod scoring;

@@ -31,6 +31,13 @@ pub fn headline(r: &TaskResult) -> (String, Option<String>) {
         }
         TaskResult::Math(m) => (format!("acc {}", m.acc.percent()), Some("0.0".into())),
         TaskResult::Samples(s) => (format!("{} samples", s.samples.len()), None),
+        TaskResult::Gain(g) => (
+            format!(
+                "gain {:+.3} [{:+.3}, {:+.3}] nats/token",
+                g.gain, g.lo, g.hi
+            ),
+            Some("0".into()),
+        ),
     }
 }
 
@@ -41,6 +48,7 @@ fn plotted(r: &TaskResult) -> Option<f64> {
         TaskResult::Choice(c) => Some(100.0 * c.acc.value),
         TaskResult::Math(m) => Some(100.0 * m.acc.value),
         TaskResult::Samples(_) => None,
+        TaskResult::Gain(g) => Some(g.gain),
     }
 }
 
@@ -64,6 +72,7 @@ fn eval_table(results: &Results) -> Vec<Vec<String>> {
                 TaskResult::Choice(x) => format!("{} ({} malformed)", x.acc.n, x.malformed),
                 TaskResult::Math(m) => format!("{} ({} too long)", m.acc.n, m.too_long),
                 TaskResult::Samples(_) => String::new(),
+                TaskResult::Gain(g) => format!("{} replies", g.replies),
             };
             let short = Path::new(&c.checkpoint)
                 .file_name()
@@ -146,6 +155,7 @@ fn charts(d: &ReportData) -> Vec<String> {
                 let first = stepped.iter().find_map(|c| c.tasks.get(name));
                 let (unit, chance) = match first {
                     Some(TaskResult::Text(_)) => ("bpb", None),
+                    Some(TaskResult::Gain(_)) => ("nats/token", Some((0.0, "no gain"))),
                     Some(TaskResult::Choice(c)) => {
                         ("accuracy %", Some((100.0 * c.chance, "chance")))
                     }

@@ -3,4 +3,5 @@
 pub mod choice;
 pub mod dialogue;
 pub mod generation;
+pub mod reply;
 pub mod text;
