@@ -38,6 +38,10 @@ pub struct PrepareArgs {
     /// Replace an existing output directory.
     #[arg(long)]
     pub force: bool,
+    /// The inputs are dialogue JSONL ({"messages": [...]} per line): each conversation becomes
+    /// one document rendered with the chat template, for mixing into pretraining ([data] mix).
+    #[arg(long, conflicts_with = "doc_separator")]
+    pub dialogue: bool,
 }
 
 fn unescape(s: &str) -> String {
@@ -63,6 +67,7 @@ pub fn run(args: PrepareArgs) -> Result<()> {
         seed: args.seed,
         overwrite: args.force,
         progress: true,
+        dialogue: args.dialogue,
     };
     let r = prepare(&opts).with_context(|| format!("preparing {}", args.out.display()))?;
     println!(

@@ -281,6 +281,7 @@ fn fuzz_shard_and_meta() {
         seed: 0,
         overwrite: true,
         progress: false,
+        dialogue: false,
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let shard = std::fs::read(data.join("train-00000.bin")).unwrap_or_else(|e| panic!("{e}"));

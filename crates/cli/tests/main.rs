@@ -9,6 +9,7 @@ mod chat;
 mod eval;
 mod fuzz;
 mod generate;
+mod mix;
 mod pretrain;
 mod regression;
 mod sft;

@@ -45,8 +45,27 @@ pub struct InitSection {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// A directory written by `ember prepare` (shards, tokenizer.json, meta.json).
+    /// A directory written by `ember prepare` (shards, tokenizer.json, meta.json); its
+    /// held-out split is what evaluations report.
     pub dir: PathBuf,
+    /// Other prepared directories mixed into the training rows (dialogue from
+    /// `ember prepare --dialogue`, say), each with its share of the rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mix: Vec<MixSource>,
+}
+
+/// One `[[data.mix]]` source.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MixSource {
+    /// A directory written by `ember prepare` with the same tokenizer as `data.dir`.
+    pub dir: PathBuf,
+    /// Share of the training rows drawn from it once it has started (the shares of all mixed
+    /// sources add up to less than 1; `data.dir` gets the rest).
+    pub weight: f64,
+    /// First optimizer step that draws from it (nanochat's mid-training starts late).
+    #[serde(default)]
+    pub start_step: u64,
 }
 
 /// `[model]`: a preset and/or explicit fields (explicit fields win). Unset fields take the
@@ -221,6 +240,24 @@ impl ember_train::config::Validate for PretrainConfig {
             if v == Some(0) {
                 return Err(FieldError::new(format!("model.{field}"), 0, "at least 1"));
             }
+        }
+        let mut total = 0.0;
+        for (i, s) in self.data.mix.iter().enumerate() {
+            if !(s.weight > 0.0 && s.weight < 1.0) {
+                return Err(FieldError::new(
+                    format!("data.mix[{i}].weight"),
+                    s.weight,
+                    "a share above 0 and below 1",
+                ));
+            }
+            total += s.weight;
+        }
+        if total >= 1.0 {
+            return Err(FieldError::new(
+                "data.mix[0].weight",
+                format!("{total} in all"),
+                "shares adding up to less than 1 (data.dir gets the rest)",
+            ));
         }
         if let Some(d) = m.dropout.filter(|d| !(*d >= 0.0 && *d < 1.0)) {
             return Err(FieldError::new("model.dropout", d, "in [0, 1)"));

@@ -25,6 +25,7 @@
 //!     seed: 0,
 //!     overwrite: false,
 //!     progress: false,
+//!     dialogue: false,
 //! }).unwrap();
 //! let data = Prepared::open(&dir.path().join("data")).unwrap();
 //! assert_eq!(data.train.len() as u64, report.train_tokens);

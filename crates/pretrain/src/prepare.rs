@@ -50,6 +50,10 @@ pub struct PrepareOptions {
     pub overwrite: bool,
     /// Show a progress bar.
     pub progress: bool,
+    /// The inputs are dialogue JSONL: each conversation is one document, rendered with the
+    /// tokenizer's chat template (its special tokens as ids), for mixing dialogue into
+    /// pretraining; the held-out split is whole conversations.
+    pub dialogue: bool,
 }
 
 /// What [`prepare`] wrote.
@@ -329,6 +333,9 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
             ),
         });
     }
+    if opts.dialogue {
+        return prepare_dialogue(opts, &tok, t0);
+    }
     let sep = opts.doc_separator.as_deref();
     let (mut texts, docs) = read_all(&opts.inputs, sep, 0)?;
     let (train_docs, val_docs, policy) = match &opts.val {
@@ -358,22 +365,9 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
             reason: "holds no document to train on".into(),
         });
     }
-    let tmp = opts.out.with_file_name(format!(
-        ".{}.tmp.{}",
-        opts.out
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| PretrainError::io(&tmp, "create directory", e))?;
-    // Everything is written into `tmp`; on any failure (a full disk, say) it is removed, so no
-    // half-written directory is left, and an existing --out stays as it was.
-    let result = write_prepared(opts, &tok, &texts, &train_docs, &val_docs, &policy, &tmp);
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
+    let result = in_temporary_dir(&opts.out, |tmp| {
+        write_prepared(opts, &tok, &texts, &train_docs, &val_docs, &policy, tmp)
+    });
     let (train, val, total_bytes) = result?;
     let n =
         |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
@@ -388,6 +382,47 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
     })
 }
 
+/// Runs `write` into a fresh temporary directory beside `out` (which it must swap into place
+/// itself); on any failure (a full disk, say) the temporary directory is removed, so no
+/// half-written directory is left, and an existing `out` stays as it was.
+fn in_temporary_dir<T>(out: &Path, write: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+    let tmp = out.with_file_name(format!(
+        ".{}.tmp.{}",
+        out.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| PretrainError::io(&tmp, "create directory", e))?;
+    let result = write(&tmp);
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+/// The shard header for `tok`'s ids.
+fn header_for(tok: &Tokenizer) -> Header {
+    Header {
+        width: width_for(tok.vocab_size()),
+        tokens: 0,
+        vocab_size: tok.vocab_size() as u32,
+        tokenizer_sha256: unhex32(&tok.fingerprint()).unwrap_or([0; 32]),
+    }
+}
+
+/// Writes `tokenizer.json` and `meta.json` into `tmp` and swaps it into place as `out`.
+fn finish(tmp: &Path, out: &Path, tok: &Tokenizer, meta: &serde_json::Value) -> Result<()> {
+    ember_files::write_atomic(&tmp.join("tokenizer.json"), tok.to_json().as_bytes())?;
+    ember_files::write_atomic(
+        &tmp.join("meta.json"),
+        (serde_json::to_string_pretty(meta).unwrap_or_default() + "\n").as_bytes(),
+    )?;
+    ember_files::swap_dir(tmp, out)?;
+    Ok(())
+}
+
 /// Writes the shards, tokenizer and meta.json into `tmp` and swaps it into place; returns
 /// the two splits' meta entries and the input bytes.
 fn write_prepared(
@@ -399,12 +434,7 @@ fn write_prepared(
     policy: &str,
     tmp: &Path,
 ) -> Result<(serde_json::Value, serde_json::Value, u64)> {
-    let header = Header {
-        width: width_for(tok.vocab_size()),
-        tokens: 0,
-        vocab_size: tok.vocab_size() as u32,
-        tokenizer_sha256: unhex32(&tok.fingerprint()).unwrap_or([0; 32]),
-    };
+    let header = header_for(tok);
     let total_bytes: u64 = train_docs
         .iter()
         .chain(val_docs)
@@ -438,11 +468,111 @@ fn write_prepared(
         "val_policy": policy, "inputs": inputs,
         "splits": {"train": train, "val": val},
     });
-    ember_files::write_atomic(&tmp.join("tokenizer.json"), tok.to_json().as_bytes())?;
-    ember_files::write_atomic(
-        &tmp.join("meta.json"),
-        (serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n").as_bytes(),
-    )?;
-    ember_files::swap_dir(tmp, &opts.out)?;
+    finish(tmp, &opts.out, tok, &meta)?;
     Ok((train, val, total_bytes))
+}
+
+/// `ember prepare --dialogue`: conversations as pretraining documents. Each is rendered with
+/// the chat template (`<|endoftext|>` first, then each turn between its role marker and
+/// `<|end|>`), so a model pretrained on the mix has seen the template before fine-tuning; the
+/// held-out split is whole conversations, chosen by a seeded shuffle (`--val-fraction`) or
+/// given as files (`--val-input`). Every line is validated as `ember sft` validates it.
+fn prepare_dialogue(opts: &PrepareOptions, tok: &Tokenizer, t0: Instant) -> Result<PrepareReport> {
+    use ember_formats::dialogue::{Conversation, InvalidPolicy, load};
+    ember_tokenizer::ChatTokens::of(tok)?;
+    let load_all = |paths: &[PathBuf]| -> Result<(Vec<Conversation>, Vec<serde_json::Value>, u64)> {
+        let (mut convs, mut inputs, mut bytes) = (Vec::new(), Vec::new(), 0u64);
+        for p in paths {
+            let loaded = load(p, InvalidPolicy::Stop)?;
+            let size = std::fs::metadata(p).map_or(0, |m| m.len());
+            bytes += size;
+            inputs.push(
+                json!({"path": p.display().to_string(), "bytes": size, "sha256": loaded.sha256,
+                "conversations": loaded.conversations.len()}),
+            );
+            convs.extend(loaded.conversations);
+        }
+        Ok((convs, inputs, bytes))
+    };
+    let (convs, mut inputs, mut bytes) = load_all(&opts.inputs)?;
+    let (train, val, policy) = match &opts.val {
+        ValSplit::None => (convs, Vec::new(), "none".to_string()),
+        ValSplit::Fraction(f) => {
+            let n = convs.len();
+            let want = ((n as f64 * f).round() as usize).clamp(1, n.saturating_sub(1));
+            let mut order: Vec<usize> = (0..n).collect();
+            let mut s = opts.seed;
+            for i in (1..n).rev() {
+                let j = (splitmix(&mut s) % (i as u64 + 1)) as usize;
+                order.swap(i, j);
+            }
+            let mut is_val = vec![false; n];
+            for &i in order.iter().take(want) {
+                is_val[i] = true;
+            }
+            let (mut tr, mut va) = (Vec::new(), Vec::new());
+            for (c, v) in convs.into_iter().zip(is_val) {
+                if v { va.push(c) } else { tr.push(c) }
+            }
+            let policy = format!(
+                "{} of {n} whole conversations chosen by a shuffle with seed {}",
+                va.len(),
+                opts.seed
+            );
+            (tr, va, policy)
+        }
+        ValSplit::Files(files) => {
+            let (v, more, b) = load_all(files)?;
+            inputs.extend(more);
+            bytes += b;
+            (convs, v, "the given held-out files".to_string())
+        }
+    };
+    if train.is_empty() {
+        return Err(PretrainError::Input {
+            path: opts.inputs[0].clone(),
+            reason: "holds no conversation to train on once the held-out ones are set aside".into(),
+        });
+    }
+    let header = header_for(tok);
+    let (train_meta, val_meta) = in_temporary_dir(&opts.out, |tmp| {
+        let split = |name: &'static str, convs: &[Conversation]| -> Result<serde_json::Value> {
+            let mut w = ShardWriter {
+                dir: tmp,
+                split: name,
+                header: header.clone(),
+                max: opts.shard_tokens,
+                pending: Vec::new(),
+                shards: Vec::new(),
+                total: 0,
+            };
+            for c in convs {
+                w.push(&ember_tokenizer::render_chat(tok, &c.messages)?.ids)?;
+            }
+            w.flush()?;
+            Ok(json!({"documents": convs.len(), "tokens": w.total, "shards": w.shards}))
+        };
+        let (tr, va) = (split("train", &train)?, split("val", &val)?);
+        let meta = json!({
+            "format": META_FORMAT, "version": 1, "kind": "dialogue",
+            "tokenizer": "tokenizer.json", "tokenizer_sha256": tok.fingerprint(),
+            "vocab_size": tok.vocab_size(), "dtype": if header.width == 2 { "u16" } else { "u32" },
+            "document_prefix": ENDOFTEXT, "template": "chat",
+            "val_policy": policy, "inputs": inputs,
+            "splits": {"train": tr, "val": va},
+        });
+        finish(tmp, &opts.out, tok, &meta)?;
+        Ok((tr, va))
+    })?;
+    let n =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    Ok(PrepareReport {
+        train_tokens: n(&train_meta, "tokens"),
+        val_tokens: n(&val_meta, "tokens"),
+        train_docs: train.len(),
+        val_docs: val.len(),
+        bytes,
+        seconds: t0.elapsed().as_secs_f64(),
+        val_policy: policy,
+    })
 }

@@ -12,7 +12,7 @@ use ember_train::{FaultPlan, Outcome, Run, Start};
 
 use crate::config::{ModelSection, PretrainConfig};
 use crate::error::Result;
-use crate::task::ShardTask;
+use crate::task::{Mixed, ShardTask};
 
 /// What to run.
 pub struct PretrainOptions {
@@ -70,6 +70,24 @@ pub fn load_config(opts: &PretrainOptions) -> Result<(PretrainConfig, ConfigSour
 pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
     let (mut config, source) = load_config(&opts)?;
     let data = Prepared::open(&config.data.dir)?;
+    let mixed: Vec<Prepared> = config
+        .data
+        .mix
+        .iter()
+        .map(|m| Prepared::open(&m.dir))
+        .collect::<std::result::Result<_, _>>()?;
+    for (m, p) in config.data.mix.iter().zip(&mixed) {
+        if p.tokenizer.fingerprint() != data.tokenizer.fingerprint() {
+            return Err(crate::error::PretrainError::Option {
+                option: "data.mix",
+                value: m.dir.display().to_string(),
+                expected: format!(
+                    "a directory prepared with the tokenizer of data.dir ({})",
+                    config.data.dir.display()
+                ),
+            });
+        }
+    }
     let init = match (&opts.resume, &config.init) {
         (None, Some(i)) => Some(ember_formats::resolve_checkpoint(&i.checkpoint)),
         _ => None,
@@ -97,6 +115,19 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
         model_config.block_size,
         t.seed,
         t.eval_tokens,
+    )?
+    .with_mix(
+        config
+            .data
+            .mix
+            .iter()
+            .zip(&mixed)
+            .map(|(m, p)| Mixed {
+                data: p,
+                weight: m.weight,
+                start_step: m.start_step,
+            })
+            .collect(),
     )?;
     println!(
         "data {}: {} train tokens, {} held-out tokens; model: {} parameters",

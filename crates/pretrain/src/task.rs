@@ -1,13 +1,27 @@
 //! Pretraining batches: random windows of the train stream (nanoGPT's sampler), fixed
-//! non-overlapping windows of the held-out stream.
+//! non-overlapping windows of the held-out stream. With mixed sources (`[[data.mix]]`), each
+//! training row first draws its source — a mixed one with its share once its start step has
+//! come, else the main data — from a stream of its own, so the main data's windows are the same
+//! draws as without a mix, and every row stays a pure function of (seed, step, micro-batch).
 
 use ember_train::{HostBatch, Result, Task, TrainError, mix_seed};
 
 use ember_formats::Prepared;
 
+/// A prepared directory mixed into the training rows.
+pub struct Mixed<'a> {
+    /// The data.
+    pub data: &'a Prepared,
+    /// Share of the rows once started.
+    pub weight: f64,
+    /// First step that draws from it.
+    pub start_step: u64,
+}
+
 /// The [`Task`] the shared loop trains on.
 pub struct ShardTask<'a> {
     data: &'a Prepared,
+    mix: Vec<Mixed<'a>>,
     batch: usize,
     seq: usize,
     seed: u64,
@@ -58,6 +72,7 @@ impl<'a> ShardTask<'a> {
             .collect();
         Ok(ShardTask {
             data,
+            mix: Vec::new(),
             batch,
             seq,
             seed,
@@ -68,12 +83,35 @@ impl<'a> ShardTask<'a> {
         })
     }
 
-    fn assemble(
-        &self,
-        starts: &[usize],
-        stream: &ember_formats::TokenStream,
-        eval: bool,
-    ) -> HostBatch {
+    /// Mixes `sources` into the training rows; each must hold at least one window.
+    pub fn with_mix(mut self, sources: Vec<Mixed<'a>>) -> Result<Self> {
+        for m in &sources {
+            if m.data.train.len() < self.seq + 1 {
+                return Err(TrainError::Data(format!(
+                    "{}: the train split has {} tokens, fewer than one window of {}",
+                    m.data.dir.display(),
+                    m.data.train.len(),
+                    self.seq + 1
+                )));
+            }
+        }
+        self.mix = sources;
+        Ok(self)
+    }
+
+    /// The stream a training row of `step` draws from, given a uniform draw `u` in [0, 1).
+    fn source(&self, step: u64, u: f64) -> &'a ember_formats::TokenStream {
+        let mut acc = 0.0;
+        for m in self.mix.iter().filter(|m| step >= m.start_step) {
+            acc += m.weight;
+            if u < acc {
+                return &m.data.train;
+            }
+        }
+        &self.data.train
+    }
+
+    fn assemble(&self, starts: &[(usize, &ember_formats::TokenStream)], eval: bool) -> HostBatch {
         let (b, t) = (starts.len(), self.seq);
         let mut hb = HostBatch {
             batch: b,
@@ -84,7 +122,7 @@ impl<'a> ShardTask<'a> {
             target_bytes: 0,
         };
         let mut w = Vec::with_capacity(t + 1);
-        for &s in starts {
+        for &(s, stream) in starts {
             w.clear();
             stream.read(s, t + 1, &mut w);
             w.resize(t + 1, 0);
@@ -107,15 +145,22 @@ impl<'a> ShardTask<'a> {
 
 impl Task for ShardTask<'_> {
     fn train_batch(&self, step: u64, micro: usize) -> Result<HostBatch> {
-        let span = (self.data.train.len() - self.seq) as u64;
         let mut state = mix_seed(self.seed ^ 0x5EED_DA7A, step, micro as u64);
-        let starts: Vec<usize> = (0..self.batch)
+        let starts: Vec<(usize, &ember_formats::TokenStream)> = (0..self.batch)
             .map(|_| {
                 state = mix_seed(state, 1, 0);
-                (state % span) as usize
+                let stream = if self.mix.is_empty() {
+                    &self.data.train
+                } else {
+                    // The source's draw comes from a stream of its own (53 bits → [0, 1)).
+                    let u = (mix_seed(state, 2, 0) >> 11) as f64 / (1u64 << 53) as f64;
+                    self.source(step, u)
+                };
+                let span = (stream.len() - self.seq) as u64;
+                ((state % span) as usize, stream)
             })
             .collect();
-        Ok(self.assemble(&starts, &self.data.train, false))
+        Ok(self.assemble(&starts, false))
     }
 
     fn eval_batches(&self) -> usize {
@@ -125,9 +170,15 @@ impl Task for ShardTask<'_> {
     /// Windows spread evenly over the whole held-out stream (not just its first books), never
     /// overlapping.
     fn eval_batch(&self, i: usize) -> Result<HostBatch> {
-        let starts: Vec<usize> = (i * self.eval_batch..(i + 1) * self.eval_batch)
-            .map(|w| w * self.all_windows / self.eval_windows * self.seq)
+        let starts: Vec<(usize, &ember_formats::TokenStream)> = (i * self.eval_batch
+            ..(i + 1) * self.eval_batch)
+            .map(|w| {
+                (
+                    w * self.all_windows / self.eval_windows * self.seq,
+                    &self.data.val,
+                )
+            })
             .collect();
-        Ok(self.assemble(&starts, &self.data.val, true))
+        Ok(self.assemble(&starts, true))
     }
 }

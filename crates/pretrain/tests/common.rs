@@ -46,5 +46,6 @@ pub fn options(dir: &Path, corpus: &Path, tok: &Path, out: &str) -> PrepareOptio
         seed: 0,
         overwrite: false,
         progress: false,
+        dialogue: false,
     }
 }

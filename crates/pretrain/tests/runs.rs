@@ -189,3 +189,71 @@ fn every_shipped_config_parses_and_resolves() {
     }
     assert!(n >= 4, "found {n} configs");
 }
+
+/// Rows draw from a mixed source only from its start step, and then about its share; the main
+/// data's windows are the same draws as without a mix.
+#[test]
+fn mixed_rows_come_from_the_mix_after_its_start_and_leave_the_main_draws_alone() {
+    use ember_pretrain::task::Mixed;
+    use ember_train::Task;
+    let dir = tempfile::tempdir().unwrap();
+    let (c, t) = setup(dir.path(), 300);
+    ember_pretrain::prepare::prepare(&options(dir.path(), &c, &t, "text")).unwrap();
+    let dlg = dir.path().join("d.jsonl");
+    let line = r#"{"messages":[{"role":"user","content":"It was the night?"},{"role":"assistant","content":"The wind was high, and the book was at its end."}]}"#;
+    std::fs::write(&dlg, format!("{line}\n").repeat(40)).unwrap();
+    let mut o = options(dir.path(), &dlg, &t, "dialogue");
+    o.dialogue = true;
+    o.doc_separator = None;
+    ember_pretrain::prepare::prepare(&o).unwrap();
+    let text = Prepared::open(&dir.path().join("text")).unwrap();
+    let dialogue = Prepared::open(&dir.path().join("dialogue")).unwrap();
+    let assistant = text.tokenizer.token_to_id("<|assistant|>").unwrap();
+    let plain = ShardTask::new(&text, 16, 16, 3, 0).unwrap();
+    let mixed = ShardTask::new(&text, 16, 16, 3, 0)
+        .unwrap()
+        .with_mix(vec![Mixed {
+            data: &dialogue,
+            weight: 0.5,
+            start_step: 5,
+        }])
+        .unwrap();
+    let rows = |b: &ember_train::HostBatch| -> Vec<Vec<u32>> {
+        b.inputs.chunks(b.seq).map(<[u32]>::to_vec).collect()
+    };
+    for step in 0..5 {
+        assert_eq!(
+            mixed.train_batch(step, 0).unwrap(),
+            plain.train_batch(step, 0).unwrap(),
+            "before its start the mix changes nothing (step {step})"
+        );
+    }
+    let mut stream = Vec::new();
+    dialogue.train.read(0, dialogue.train.len(), &mut stream);
+    assert!(
+        stream.contains(&assistant),
+        "the dialogue shards hold the template's tokens"
+    );
+    let (mut from_mix, mut total) = (0, 0);
+    for step in 5..25 {
+        let (m, p) = (
+            mixed.train_batch(step, 0).unwrap(),
+            plain.train_batch(step, 0).unwrap(),
+        );
+        for (rm, rp) in rows(&m).iter().zip(rows(&p)) {
+            total += 1;
+            if rm != &rp {
+                from_mix += 1;
+                assert!(
+                    stream.windows(rm.len()).any(|w| w == rm.as_slice()),
+                    "a mixed row is a window of the dialogue shards: {rm:?}"
+                );
+            }
+        }
+    }
+    let share = from_mix as f64 / total as f64;
+    assert!(
+        (0.35..0.65).contains(&share),
+        "{from_mix} of {total} rows from the mix"
+    );
+}
