@@ -107,7 +107,7 @@ fn load(path: &Path) -> Result<Tokenizer> {
     Tokenizer::load(path).with_context(|| format!("loading tokenizer {}", path.display()))
 }
 
-fn read_text(path: &PathBuf) -> Result<String> {
+fn read_text(path: &Path) -> Result<String> {
     Ok(ember_files::read_utf8(path)?)
 }
 

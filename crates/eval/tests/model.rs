@@ -87,8 +87,8 @@ fn windows_score_every_target_once() {
         let mut seen = vec![0; n - 1];
         for &(start, len, scored) in &w {
             assert!(len <= block && scored <= len && scored > 0);
-            for t in start + len - scored..start + len {
-                seen[t] += 1;
+            for s in &mut seen[start + len - scored..start + len] {
+                *s += 1;
             }
         }
         assert!(

@@ -120,7 +120,7 @@ impl Scorer for Listens<'_> {
                     .iter()
                     .any(|t| t.context == r.context && t.reply == r.continuation);
                 let n = r.continuation.len() as f64;
-                if own { -1.0 * n } else { -3.0 * n }
+                if own { -n } else { -3.0 * n }
             })
             .collect())
     }

@@ -16,11 +16,11 @@ const EPS: f64 = 1e-8;
 impl Reference {
     fn step(&mut self, t: i32, g: &[f64]) {
         let (bc1, bc2) = (1.0 - B1.powi(t), 1.0 - B2.powi(t));
-        for i in 0..self.p.len() {
-            self.m[i] = B1 * self.m[i] + (1.0 - B1) * g[i];
-            self.v[i] = B2 * self.v[i] + (1.0 - B2) * g[i] * g[i];
-            self.p[i] *= 1.0 - LR * WD;
-            self.p[i] -= LR / bc1 * self.m[i] / (self.v[i].sqrt() / bc2.sqrt() + EPS);
+        for (((p, m), v), &g) in self.p.iter_mut().zip(&mut self.m).zip(&mut self.v).zip(g) {
+            *m = B1 * *m + (1.0 - B1) * g;
+            *v = B2 * *v + (1.0 - B2) * g * g;
+            *p *= 1.0 - LR * WD;
+            *p -= LR / bc1 * *m / (v.sqrt() / bc2.sqrt() + EPS);
         }
     }
 }

@@ -26,13 +26,13 @@ fn long_conversations_lose_whole_oldest_exchanges_keeping_the_system_message() {
     let tok = tok();
     // bos + [sys S end] = 4; each exchange "uu"/"aa": [user u u end][asst a a end] = 8.
     let c = conv(&[("11", "aa"), ("22", "bb"), ("33", "cc")]);
-    let (ex, st) = render_all(&tok, &[c.clone()], 27).unwrap();
+    let (ex, st) = render_all(&tok, std::slice::from_ref(&c), 27).unwrap();
     assert_eq!(
         (st.whole, st.truncated, st.skipped_too_long),
         (1, 0, 0),
         "4 + 24 = 28 ids fit a context of 27"
     );
-    let (ex2, st) = render_all(&tok, &[c.clone()], 26).unwrap();
+    let (ex2, st) = render_all(&tok, std::slice::from_ref(&c), 26).unwrap();
     assert_eq!((st.whole, st.truncated), (0, 1));
     let text = tok
         .decode(
@@ -72,8 +72,8 @@ fn padding_is_masked_and_shapes_round_up_to_16() {
     assert_eq!(hb.seq % 16, 0);
     let real: usize = ex.iter().map(|e| e.ids.len() - 1).sum();
     assert_eq!(padding, 2 * hb.seq - real);
-    for r in 0..2 {
-        let n = ex[r].ids.len() - 1;
+    for (r, e) in ex.iter().enumerate().take(2) {
+        let n = e.ids.len() - 1;
         let row = &hb.mask[r * hb.seq..(r + 1) * hb.seq];
         assert!(
             row[n..].iter().all(|&m| m == 0.0),

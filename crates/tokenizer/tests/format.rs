@@ -85,7 +85,8 @@ fn load_error(edit: impl Fn(&mut Value)) -> String {
 
 #[test]
 fn rejects_what_it_cannot_use_naming_field_and_value() {
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &[&str])> = vec![
+    type Case = (Box<dyn Fn(&mut Value)>, &'static [&'static str]);
+    let cases: Vec<Case> = vec![
         (
             Box::new(|d| d["model"]["type"] = "WordPiece".into()),
             &["model.type", "WordPiece", "BPE"],
