@@ -23,6 +23,7 @@ pub mod eval_cmd;
 pub mod export_cmd;
 pub mod generate_cmd;
 pub mod init_cmd;
+pub mod neighbors_cmd;
 pub mod prepare_cmd;
 pub mod pretrain_cmd;
 pub mod sampling_args;
@@ -62,6 +63,8 @@ pub enum Command {
     Report(eval_cmd::ReportArgs),
     /// Write a checkpoint in another format (Hugging Face GPT-2).
     Export(export_cmd::ExportArgs),
+    /// The tokens whose input embeddings are nearest to a word's (cosine similarity).
+    Neighbors(neighbors_cmd::NeighborsArgs),
     /// Measure training-step and generation speed on this machine.
     Bench(bench_cmd::BenchArgs),
 }
@@ -79,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval_cmd::run(args),
         Command::Report(args) => eval_cmd::report_cmd(args),
         Command::Export(args) => export_cmd::run(args),
+        Command::Neighbors(args) => neighbors_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
     }
 }

@@ -137,3 +137,52 @@ fn bf16_generation_casts_the_f32_checkpoint_and_runs() {
         out.stderr
     );
 }
+
+#[test]
+fn neighbors_lists_the_nearest_tokens_as_text_and_json() {
+    let f = crate::battery::fixture();
+    let out = ember(&[
+        "neighbors",
+        "--checkpoint",
+        &f.p("run"),
+        "--token",
+        "the",
+        "--k",
+        "5",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 6, "{}", out.stdout);
+    let out = ember(&[
+        "neighbors",
+        "--checkpoint",
+        &f.p("run"),
+        "--token",
+        "Romeo",
+        "--k",
+        "3",
+        "--json",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.ok, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let n = v["neighbors"].as_array().unwrap();
+    assert_eq!(n.len(), 3);
+    let sims: Vec<f64> = n
+        .iter()
+        .map(|x| x["similarity"].as_f64().unwrap())
+        .collect();
+    assert!(sims.windows(2).all(|w| w[0] >= w[1]) && sims.iter().all(|s| (-1.0..=1.0).contains(s)));
+    let out = ember(&[
+        "neighbors",
+        "--checkpoint",
+        &f.p("run"),
+        "--token",
+        "",
+        "--device",
+        "cpu",
+    ]);
+    assert!(!out.ok && out.stderr.contains("--token"), "{}", out.stderr);
+}

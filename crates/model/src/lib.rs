@@ -31,6 +31,7 @@ pub mod fused_norm;
 pub mod fused_qkv;
 pub mod generate;
 pub mod gpt;
+pub mod inspect;
 pub mod layers;
 pub mod ops;
 

@@ -11,4 +11,5 @@ mod forward;
 mod fused;
 mod fused_norm;
 mod generation;
+mod inspect;
 mod reference;
