@@ -14,6 +14,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod attention_cmd;
 pub mod bench_cmd;
 pub mod bench_ops;
 pub mod chat_cmd;
@@ -63,6 +64,8 @@ pub enum Command {
     Report(eval_cmd::ReportArgs),
     /// Write a checkpoint in another format (Hugging Face GPT-2).
     Export(export_cmd::ExportArgs),
+    /// What each attention head attends to in a text: an SVG heat map, or JSON.
+    Attention(attention_cmd::AttentionArgs),
     /// The tokens whose input embeddings are nearest to a word's (cosine similarity).
     Neighbors(neighbors_cmd::NeighborsArgs),
     /// Measure training-step and generation speed on this machine.
@@ -83,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => eval_cmd::report_cmd(args),
         Command::Export(args) => export_cmd::run(args),
         Command::Neighbors(args) => neighbors_cmd::run(args),
+        Command::Attention(args) => attention_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
     }
 }

@@ -186,3 +186,75 @@ fn neighbors_lists_the_nearest_tokens_as_text_and_json() {
     ]);
     assert!(!out.ok && out.stderr.contains("--token"), "{}", out.stderr);
 }
+
+#[test]
+fn attention_draws_every_head_and_prints_causal_weights() {
+    let f = crate::battery::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("a.svg");
+    let text = "ROMEO: But soft, what light";
+    let out = ember(&[
+        "attention",
+        "--checkpoint",
+        &f.p("run"),
+        "--text",
+        text,
+        "--out",
+        &svg.display().to_string(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.ok, "{}", out.stderr);
+    let s = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        s.starts_with("<svg") && s.contains("layer 1, head 1") && s.contains("<title>"),
+        "{}",
+        &s[..200]
+    );
+    let out = ember(&[
+        "attention",
+        "--checkpoint",
+        &f.p("run"),
+        "--text",
+        text,
+        "--layer",
+        "1",
+        "--head",
+        "0",
+        "--json",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.ok, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let maps = v["maps"].as_array().unwrap();
+    assert_eq!(maps.len(), 1);
+    let rows = maps[0]["weights"].as_array().unwrap();
+    assert_eq!(rows.len(), v["tokens"].as_array().unwrap().len());
+    for (q, row) in rows.iter().enumerate() {
+        let row: Vec<f64> = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-4);
+        assert!(row[q + 1..].iter().all(|&x| x == 0.0));
+    }
+    let out = ember(&[
+        "attention",
+        "--checkpoint",
+        &f.p("run"),
+        "--text",
+        text,
+        "--layer",
+        "9",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        !out.ok && out.stderr.contains("--layer 9"),
+        "{}",
+        out.stderr
+    );
+}

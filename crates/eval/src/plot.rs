@@ -119,3 +119,83 @@ fn draw<'a>(
     root.present()?;
     Ok(())
 }
+
+/// Attention weights as an SVG heat map: one panel per `(layer, head)` in `panels`, each a
+/// `tokens × tokens` grid (query down, key across; darker = more weight), with the tokens on
+/// both axes when there are few enough to read. `weights[l][h]` is row-major `[t, t]`.
+pub fn attention_svg(
+    tokens: &[String],
+    weights: &[Vec<Vec<f32>>],
+    panels: &[(usize, usize)],
+) -> String {
+    let t = tokens.len();
+    let labels = t <= 48;
+    let cell = if labels {
+        14.0
+    } else {
+        (420.0 / t as f64).max(2.0)
+    };
+    let margin = if labels { 90.0 } else { 10.0 };
+    let side = cell * t as f64;
+    let (pw, ph) = (margin + side + 16.0, margin + side + 28.0);
+    let cols = panels.len().clamp(1, 4);
+    let rows = panels.len().div_ceil(cols);
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut out = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" font-family="sans-serif" font-size="10">"#,
+        w = pw * cols as f64,
+        h = ph * rows as f64
+    );
+    for (i, &(l, h)) in panels.iter().enumerate() {
+        let (ox, oy) = (pw * (i % cols) as f64, ph * (i / cols) as f64);
+        out += &format!(
+            r#"<text x="{:.1}" y="{:.1}" font-size="12">layer {l}, head {h}</text>"#,
+            ox + margin,
+            oy + 14.0
+        );
+        let (gx, gy) = (
+            ox + margin,
+            oy + 22.0 + if labels { margin - 10.0 } else { 0.0 },
+        );
+        let w = &weights[l][h];
+        for q in 0..t {
+            for k in 0..=q {
+                let v = w[q * t + k].clamp(0.0, 1.0);
+                let shade = (255.0 * (1.0 - v)).round() as u8;
+                out += &format!(
+                    r#"<rect x="{:.1}" y="{:.1}" width="{cell:.1}" height="{cell:.1}" fill="rgb({shade},{shade},255)"><title>{} → {}: {v:.3}</title></rect>"#,
+                    gx + cell * k as f64,
+                    gy + cell * q as f64,
+                    esc(&tokens[q]),
+                    esc(&tokens[k])
+                );
+            }
+        }
+        out += &format!(
+            r##"<rect x="{gx:.1}" y="{gy:.1}" width="{side:.1}" height="{side:.1}" fill="none" stroke="#999"/>"##
+        );
+        if labels {
+            for (j, tok) in tokens.iter().enumerate() {
+                let c = cell * j as f64 + cell * 0.75;
+                out += &format!(
+                    r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+                    gx - 3.0,
+                    gy + c,
+                    esc(tok)
+                );
+                out += &format!(
+                    r#"<text transform="translate({:.1},{:.1}) rotate(-60)">{}</text>"#,
+                    gx + c,
+                    gy - 3.0,
+                    esc(tok)
+                );
+            }
+        }
+    }
+    out + "</svg>\n"
+}

@@ -91,16 +91,25 @@ impl CausalSelfAttention {
 
     /// `[batch, seq, n_embd] -> [batch, seq, n_embd]`. `start` is the position of the first
     /// token of `x`; with a `cache`, keys and values of earlier calls are attended to and this
-    /// call's are appended.
+    /// call's are appended. With `record` (a whole sequence, no cache), the attention weights
+    /// `[batch, heads, seq, seq]` are appended to it.
     pub fn forward(
         &self,
         x: Tensor<3>,
         start: usize,
         rope: Option<&RotaryEncoding>,
         cache: Option<&mut LayerKv>,
+        record: Option<&mut Vec<Tensor<4>>>,
     ) -> Tensor<3> {
         let qkv = apply(&self.c_attn, x);
-        let y = ops::attention(qkv, self.n_head, start, rope, cache);
+        let y = match record {
+            Some(weights) => {
+                let (y, w) = ops::attention_with_weights(qkv, self.n_head, rope);
+                weights.push(w);
+                y
+            }
+            None => ops::attention(qkv, self.n_head, start, rope, cache),
+        };
         self.dropout.forward(apply(&self.c_proj, y))
     }
 }

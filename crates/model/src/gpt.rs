@@ -30,8 +30,10 @@ impl Block {
         start: usize,
         rope: Option<&RotaryEncoding>,
         cache: Option<&mut LayerKv>,
+        record: Option<&mut Vec<Tensor<4>>>,
     ) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), start, rope, cache);
+        let h = self.ln_1.forward(x.clone());
+        let x = x + self.attn.forward(h, start, rope, cache, record);
         x.clone() + self.mlp.forward(self.ln_2.forward(x))
     }
 }
@@ -127,7 +129,7 @@ impl Gpt {
     pub fn forward_cached_last(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
         let start = cache.len();
         let [b, n] = tokens.dims();
-        let x = self.hidden(tokens, start, Some(cache));
+        let x = self.hidden(tokens, start, Some(cache), None);
         cache.advance(n);
         let last = x.slice(s![.., n - 1..n, ..]);
         let v = self.wte.weight.dims()[0];
@@ -135,8 +137,16 @@ impl Gpt {
     }
 
     fn run(&self, tokens: Tensor<2, Int>, start: usize, cache: Option<&mut KvCache>) -> Tensor<3> {
-        let x = self.hidden(tokens, start, cache);
+        let x = self.hidden(tokens, start, cache, None);
         self.head(x)
+    }
+
+    /// The logits of [`Gpt::forward`] together with every layer's attention weights
+    /// `[batch, heads, seq, seq]`, computed by the same layers (rotary positions included).
+    pub fn forward_with_attention(&self, tokens: Tensor<2, Int>) -> (Tensor<3>, Vec<Tensor<4>>) {
+        let mut weights = Vec::with_capacity(self.h.len());
+        let x = self.hidden(tokens, 0, None, Some(&mut weights));
+        (self.head(x), weights)
     }
 
     /// The final hidden states `[batch, seq, n_embd]` before `ln_f` and the output layer.
@@ -145,6 +155,7 @@ impl Gpt {
         tokens: Tensor<2, Int>,
         start: usize,
         mut cache: Option<&mut KvCache>,
+        mut record: Option<&mut Vec<Tensor<4>>>,
     ) -> Tensor<3> {
         let [_, t] = tokens.dims();
         let device = tokens.device();
@@ -163,7 +174,7 @@ impl Gpt {
         x = self.drop.forward(x);
         for (i, block) in self.h.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| c.layer(i));
-            x = block.forward(x, start, self.rope.as_ref(), slot);
+            x = block.forward(x, start, self.rope.as_ref(), slot, record.as_deref_mut());
         }
         x
     }

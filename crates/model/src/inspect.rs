@@ -1,7 +1,5 @@
 //! Looking inside a trained model: which tokens its input embeddings place near each other.
 
-use burn::prelude::*;
-
 use crate::error::{ModelError, Result};
 use crate::gpt::Gpt;
 

@@ -111,15 +111,7 @@ pub fn attention(
     }
     let [b, t, d3] = qkv.dims();
     let d = d3 / 3;
-    let hd = d / n_head;
-    let heads = |m: Tensor<3>| m.reshape([b, t, n_head, hd]).swap_dims(1, 2); // [b, h, t, hd]
-    let mut q = heads(qkv.clone().slice(s![.., .., 0..d]));
-    let mut k = heads(qkv.clone().slice(s![.., .., d..2 * d]));
-    let mut v = heads(qkv.slice(s![.., .., 2 * d..3 * d]));
-    if let Some(rope) = rope {
-        q = rope.apply(q, start);
-        k = rope.apply(k, start);
-    }
+    let (q, mut k, mut v) = split_heads(qkv, n_head, start, rope);
     if let Some(slot) = cache {
         if let Some((pk, pv)) = slot.take() {
             k = Tensor::cat(vec![pk, k], 2);
@@ -128,4 +120,51 @@ pub fn attention(
         *slot = Some((k.clone(), v.clone()));
     }
     causal_attention(q, k, v).swap_dims(1, 2).reshape([b, t, d])
+}
+
+/// Queries, keys and values `[batch, heads, seq, head_dim]` from the packed projection, with
+/// rotary embeddings from position `start` when `rope` is given.
+fn split_heads(
+    qkv: Tensor<3>,
+    n_head: usize,
+    start: usize,
+    rope: Option<&RotaryEncoding>,
+) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    let [b, t, d3] = qkv.dims();
+    let d = d3 / 3;
+    let hd = d / n_head;
+    let heads = |m: Tensor<3>| m.reshape([b, t, n_head, hd]).swap_dims(1, 2); // [b, h, t, hd]
+    let mut q = heads(qkv.clone().slice(s![.., .., 0..d]));
+    let mut k = heads(qkv.clone().slice(s![.., .., d..2 * d]));
+    let v = heads(qkv.slice(s![.., .., 2 * d..3 * d]));
+    if let Some(rope) = rope {
+        q = rope.apply(q, start);
+        k = rope.apply(k, start);
+    }
+    (q, k, v)
+}
+
+/// [`attention`] of a whole sequence (positions from 0) with its weights made explicit:
+/// `softmax(q·kᵀ / √head_dim)` over earlier positions, after rotary embeddings, then the
+/// weighted sum of the values. Returns the output `[batch, seq, d]` and the weights
+/// `[batch, heads, seq, seq]` (each row sums to 1, zero above the diagonal). Used to show
+/// what a model attends to; it computes what [`attention`] computes, to float rounding.
+pub fn attention_with_weights(
+    qkv: Tensor<3>,
+    n_head: usize,
+    rope: Option<&RotaryEncoding>,
+) -> (Tensor<3>, Tensor<4>) {
+    let [b, t, d3] = qkv.dims();
+    let d = d3 / 3;
+    let (q, k, v) = split_heads(qkv, n_head, 0, rope);
+    let hd = d / n_head;
+    let scores = q.matmul(k.swap_dims(2, 3)) / (hd as f64).sqrt();
+    // `tril_mask` is true strictly above the diagonal: the positions a query must not see.
+    let future = Tensor::<2, Bool>::tril_mask([t, t], 0, &scores.device());
+    let weights = burn::tensor::activation::softmax(
+        scores.mask_fill(future.unsqueeze::<4>(), f32::NEG_INFINITY),
+        3,
+    );
+    let y = weights.clone().matmul(v).swap_dims(1, 2).reshape([b, t, d]);
+    (y, weights)
 }

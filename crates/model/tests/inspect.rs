@@ -37,3 +37,35 @@ fn neighbours_are_by_cosine_similarity_of_the_mean_embedding() {
     assert!(neighbors(&model, &[9], 5, &[]).is_err());
     assert!(neighbors(&model, &[], 5, &[]).is_err());
 }
+
+/// The attention weights come from the model's own layers: the logits computed alongside them
+/// equal the plain forward pass's, for every position scheme (rotary included); each row is a
+/// distribution over the current and earlier positions only.
+#[test]
+fn attention_weights_are_the_models_own_causal_distributions() {
+    use crate::common::{host, max_diff, tokens, variants};
+    for cfg in variants(40) {
+        let device = cpu(3);
+        let model = crate::common::model(&cfg, &device);
+        let ids: Vec<u32> = (0..12).map(|i| (i * 7 + 3) % 40).collect();
+        let plain = host(model.forward(tokens(&ids, &device)));
+        let (logits, maps) = model.forward_with_attention(tokens(&ids, &device));
+        let d = max_diff(&plain, &host(logits));
+        assert!(d < 1e-5, "{:?}: logits differ by {d}", cfg.positions);
+        assert_eq!(maps.len(), cfg.n_layer);
+        for m in maps {
+            assert_eq!(m.dims(), [1, cfg.n_head, 12, 12]);
+            let w = host(m);
+            for row in w.chunks(12).enumerate() {
+                let (r, row) = row;
+                let q = r % 12;
+                let sum: f32 = row.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "row sums to {sum}");
+                assert!(
+                    row[q + 1..].iter().all(|&x| x == 0.0),
+                    "attends to a later position"
+                );
+            }
+        }
+    }
+}
