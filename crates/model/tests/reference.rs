@@ -99,3 +99,55 @@ fn logits_and_losses_match_numpy_gpt2() {
         fx["masked_loss"]
     );
 }
+
+/// `ember attention`'s weights against NumPy's, layer by layer, with learned positions and with
+/// rotary ones (the same weights, `wpe` unused); the rotary model's logits too.
+#[test]
+fn attention_weights_match_numpy_with_learned_and_rotary_positions() {
+    let (fx, weights) = fixture();
+    let c = &fx["config"];
+    let n = |k: &str| c[k].as_u64().unwrap_or(0) as usize;
+    let base = GptConfig::new(
+        n("vocab_size"),
+        n("n_layer"),
+        n("n_head"),
+        n("n_embd"),
+        n("block_size"),
+    );
+    let flat = |v: &Value| -> Vec<f32> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_f64)
+            .map(|x| x as f32)
+            .collect()
+    };
+    for (cfg, logits_key, maps_key) in [
+        (base.clone(), "logits", "attention"),
+        (
+            base.clone().with_positions(ember_model::Positions::Rope),
+            "rope_logits",
+            "rope_attention",
+        ),
+    ] {
+        let device = cpu(0);
+        let mut model = cfg.init(&device);
+        let mut store = SafetensorsStore::from_bytes(Some(weights.clone())).allow_partial(true);
+        let applied = model
+            .load_from(&mut store)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(applied.missing.is_empty(), "{applied:?}");
+        let (logits, maps) = model.forward_with_attention(ints(&fx["tokens"], &device));
+        let d = max_diff(&host(logits), &flat(&fx[logits_key]));
+        assert!(d < 1e-4, "{maps_key}: logits differ from NumPy by {d}");
+        let want = fx[maps_key].as_array().cloned().unwrap_or_default();
+        assert_eq!(maps.len(), want.len());
+        for (l, (m, w)) in maps.into_iter().zip(&want).enumerate() {
+            let d = max_diff(&host(m), &flat(w));
+            assert!(
+                d < 1e-5,
+                "{maps_key} layer {l}: weights differ from NumPy by {d}"
+            );
+        }
+    }
+}
