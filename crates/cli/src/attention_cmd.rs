@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use burn::prelude::*;
 use clap::Args;
 use ember_model::checkpoint;
 
@@ -60,28 +59,9 @@ pub fn run(a: AttentionArgs) -> Result<()> {
             bail!("{flag} {v}: the model has {n} (0 to {})", n - 1);
         }
     }
-    let input = Tensor::<2, Int>::from_data(
-        TensorData::new(
-            ids.iter().map(|&i| i as i32).collect::<Vec<_>>(),
-            [1, ids.len()],
-        ),
-        &selected.device,
-    );
-    let (_, maps) = ck.model.forward_with_attention(input);
-    let t = ids.len();
-    // weights[layer][head] = row-major [t, t].
-    let mut weights: Vec<Vec<Vec<f32>>> = Vec::with_capacity(maps.len());
-    for m in maps {
-        let flat = m
-            .into_data()
-            .try_to_vec_as::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading attention weights from the device: {e:?}"))?;
-        weights.push(flat.chunks(t * t).map(<[f32]>::to_vec).collect());
-    }
-    let tokens: Vec<String> = ids
-        .iter()
-        .map(|&id| String::from_utf8_lossy(tok.id_to_bytes(id).unwrap_or_default()).into_owned())
-        .collect();
+    let maps = ember_eval::inspect::attention_maps(&ck, &a.text)?;
+    let (tokens, weights) = (maps.tokens, maps.weights);
+    let t = tokens.len();
     let panels: Vec<(usize, usize)> = (0..cfg.n_layer)
         .filter(|l| a.layer.is_none_or(|x| x == *l))
         .flat_map(|l| (0..cfg.n_head).map(move |h| (l, h)))

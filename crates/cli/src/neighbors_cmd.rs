@@ -38,17 +38,13 @@ pub fn run(a: NeighborsArgs) -> Result<()> {
         .with_context(|| format!("loading {}", path.display()))?;
     let tok = &ck.tokenizer;
     let query = tok.encode(&a.token);
-    let specials: Vec<u32> = ember_tokenizer::DEFAULT_SPECIALS
-        .iter()
-        .filter_map(|s| tok.token_to_id(s))
-        .collect();
-    let near = ember_model::inspect::neighbors(&ck.model, &query, a.k, &specials)?;
+    let near = ember_eval::inspect::neighbors(&ck, &a.token, a.k)?;
     let text =
         |id: u32| String::from_utf8_lossy(tok.id_to_bytes(id).unwrap_or_default()).into_owned();
     if a.json {
         let rows: Vec<serde_json::Value> = near
             .iter()
-            .map(|&(id, s)| serde_json::json!({"id": id, "token": text(id), "similarity": s}))
+            .map(|(id, t, s)| serde_json::json!({"id": id, "token": t, "similarity": s}))
             .collect();
         println!(
             "{}",
@@ -67,8 +63,8 @@ pub fn run(a: NeighborsArgs) -> Result<()> {
             format!("mean of {} token embeddings", query.len())
         }
     );
-    for (id, s) in near {
-        println!("  {s:+.3}  {:?} (id {id})", text(id));
+    for (id, t, s) in near {
+        println!("  {s:+.3}  {t:?} (id {id})");
     }
     Ok(())
 }

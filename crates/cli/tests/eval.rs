@@ -190,3 +190,22 @@ fn dialogue_choice_and_context_gain_on_the_runs_held_out_conversations() {
             .unwrap();
     assert_eq!(w["checkpoints"][0]["tasks"], v["checkpoints"][0]["tasks"]);
 }
+
+/// A run's report shows what its newest checkpoint attends to in a fixed sentence (every layer
+/// and head) and the embedding neighbours of a few fixed words.
+#[test]
+fn run_reports_show_attention_maps_and_embedding_neighbours() {
+    let f = crate::battery::fixture();
+    let html = std::fs::read_to_string(f.root.join("run/report.html")).unwrap();
+    assert!(
+        html.contains("What the model attends to"),
+        "attention section"
+    );
+    assert!(
+        html.contains("layer 1, head 1"),
+        "every layer and head is drawn"
+    );
+    assert!(html.contains("Embedding neighbours") && html.contains("&quot; king&quot;"));
+    let md = std::fs::read_to_string(f.root.join("run/report.md")).unwrap();
+    assert!(md.contains("## Embedding neighbours"), "{md}");
+}

@@ -21,6 +21,7 @@
 pub mod data;
 mod error;
 pub mod evaluate;
+pub mod inspect;
 pub mod loglik;
 pub mod plot;
 pub mod report;

@@ -65,6 +65,7 @@ fn report_is_self_contained_and_carries_curves_tables_and_samples() {
         results: Some(results),
         replies: vec![("Hi".into(), "Hello <there>".into())],
         config: Some("[train]\nlr = 0.001\n".into()),
+        ..Default::default()
     };
     let h = html(&d);
     assert!(h.starts_with("<!DOCTYPE html>") && h.trim_end().ends_with("</html>"));

@@ -42,6 +42,9 @@ pub fn gather_run(run: &Path) -> Result<ReportData> {
         .and_then(|(_, ck)| ember_formats::run::state_of(ck))
         .map_or("unknown (no complete checkpoint)", |s| s.stage.describe());
     d.facts.push(("stage".into(), stage.into()));
+    if let Some((_, ck)) = &newest {
+        look_inside(&mut d, ck);
+    }
     if let Some((_, ck)) = newest {
         if let Ok(files) = ember_model::checkpoint::verify(&ck)
             && let Ok(c) = files.config(&ck)
@@ -185,4 +188,31 @@ pub fn gather_results(path: &Path) -> Result<ReportData> {
         results: Some(r),
         ..Default::default()
     })
+}
+
+/// Attention over the report's sentence and the report's words' neighbours, from the newest
+/// checkpoint on the CPU; a checkpoint that cannot be loaded leaves both out (the rest of the
+/// report does not depend on it).
+fn look_inside(d: &mut ReportData, ck: &Path) {
+    let Ok(c) = ember_model::checkpoint::load(ck, &burn::prelude::Device::flex()) else {
+        return;
+    };
+    if let Ok(maps) = crate::inspect::attention_maps(&c, crate::inspect::REPORT_SENTENCE) {
+        let panels: Vec<(usize, usize)> = (0..c.config.n_layer)
+            .flat_map(|l| (0..c.config.n_head).map(move |h| (l, h)))
+            .collect();
+        d.attention_svg = Some(crate::plot::attention_svg(
+            &maps.tokens,
+            &maps.weights,
+            &panels,
+        ));
+    }
+    for w in crate::inspect::REPORT_WORDS {
+        if let Ok(n) = crate::inspect::neighbors(&c, w, 8) {
+            d.neighbors.push((
+                w.to_string(),
+                n.into_iter().map(|(_, t, s)| (t, s)).collect(),
+            ));
+        }
+    }
 }

@@ -26,4 +26,9 @@ pub struct ReportData {
     pub replies: Vec<(String, String)>,
     /// The resolved config, if a run.
     pub config: Option<String>,
+    /// The newest checkpoint's attention for [`crate::inspect::REPORT_SENTENCE`]: an SVG of
+    /// every layer and head.
+    pub attention_svg: Option<String>,
+    /// Nearest tokens by input embedding for [`crate::inspect::REPORT_WORDS`].
+    pub neighbors: Vec<(String, Vec<(String, f32)>)>,
 }

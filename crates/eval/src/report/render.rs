@@ -249,6 +249,29 @@ th{{background:#f3f3f3}}pre{{background:#f7f7f7;padding:1em;overflow-x:auto}}fig
             );
         }
     }
+    if let Some(svg) = &d.attention_svg {
+        let _ = writeln!(
+            h,
+            "<h2>What the model attends to</h2><p>Every layer and head of the newest checkpoint reading <i>{}</i> (query down, key across; darker = more weight; hover a cell for its tokens and weight).</p><figure>{svg}</figure>",
+            esc(crate::inspect::REPORT_SENTENCE)
+        );
+    }
+    if !d.neighbors.is_empty() {
+        h.push_str("<h2>Embedding neighbours</h2><p>Nearest tokens by cosine similarity of the input embeddings (newest checkpoint).</p><table>\n");
+        for (w, near) in &d.neighbors {
+            let list: Vec<String> = near
+                .iter()
+                .map(|(t, s)| format!("{} {s:.2}", esc(&format!("{t:?}"))))
+                .collect();
+            let _ = writeln!(
+                h,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                esc(&format!("{w:?}")),
+                list.join(", ")
+            );
+        }
+        h.push_str("</table>\n");
+    }
     if let Some(c) = &d.config {
         let _ = writeln!(h, "<h2>Config</h2><pre>{}</pre>", esc(c));
     }
@@ -302,6 +325,21 @@ pub fn markdown(d: &ReportData) -> String {
                 md_cell(&p),
                 t.replace("```", "'''")
             );
+        }
+    }
+    if !d.neighbors.is_empty() {
+        m.push_str("\n## Embedding neighbours\n\n| word | nearest tokens (cosine) |\n|---|---|\n");
+        for (w, near) in &d.neighbors {
+            let list: Vec<String> = near.iter().map(|(t, s)| format!("{t:?} {s:.2}")).collect();
+            let _ = writeln!(
+                m,
+                "| {} | {} |",
+                md_cell(&format!("{w:?}")),
+                md_cell(&list.join(", "))
+            );
+        }
+        if d.attention_svg.is_some() {
+            m.push_str("\nAttention maps: see `report.html`.\n");
         }
     }
     if let Some(c) = &d.config {
