@@ -10,6 +10,9 @@ R=runs/pipeline
 ember tokenizer train --input data/tinyshakespeare.txt --vocab-size 2048 --out $R/tokenizer.json --force
 # 2. Token shards: the last 10% of the text is held out.
 ember prepare --tokenizer $R/tokenizer.json --input data/tinyshakespeare.txt --val-fraction 0.1 --out $R/data --force
+# 2b. Dialogue shards for mid-training: Topical-Chat and Self-Instruct conversations rendered with
+#     the chat template (2% held out); the pretraining config mixes them into a quarter of the rows.
+ember prepare --dialogue --tokenizer $R/tokenizer.json --input data/topicalchat_en.jsonl data/selfinstruct_human_en.jsonl --val-fraction 0.02 --out $R/dialogue --force
 # 3. Pretraining (about 5 minutes on 2 CPU cores): metrics.jsonl, loss.svg, checkpoints.
 ember pretrain --config configs/pipeline-pretrain.toml --force
 ember generate --checkpoint $R/pretrain --prompt "ROMEO:" --max-new-tokens 120 --seed 1
