@@ -50,18 +50,23 @@ fn floats(v: &Value, device: &Device) -> Tensor<2> {
     )
 }
 
-#[test]
-fn logits_and_losses_match_numpy_gpt2() {
-    let (fx, weights) = fixture();
+/// The fixture's model shape (GPT-2 defaults otherwise).
+fn config_of(fx: &Value) -> GptConfig {
     let c = &fx["config"];
     let n = |k: &str| c[k].as_u64().unwrap_or(0) as usize;
-    let cfg = GptConfig::new(
+    GptConfig::new(
         n("vocab_size"),
         n("n_layer"),
         n("n_head"),
         n("n_embd"),
         n("block_size"),
-    );
+    )
+}
+
+#[test]
+fn logits_and_losses_match_numpy_gpt2() {
+    let (fx, weights) = fixture();
+    let cfg = config_of(&fx);
     let device = cpu(0);
     let mut model = cfg.init(&device);
     let applied = model
@@ -105,15 +110,7 @@ fn logits_and_losses_match_numpy_gpt2() {
 #[test]
 fn attention_weights_match_numpy_with_learned_and_rotary_positions() {
     let (fx, weights) = fixture();
-    let c = &fx["config"];
-    let n = |k: &str| c[k].as_u64().unwrap_or(0) as usize;
-    let base = GptConfig::new(
-        n("vocab_size"),
-        n("n_layer"),
-        n("n_head"),
-        n("n_embd"),
-        n("block_size"),
-    );
+    let base = config_of(&fx);
     let flat = |v: &Value| -> Vec<f32> {
         v.as_array()
             .into_iter()
