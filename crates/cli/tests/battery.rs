@@ -195,6 +195,8 @@ fn cases() -> Vec<Case> {
         case("pretrain huge batch", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.batch_size=18446744073709551615"], &["batch_size"]),
         case("pretrain beta1 of 1", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.beta1=1"], &["train.beta1 = 1", "[0, 1)"]),
         case("pretrain keep_last 0", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.keep_last=0"], &["train.keep_last = 0"]),
+        case("pretrain cooldown share 0", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.cooldown_fraction=0"], &["train.cooldown_fraction = 0"]),
+        case("pretrain unknown decay", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.decay=trapezoid"], &["decay", "trapezoid"]),
         case("pretrain negative peak", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.peak_flops=-5"], &["train.peak_flops = -5"]),
         case("pretrain data dir missing", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "run.out_dir=\"{C}/r\"", "--set", "data.dir=\"{C}/nodata\""], &["nodata", "meta.json"]),
         case("pretrain --force with bad data keeps the run", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--force", "--set", "data.dir=\"{C}/nodata\""], &["nodata"]),
@@ -254,6 +256,11 @@ fn cases() -> Vec<Case> {
         case("init unknown preset", &["init", "--tokenizer", "{F}/tok.json", "--out", "{C}/i", "--preset", "huge"], &["huge"]),
         case("init tokenizer missing", &["init", "--tokenizer", "{C}/none.json", "--out", "{C}/i"], &["none.json"]),
         case("init over an existing checkpoint", &["init", "--tokenizer", "{F}/tok.json", "--out", "{F}/run"], &["run", "--force"]),
+        // neighbors, attention
+        case("neighbors empty word", &["neighbors", "--checkpoint", "{F}/run", "--token", "", "--device", "cpu"], &["--token"]),
+        case("neighbors k 0", &["neighbors", "--checkpoint", "{F}/run", "--token", "the", "--k", "0"], &["--k", "0"]),
+        case("attention layer out of range", &["attention", "--checkpoint", "{F}/run", "--text", "the king", "--layer", "99", "--device", "cpu", "--out", "{C}/a.svg"], &["--layer 99"]),
+        case("attention checkpoint missing", &["attention", "--checkpoint", "{C}/none", "--text", "hi", "--device", "cpu", "--out", "{C}/a.svg"], &["none"]),
         // bench
         case("bench steps 0", &["bench", "--steps", "0"], &["--steps", "0"]),
         case("bench gen tokens overflow", &["bench", "--gen-tokens", "18446744073709551615"], &["--gen-tokens", "18446744073709551615"]),

@@ -291,6 +291,19 @@ pub enum Decay {
     Linear,
     /// Stay at `lr`.
     Constant,
+    /// Warmup-stable-decay (trapezoidal): stay at `lr`, then cool down to `min_lr` over the last
+    /// `cooldown_fraction` of the steps after warmup, in the `cooldown` shape.
+    Wsd,
+}
+
+/// The shape of a WSD schedule's cool-down.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Cooldown {
+    /// A straight line from `lr` to `min_lr`.
+    Linear,
+    /// `1 − √x` of the way (falls fast at first), as in Hägele et al. 2024.
+    Sqrt,
 }
 
 /// The `[train]` section: optimizer, schedule, batch, cadence. Shared by pretraining and SFT.
@@ -312,6 +325,10 @@ pub struct TrainSection {
     pub warmup_steps: u64,
     /// Shape of the decay after warmup.
     pub decay: Decay,
+    /// With `decay = "wsd"`: the share of the steps after warmup spent cooling down.
+    pub cooldown_fraction: f64,
+    /// With `decay = "wsd"`: the cool-down's shape.
+    pub cooldown: Cooldown,
     /// Decoupled weight decay, applied to weight matrices only (see `optim`).
     pub weight_decay: f64,
     /// AdamW β₁.
@@ -351,6 +368,8 @@ impl Default for TrainSection {
             min_lr: 6e-5,
             warmup_steps: 100,
             decay: Decay::Cosine,
+            cooldown_fraction: 0.2,
+            cooldown: Cooldown::Linear,
             weight_decay: 0.1,
             beta1: 0.9,
             beta2: 0.95,
@@ -387,6 +406,13 @@ impl TrainSection {
         }
         if !(self.min_lr >= 0.0 && self.min_lr <= self.lr) {
             return bad("min_lr", self.min_lr.to_string(), "between 0 and lr");
+        }
+        if !(self.cooldown_fraction > 0.0 && self.cooldown_fraction <= 1.0) {
+            return bad(
+                "cooldown_fraction",
+                self.cooldown_fraction.to_string(),
+                "a share above 0 and at most 1",
+            );
         }
         if self.warmup_steps > self.max_steps {
             return bad(

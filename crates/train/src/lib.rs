@@ -28,7 +28,7 @@ pub mod state;
 pub mod task;
 pub mod trainer;
 
-pub use config::{Decay, TrainSection};
+pub use config::{Cooldown, Decay, TrainSection};
 pub use ember_model::HostBatch;
 pub use error::{Result, TrainError};
 pub use schedule::lr_at;

@@ -1,10 +1,11 @@
-//! The learning-rate schedule: linear warmup, then cosine or linear decay to a floor.
+//! The learning-rate schedule: linear warmup, then cosine, linear or warmup-stable-decay
+//! (constant, then a cool-down over the last share of the steps) to a floor.
 //!
 //! A pure function of the step (nanoGPT's `get_lr`), so a resumed run needs no scheduler
 //! state: Burn's schedulers keep state and its cosine rises again after its last step
 //! (docs/burn.md, "Optimizer, schedule, clipping").
 
-use crate::config::{Decay, TrainSection};
+use crate::config::{Cooldown, Decay, TrainSection};
 
 /// Learning rate for optimizer step `step` (0-based) of a run configured by `t`.
 ///
@@ -22,6 +23,18 @@ pub fn lr_at(t: &TrainSection, step: u64) -> f64 {
         Decay::Cosine => {
             let coeff = 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos());
             t.min_lr + coeff * (t.lr - t.min_lr)
+        }
+        Decay::Wsd => {
+            let start = 1.0 - t.cooldown_fraction;
+            if ratio <= start {
+                return t.lr;
+            }
+            let x = ((ratio - start) / t.cooldown_fraction).min(1.0);
+            let left = match t.cooldown {
+                Cooldown::Linear => 1.0 - x,
+                Cooldown::Sqrt => 1.0 - x.sqrt(),
+            };
+            t.min_lr + left * (t.lr - t.min_lr)
         }
     }
 }
