@@ -33,6 +33,8 @@ pub enum MlpKind {
     Gelu,
     /// `Linear(d, h) ⊙ SiLU(Linear(d, h)) → Linear(h, d)` with `h = 8d/3` rounded up to 64 (LLaMA).
     Swiglu,
+    /// `Linear(d, 4d) → ReLU(x)² → Linear(4d, d)` (modded-nanogpt, nanochat).
+    Relu2,
 }
 
 /// Shape and architecture of a GPT. The defaults are exactly GPT-2's architecture, so a model
@@ -153,7 +155,7 @@ impl GptConfig {
     /// Hidden width of the MLP.
     pub fn mlp_hidden(&self) -> usize {
         match self.mlp {
-            MlpKind::Gelu => 4 * self.n_embd,
+            MlpKind::Gelu | MlpKind::Relu2 => 4 * self.n_embd,
             MlpKind::Swiglu => (8 * self.n_embd / 3).div_ceil(64) * 64,
         }
     }
@@ -169,7 +171,7 @@ impl GptConfig {
         };
         let attn = d * 3 * d + 3 * d * b + d * d + d * b;
         let mlp = match self.mlp {
-            MlpKind::Gelu => d * h + h * b + h * d + d * b,
+            MlpKind::Gelu | MlpKind::Relu2 => d * h + h * b + h * d + d * b,
             MlpKind::Swiglu => 2 * (d * h + h * b) + h * d + d * b,
         };
         let pos = if self.positions == Positions::Learned {

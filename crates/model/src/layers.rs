@@ -3,7 +3,7 @@
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
+use burn::tensor::activation::{relu, silu};
 
 use crate::config::{GptConfig, MlpKind, NormKind};
 use crate::ops::{gelu, layer_norm};
@@ -71,8 +71,8 @@ impl Norm {
     }
 }
 
-/// The feed-forward block: GELU (`c_fc → gelu → c_proj`, GPT-2) or SwiGLU
-/// (`silu(c_gate) ⊙ c_fc → c_proj`).
+/// The feed-forward block: GELU (`c_fc → gelu → c_proj`, GPT-2), ReLU² (`c_fc → relu² →
+/// c_proj`) or SwiGLU (`silu(c_gate) ⊙ c_fc → c_proj`).
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// Up projection `[n_embd, hidden]`.
@@ -83,6 +83,8 @@ pub struct Mlp {
     pub c_proj: Linear,
     /// Dropout on the output.
     pub dropout: Dropout,
+    /// ReLU² instead of GELU (no gate).
+    pub relu2: bool,
 }
 
 impl Mlp {
@@ -95,14 +97,16 @@ impl Mlp {
             c_gate: (cfg.mlp == MlpKind::Swiglu).then(|| linear(d, h, cfg.bias, 0.02, device)),
             c_proj: linear(h, d, cfg.bias, proj_std, device),
             dropout: DropoutConfig::new(cfg.dropout).init(),
+            relu2: cfg.mlp == MlpKind::Relu2,
         }
     }
 
     /// `[batch, seq, n_embd] -> [batch, seq, n_embd]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = match &self.c_gate {
-            None => gelu(apply(&self.c_fc, x)),
-            Some(gate) => silu(apply(gate, x.clone())) * apply(&self.c_fc, x),
+        let h = match (&self.c_gate, self.relu2) {
+            (Some(gate), _) => silu(apply(gate, x.clone())) * apply(&self.c_fc, x),
+            (None, true) => relu(apply(&self.c_fc, x)).powi_scalar(2),
+            (None, false) => gelu(apply(&self.c_fc, x)),
         };
         self.dropout.forward(apply(&self.c_proj, h))
     }

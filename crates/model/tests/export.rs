@@ -96,6 +96,7 @@ fn refuses_what_gpt2_cannot_express() {
         &ck,
         &GptConfig::new(0, 1, 2, 16, 16)
             .with_positions(Positions::Rope)
+            .with_mlp(ember_model::MlpKind::Relu2)
             .with_tie_embeddings(false),
     );
     let e = export_hf_gpt2(&ck, &tmp.path().join("hf"), false)
@@ -105,6 +106,7 @@ fn refuses_what_gpt2_cannot_express() {
     assert!(
         e.contains("cannot be exported as GPT-2")
             && e.contains("Rope")
+            && e.contains("Relu2")
             && e.contains("tie_embeddings = false"),
         "{e}"
     );

@@ -148,3 +148,25 @@ fn attention_weights_match_numpy_with_learned_and_rotary_positions() {
         }
     }
 }
+
+/// The ReLU² MLP (`mlp = "relu2"`) against NumPy, same weights.
+#[test]
+fn relu2_logits_match_numpy() {
+    let (fx, weights) = fixture();
+    let cfg = config_of(&fx).with_mlp(ember_model::MlpKind::Relu2);
+    let device = cpu(0);
+    let mut model = cfg.init(&device);
+    model
+        .load_from(&mut SafetensorsStore::from_bytes(Some(weights)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = host(model.forward(ints(&fx["tokens"], &device)));
+    let want: Vec<f32> = fx["relu2_logits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+        .map(|x| x as f32)
+        .collect();
+    let d = max_diff(&got, &want);
+    assert!(d < 1e-4, "relu2 logits differ from NumPy by {d}");
+}

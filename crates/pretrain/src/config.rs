@@ -93,7 +93,7 @@ pub struct ModelSection {
     pub positions: Option<String>,
     /// `layernorm` or `rmsnorm`.
     pub norm: Option<String>,
-    /// `gelu` or `swiglu`.
+    /// `gelu`, `swiglu` or `relu2`.
     pub mlp: Option<String>,
     /// Output head shares the token embedding.
     pub tie_embeddings: Option<bool>,
@@ -181,7 +181,11 @@ impl ModelSection {
         c.mlp = choice(
             "model.mlp",
             &self.mlp,
-            &[("gelu", MlpKind::Gelu), ("swiglu", MlpKind::Swiglu)],
+            &[
+                ("gelu", MlpKind::Gelu),
+                ("swiglu", MlpKind::Swiglu),
+                ("relu2", MlpKind::Relu2),
+            ],
             c.mlp,
         )?;
         c.validate()?;
@@ -213,6 +217,7 @@ impl ModelSection {
             mlp: name(match c.mlp {
                 MlpKind::Gelu => "gelu",
                 MlpKind::Swiglu => "swiglu",
+                MlpKind::Relu2 => "relu2",
             }),
             tie_embeddings: Some(c.tie_embeddings),
         }
@@ -222,7 +227,7 @@ impl ModelSection {
 /// The names `[model]`'s string fields accept.
 const POSITIONS: [&str; 3] = ["learned", "sinusoidal", "rope"];
 const NORMS: [&str; 2] = ["layernorm", "rmsnorm"];
-const MLPS: [&str; 2] = ["gelu", "swiglu"];
+const MLPS: [&str; 3] = ["gelu", "swiglu", "relu2"];
 
 // The negated comparisons are deliberate: they reject NaN, which every `<` test passes.
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
