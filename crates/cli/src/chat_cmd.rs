@@ -217,9 +217,10 @@ pub fn run(a: ChatArgs) -> Result<()> {
         bail!("--message is empty; expected the text of a message to reply to");
     }
     // A bad history is refused before the model is loaded.
-    if let (Some(h), Some(_)) = (&a.history, &a.message) {
-        read_history(h)?;
-    }
+    let history = match (&a.history, &a.message) {
+        (Some(h), Some(_)) => Some(read_history(h)?),
+        _ => None,
+    };
     let selected = a.device.select()?;
     let path = ember_formats::resolve_checkpoint(&a.checkpoint);
     let ck = checkpoint::load(&path, &selected.device)
@@ -236,8 +237,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
     };
     let mut out = std::io::stdout();
     if let Some(msg) = &a.message {
-        if let Some(h) = &a.history {
-            let (sys, turns) = read_history(h)?;
+        if let Some((sys, turns)) = history {
             s.system = a.system.clone().or(sys);
             s.turns = turns;
         }

@@ -192,13 +192,13 @@ pub fn evaluate(
     progress: Progress,
 ) -> Result<CheckpointResult> {
     let ck = checkpoint::load(dir, device)?;
-    let state = std::fs::read_to_string(dir.join("train_state.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    // Read once per checkpoint: its step for the results, its stage for the tasks.
+    let state = ember_formats::run::state_of(dir);
+    let sft = state.as_ref().is_some_and(|s| s.stage == Stage::Sft);
     let mut out = CheckpointResult {
         checkpoint: dir.display().to_string(),
-        step: state.as_ref().and_then(|s| s["step"].as_u64()),
-        tokens_seen: state.as_ref().and_then(|s| s["tokens_seen"].as_u64()),
+        step: state.as_ref().map(|s| s.step),
+        tokens_seen: state.as_ref().map(|s| s.tokens_seen),
         params: ck.config.num_params() as u64,
         tasks: BTreeMap::new(),
         seconds: BTreeMap::new(),
@@ -212,7 +212,7 @@ pub fn evaluate(
     for task in &opts.tasks {
         let start = Instant::now();
         let mut report = |done: usize, total: usize| progress(task, done, total);
-        let (result, items) = run_task(task, dir, &ck, opts, &mut report)?;
+        let (result, items) = run_task(task, dir, sft, &ck, opts, &mut report)?;
         // A score over nothing is not a score: an empty input is an error, never 0 or 100%.
         if items == 0 {
             return Err(EvalError::Usage(format!(
@@ -232,6 +232,7 @@ pub fn evaluate(
 fn run_task(
     task: &str,
     dir: &Path,
+    sft: bool,
     ck: &Checkpoint,
     opts: &EvalOptions,
     progress: &mut dyn FnMut(usize, usize),
@@ -267,7 +268,7 @@ fn run_task(
             ))
         }
         "sft-loss" => {
-            let (mut convs, source, invalid) = dialogue_convs(dir, opts)?;
+            let (mut convs, source, invalid) = dialogue_convs(dir, sft, opts)?;
             if let Some(l) = opts.limit {
                 convs.truncate(l);
             }
@@ -276,7 +277,7 @@ fn run_task(
             Ok((TaskResult::Text(r), n))
         }
         "dialogue-choice" | "context-gain" => {
-            let (mut convs, source, _) = dialogue_convs(dir, opts)?;
+            let (mut convs, source, _) = dialogue_convs(dir, sft, opts)?;
             if let Some(l) = opts.limit {
                 convs.truncate(l);
             }
@@ -332,7 +333,7 @@ fn run_task(
             Ok((TaskResult::Math(r), items.len()))
         }
         "samples" => {
-            let chat = is_sft_checkpoint(dir);
+            let chat = sft;
             let r = generation::samples(
                 model,
                 tok,
@@ -374,7 +375,12 @@ fn text_ids(dir: &Path, tok: &Tokenizer, opts: &EvalOptions) -> Result<(Vec<u32>
     Ok((ids, format!("{} (validation split)", data.display())))
 }
 
-fn dialogue_convs(dir: &Path, opts: &EvalOptions) -> Result<(Vec<Conversation>, String, u64)> {
+/// `sft`: whether `dir` is a checkpoint of a fine-tuning run.
+fn dialogue_convs(
+    dir: &Path,
+    sft: bool,
+    opts: &EvalOptions,
+) -> Result<(Vec<Conversation>, String, u64)> {
     if let Some(path) = &opts.dialogue {
         let loaded = load_dialogue(path, InvalidPolicy::Skip)?;
         return Ok((
@@ -386,7 +392,7 @@ fn dialogue_convs(dir: &Path, opts: &EvalOptions) -> Result<(Vec<Conversation>, 
     // A fine-tuning run records the conversations it held out; they are scored as recorded,
     // never re-derived from files that may have changed since.
     let run = ember_formats::run::run_of(dir)
-        .filter(|_| is_sft_checkpoint(dir))
+        .filter(|_| sft)
         .ok_or_else(|| {
             EvalError::Usage(format!(
                 "dialogue tasks: give --dialogue FILE; {} is not a checkpoint of a fine-tuning run, so it has no held-out conversations",

@@ -20,6 +20,16 @@ fn fixture() -> (Value, Vec<u8>) {
     )
 }
 
+/// A JSON array of numbers as f32.
+fn floats_of(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+        .map(|x| x as f32)
+        .collect()
+}
+
 /// A JSON matrix as (row-major values, [rows, cols]).
 fn matrix(v: &Value) -> (Vec<f64>, [usize; 2]) {
     let rows = v.as_array().map(|r| r.len()).unwrap_or(0);
@@ -80,13 +90,7 @@ fn logits_and_losses_match_numpy_gpt2() {
     let targets = ints(&fx["targets"], &device);
     let mask = floats(&fx["mask"], &device);
     let logits = model.forward(tokens);
-    let want: Vec<f32> = fx["logits"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_f64)
-        .map(|x| x as f32)
-        .collect();
+    let want = floats_of(&fx["logits"]);
     let got = host(logits.clone());
     let d = max_diff(&got, &want);
     assert!(d < 1e-4, "logits differ from NumPy by {d}");
@@ -111,14 +115,6 @@ fn logits_and_losses_match_numpy_gpt2() {
 fn attention_weights_match_numpy_with_learned_and_rotary_positions() {
     let (fx, weights) = fixture();
     let base = config_of(&fx);
-    let flat = |v: &Value| -> Vec<f32> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_f64)
-            .map(|x| x as f32)
-            .collect()
-    };
     for (cfg, logits_key, maps_key) in [
         (base.clone(), "logits", "attention"),
         (
@@ -135,12 +131,12 @@ fn attention_weights_match_numpy_with_learned_and_rotary_positions() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(applied.missing.is_empty(), "{applied:?}");
         let (logits, maps) = model.forward_with_attention(ints(&fx["tokens"], &device));
-        let d = max_diff(&host(logits), &flat(&fx[logits_key]));
+        let d = max_diff(&host(logits), &floats_of(&fx[logits_key]));
         assert!(d < 1e-4, "{maps_key}: logits differ from NumPy by {d}");
         let want = fx[maps_key].as_array().cloned().unwrap_or_default();
         assert_eq!(maps.len(), want.len());
         for (l, (m, w)) in maps.into_iter().zip(&want).enumerate() {
-            let d = max_diff(&host(m), &flat(w));
+            let d = max_diff(&host(m), &floats_of(w));
             assert!(
                 d < 1e-5,
                 "{maps_key} layer {l}: weights differ from NumPy by {d}"
@@ -160,13 +156,7 @@ fn relu2_logits_match_numpy() {
         .load_from(&mut SafetensorsStore::from_bytes(Some(weights)))
         .unwrap_or_else(|e| panic!("{e}"));
     let got = host(model.forward(ints(&fx["tokens"], &device)));
-    let want: Vec<f32> = fx["relu2_logits"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_f64)
-        .map(|x| x as f32)
-        .collect();
+    let want = floats_of(&fx["relu2_logits"]);
     let d = max_diff(&got, &want);
     assert!(d < 1e-4, "relu2 logits differ from NumPy by {d}");
 }

@@ -37,18 +37,17 @@ pub fn gather_run(run: &Path) -> Result<ReportData> {
         ..Default::default()
     };
     let newest = ember_formats::run::newest_valid(run);
-    let stage = newest
+    // The newest checkpoint's files, verified once for its stage and its shape.
+    let files = newest
         .as_ref()
-        .and_then(|(_, ck)| ember_formats::run::state_of(ck))
+        .and_then(|(_, ck)| Some((ck, ember_model::checkpoint::verify(ck).ok()?)));
+    let stage = files
+        .as_ref()
+        .and_then(|(ck, f)| ember_formats::run::read_state(f, ck).ok())
         .map_or("unknown (no complete checkpoint)", |s| s.stage.describe());
     d.facts.push(("stage".into(), stage.into()));
-    if let Some((_, ck)) = &newest {
-        look_inside(&mut d, ck);
-    }
-    if let Some((_, ck)) = newest {
-        if let Ok(files) = ember_model::checkpoint::verify(&ck)
-            && let Ok(c) = files.config(&ck)
-        {
+    if let Some((ck, f)) = &files {
+        if let Ok(c) = f.config(ck) {
             d.facts.push((
                 "model".into(),
                 format!(
@@ -63,6 +62,7 @@ pub fn gather_run(run: &Path) -> Result<ReportData> {
         }
         d.facts
             .push(("newest checkpoint".into(), ck.display().to_string()));
+        look_inside(&mut d, ck);
     }
     match SystemInfo::load(run) {
         Some(s) => {
