@@ -12,7 +12,9 @@ pub struct PrepareArgs {
     /// The tokenizer.json to encode with (from `ember tokenizer train`).
     #[arg(long)]
     pub tokenizer: PathBuf,
-    /// Training text files (UTF-8); repeat for several.
+    /// Training inputs: files, directories (every file under them, sorted) or quoted glob
+    /// patterns ("shards/*.parquet"); plain UTF-8 text, JSONL (.jsonl), Parquet (.parquet),
+    /// gzip (.gz) or zstd (.zst) compressed.
     #[arg(long, required = true, num_args = 1..)]
     pub input: Vec<PathBuf>,
     /// Output directory (shards, meta.json, tokenizer.json).
@@ -22,13 +24,19 @@ pub struct PrepareArgs {
     /// gives up its last fraction, as nanoGPT does).
     #[arg(long, conflicts_with = "val_input", value_parser = crate::checks::val_fraction)]
     pub val_fraction: Option<f64>,
-    /// Held-out text files (instead of --val-fraction).
+    /// Held-out inputs, of the same kinds as --input (instead of --val-fraction).
     #[arg(long, num_args = 1..)]
     pub val_input: Vec<PathBuf>,
     /// Text that separates documents within a file, with \n escapes (e.g. "\n\n\n\n\n" for the
     /// Gutenberg corpus); each file is one document when unset.
     #[arg(long)]
     pub doc_separator: Option<String>,
+    /// The field of a JSONL record that holds its text.
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// The column of a Parquet file that holds the text.
+    #[arg(long, default_value = "text")]
+    pub text_column: String,
     /// Most tokens per shard file.
     #[arg(long, default_value_t = 100_000_000, value_parser = crate::checks::at_least_one)]
     pub shard_tokens: usize,
@@ -58,16 +66,16 @@ pub fn run(args: PrepareArgs) -> Result<()> {
         (None, true) => ValSplit::None,
     };
     let opts = PrepareOptions {
-        tokenizer: args.tokenizer,
-        inputs: args.input,
-        out: args.out.clone(),
         val,
         doc_separator: args.doc_separator.as_deref().map(unescape),
+        text_field: args.text_field,
+        text_column: args.text_column,
         shard_tokens: args.shard_tokens,
         seed: args.seed,
         overwrite: args.force,
         progress: true,
         dialogue: args.dialogue,
+        ..PrepareOptions::new(args.tokenizer, args.input, args.out.clone())
     };
     let r = prepare(&opts).with_context(|| format!("preparing {}", args.out.display()))?;
     println!(

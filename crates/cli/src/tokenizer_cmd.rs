@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use ember_tokenizer::{Tokenizer, TrainerConfig, train};
+use ember_tokenizer::{Feed, Tokenizer, TrainerConfig, train_with};
 
 #[derive(Subcommand)]
 /// `ember tokenizer` subcommands.
 pub enum TokenizerCommand {
-    /// Learn a byte-level BPE tokenizer from UTF-8 text files and save it as tokenizer.json.
+    /// Learn a byte-level BPE tokenizer from a corpus (text, JSONL or Parquet files,
+    /// directories, globs) and save it as tokenizer.json.
     Train(TrainArgs),
     /// Print the token ids of a text, space-separated on one line.
     Encode(EncodeArgs),
@@ -24,9 +25,17 @@ pub enum TokenizerCommand {
 #[derive(Args)]
 /// Flags of `ember tokenizer train`.
 pub struct TrainArgs {
-    /// Training text files (UTF-8). Give several to train on all of them.
+    /// Training inputs: files, directories (every file under them, sorted) or quoted glob
+    /// patterns; plain UTF-8 text, JSONL (.jsonl), Parquet (.parquet), gzip (.gz) or zstd
+    /// (.zst) compressed. Give several to train on all of them.
     #[arg(long, required = true, num_args = 1..)]
     input: Vec<PathBuf>,
+    /// The field of a JSONL record that holds its text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// The column of a Parquet file that holds the text.
+    #[arg(long, default_value = "text")]
+    text_column: String,
     /// Total vocabulary size: 256 byte tokens + merges + the 5 special tokens.
     #[arg(long, value_parser = crate::checks::at_least_one)]
     vocab_size: usize,
@@ -123,7 +132,29 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     cfg.threads = a.threads;
     cfg.progress = true;
     let start = Instant::now();
-    let (tok, report) = train(&a.input, &cfg)?;
+    let inputs = ember_corpus::expand(&a.input)?;
+    let format = ember_corpus::Format {
+        text_field: a.text_field.clone(),
+        text_column: a.text_column.clone(),
+        lossy: a.lossy,
+        ..ember_corpus::Format::default()
+    };
+    let total = ember_corpus::total_bytes(&inputs);
+    let (tok, report) = train_with(&cfg, total, |feed: &mut Feed<'_>| -> Result<()> {
+        /// Each piece of each document goes to the counting workers.
+        struct ToTrainer<'f, 'a>(&'f mut Feed<'a>);
+        impl ember_corpus::Sink for ToTrainer<'_, '_> {
+            fn piece(&mut self, p: ember_corpus::Piece<'_>) -> bool {
+                self.0.text(p.text.to_string())
+            }
+            fn progress(&mut self, bytes: u64) {
+                self.0.read(bytes, 0);
+            }
+        }
+        let read = ember_corpus::read(&inputs, &format, &mut ToTrainer(feed))?;
+        feed.read(0, read.iter().map(|i| i.replaced).sum());
+        Ok(())
+    })?;
     tok.save(&a.out, a.force)?;
     let secs = start.elapsed().as_secs_f64();
     eprintln!(

@@ -124,3 +124,74 @@ fn a_full_disk_during_prepare_or_export_leaves_no_half_written_output() {
         .count();
     assert_eq!(leftovers, 0);
 }
+
+/// `prepare` killed with SIGKILL mid-run leaves no output directory (only its temporary one,
+/// which the next `prepare` into the same place removes), and the rerun completes.
+#[test]
+fn a_killed_prepare_leaves_no_output_and_the_rerun_cleans_up() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // About 24 MB in 1,200 documents: long enough to be caught writing.
+    let text = std::fs::read_to_string(f.p("corpus.txt")).unwrap_or_else(|e| panic!("{e}"));
+    let corpus = dir.path().join("big.txt");
+    let doc = text.repeat((20_000 / text.len().max(1)).max(1));
+    std::fs::write(&corpus, vec![doc; 1200].join("\n\n\n")).unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.path().join("data");
+    let args = |force: bool| {
+        let mut a = vec![
+            "prepare".to_string(),
+            "--tokenizer".into(),
+            f.p("tok.json"),
+            "--input".into(),
+            s(&corpus),
+            "--out".into(),
+            s(&out),
+            "--doc-separator".into(),
+            "\\n\\n\\n".into(),
+            "--val-fraction".into(),
+            "0.1".into(),
+            "--shard-tokens".into(),
+            "20000".into(),
+        ];
+        if force {
+            a.push("--force".into());
+        }
+        a
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args(false))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tmp = dir.path().join(format!(".data.tmp.{}", child.id()));
+    let t0 = std::time::Instant::now();
+    // Wait until it has written a shard into its temporary directory, then kill it.
+    while !tmp.join("train-00001.bin").exists() && t0.elapsed().as_secs() < 120 {
+        assert!(
+            child.try_wait().ok().flatten().is_none(),
+            "prepare finished before it could be killed; make the corpus larger"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap_or_else(|e| panic!("{e}"));
+    let _ = child.wait();
+    assert!(tmp.exists(), "it was killed while writing");
+    assert!(!out.exists(), "no output directory that looks complete");
+    let a = args(false);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (ok, stdout, err) = ember_env(&a, &[]);
+    assert!(ok, "{stdout}{err}");
+    assert!(out.join("meta.json").exists());
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the killed run's temporary directory is gone: {left:?}"
+    );
+}

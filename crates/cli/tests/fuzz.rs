@@ -272,16 +272,9 @@ fn fuzz_shard_and_meta() {
     .unwrap_or_else(|e| panic!("{e}"));
     let data = tmp.path().join("data");
     ember_pretrain::prepare::prepare(&ember_pretrain::prepare::PrepareOptions {
-        tokenizer: tok_path,
-        inputs: vec![corpus],
-        out: data.clone(),
-        val: ember_pretrain::prepare::ValSplit::None,
-        doc_separator: None,
         shard_tokens: 1000,
-        seed: 0,
         overwrite: true,
-        progress: false,
-        dialogue: false,
+        ..ember_pretrain::prepare::PrepareOptions::new(tok_path, vec![corpus], data.clone())
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let shard = std::fs::read(data.join("train-00000.bin")).unwrap_or_else(|e| panic!("{e}"));

@@ -111,7 +111,7 @@ fn dialogue_shards_mix_into_pretraining_from_their_start_step() {
             "tokenizer",
             "train",
             "--input",
-            &s(&chat),
+            &s(&chat.with_file_name("tinyshakespeare.txt")),
             "--vocab-size",
             "300",
             "--out",

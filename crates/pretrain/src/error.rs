@@ -11,6 +11,9 @@ pub enum PretrainError {
     /// A file could not be read or written (with the file and what was being done).
     #[error(transparent)]
     File(#[from] ember_files::FileError),
+    /// A corpus input is unusable (with the file, and the line, record or offset).
+    #[error(transparent)]
+    Corpus(#[from] ember_corpus::Error),
     /// An input text file is unusable.
     #[error("{path}: {reason}")]
     Input {

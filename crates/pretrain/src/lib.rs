@@ -16,16 +16,8 @@
 //! tok.save(&dir.path().join("tok.json"), false).unwrap();
 //!
 //! let report = prepare(&PrepareOptions {
-//!     tokenizer: dir.path().join("tok.json"),
-//!     inputs: vec![corpus],
-//!     out: dir.path().join("data"),
 //!     val: ValSplit::Fraction(0.1),
-//!     doc_separator: None,
-//!     shard_tokens: 1 << 20,
-//!     seed: 0,
-//!     overwrite: false,
-//!     progress: false,
-//!     dialogue: false,
+//!     ..PrepareOptions::new(dir.path().join("tok.json"), vec![corpus], dir.path().join("data"))
 //! }).unwrap();
 //! let data = Prepared::open(&dir.path().join("data")).unwrap();
 //! assert_eq!(data.train.len() as u64, report.train_tokens);

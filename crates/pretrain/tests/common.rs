@@ -37,15 +37,9 @@ pub fn setup(dir: &Path, vocab: usize) -> (PathBuf, PathBuf) {
 
 pub fn options(dir: &Path, corpus: &Path, tok: &Path, out: &str) -> PrepareOptions {
     PrepareOptions {
-        tokenizer: tok.to_path_buf(),
-        inputs: vec![corpus.to_path_buf()],
-        out: dir.join(out),
         val: ValSplit::Fraction(0.2),
         doc_separator: Some(SEP.into()),
         shard_tokens: 1000,
-        seed: 0,
-        overwrite: false,
-        progress: false,
-        dialogue: false,
+        ..PrepareOptions::new(tok.to_path_buf(), vec![corpus.to_path_buf()], dir.join(out))
     }
 }

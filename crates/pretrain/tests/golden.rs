@@ -35,18 +35,15 @@ fn run(
     sep: Option<&str>,
     val: ValSplit,
     inputs: Vec<std::path::PathBuf>,
+    piece_bytes: usize,
 ) -> String {
     let opts = PrepareOptions {
-        tokenizer: dir.join("tok.json"),
-        inputs,
-        out: dir.join(name),
         val,
         doc_separator: sep.map(String::from),
         shard_tokens: 60_000,
         seed: 7,
-        overwrite: false,
-        progress: false,
-        dialogue: false,
+        piece_bytes,
+        ..PrepareOptions::new(dir.join("tok.json"), inputs, dir.join(name))
     };
     prepare(&opts).unwrap();
     digest(&dir.join(name), dir)
@@ -67,35 +64,44 @@ fn bundled_text_prepares_to_the_recorded_shards() {
     tok.save(&dir.path().join("tok.json"), true).unwrap();
     let d = dir.path();
     let p = |n: &str| vec![d.join(n)];
-    let got = [
-        run(
-            d,
-            "one",
-            None,
-            ValSplit::Fraction(0.1),
-            p("shakespeare.txt"),
-        ),
-        run(
-            d,
-            "many",
-            Some("\n\n"),
-            ValSplit::Fraction(0.1),
-            p("shakespeare.txt"),
-        ),
-        run(d, "none", Some("\n\n"), ValSplit::None, p("head.txt")),
-        run(
-            d,
-            "files",
-            Some("\n\n"),
-            ValSplit::Files(p("tail.txt")),
-            p("head.txt"),
-        ),
-    ];
     let want = [
         "3641df8a9762b349180cb85d268496d1cedeaf930a3e36f0f482898768070b40",
         "58f7ccf49626319019f3c8d13a10bcb9dc8a143f140205b3c5b89d4538258e8f",
         "82c0c913053dc6040eab15115c72be7a96c0bae99df1de236b13ceb2e7e7e332",
         "c988303f19bbacc381cd98ff47b29ccd291d13c6dce2c862eb54e9b66fcce623",
     ];
-    assert_eq!(got, want);
+    // Read in 1 MiB pieces (as `ember prepare` does) and in 97-byte pieces (thousands of
+    // cuts): streaming must not change a single id.
+    for piece in [ember_corpus::PIECE, 97] {
+        let name = |n: &str| format!("{n}{piece}");
+        let two = Some("\n\n");
+        let got = [
+            run(
+                d,
+                &name("one"),
+                None,
+                ValSplit::Fraction(0.1),
+                p("shakespeare.txt"),
+                piece,
+            ),
+            run(
+                d,
+                &name("many"),
+                two,
+                ValSplit::Fraction(0.1),
+                p("shakespeare.txt"),
+                piece,
+            ),
+            run(d, &name("none"), two, ValSplit::None, p("head.txt"), piece),
+            run(
+                d,
+                &name("files"),
+                two,
+                ValSplit::Files(p("tail.txt")),
+                p("head.txt"),
+                piece,
+            ),
+        ];
+        assert_eq!(got, want, "pieces of {piece} bytes");
+    }
 }

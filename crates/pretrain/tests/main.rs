@@ -8,3 +8,4 @@ mod golden;
 mod prepare;
 mod runs;
 mod shards;
+mod stream;

@@ -159,11 +159,12 @@ pub(crate) fn independent_ranges(text: &str, target: usize) -> Vec<std::ops::Ran
     out
 }
 
-/// The last position `p` with `buf[p - 1] == b'\n'` and a whole non-whitespace character at `p`.
+/// The last position `p` with `buf[p - 1] == b'\n'` and a whole non-whitespace character at `p`:
+/// text cut there encodes (and counts) in two parts exactly as it does whole.
 /// A newline followed by a non-space always ends a piece (no alternative of the pattern can
 /// continue across it), and the piece before it ends the same way whether the text goes on or
 /// stops there, so the two sides split independently.
-fn cut_point(buf: &[u8]) -> Option<usize> {
+pub fn cut_point(buf: &[u8]) -> Option<usize> {
     let mut end = buf.len();
     while let Some(nl) = memchr::memrchr(b'\n', &buf[..end]) {
         let p = nl + 1;

@@ -42,6 +42,9 @@ pub use chat::{
     render_prompt, stop_ids,
 };
 pub use error::{Error, Result};
+pub use input::cut_point;
 pub use pretokenizer::{SPLIT_PATTERN, split};
 pub use tokenizer::{ASSISTANT, DEFAULT_SPECIALS, END, ENDOFTEXT, SYSTEM, Tokenizer, USER};
-pub use trainer::{MAX_VOCAB, TrainReport, TrainerConfig, train, train_from_texts};
+pub use trainer::{
+    Feed, MAX_VOCAB, TrainReport, TrainerConfig, train, train_from_texts, train_with,
+};

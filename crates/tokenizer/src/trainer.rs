@@ -54,7 +54,7 @@ impl TrainerConfig {
 /// What a training run saw and did.
 #[derive(Clone, Debug, Default)]
 pub struct TrainReport {
-    /// Bytes of input read.
+    /// Bytes of text counted (after U+FFFD replacement, in lossy mode).
     pub bytes: u64,
     /// Pre-token pieces counted.
     pub pieces: u64,
@@ -119,9 +119,8 @@ fn bar(progress: bool, len: u64, template: &str) -> ProgressBar {
     pb
 }
 
-/// Trains a tokenizer on UTF-8 text files.
+/// Trains a tokenizer on UTF-8 text files (each read whole as one text, in chunks).
 pub fn train(paths: &[PathBuf], cfg: &TrainerConfig) -> Result<(Tokenizer, TrainReport)> {
-    check_config(cfg)?;
     if paths.is_empty() {
         return Err(Error::BadSetting {
             field: "input",
@@ -133,6 +132,53 @@ pub fn train(paths: &[PathBuf], cfg: &TrainerConfig) -> Result<(Tokenizer, Train
     for p in paths {
         total += check_input(p)?;
     }
+    train_with(cfg, total, |feed: &mut Feed<'_>| -> Result<()> {
+        for p in paths {
+            let mut reader = ChunkReader::open(p, cfg.lossy)?;
+            while let Some(chunk) = reader.next_chunk()? {
+                feed.read(chunk.bytes as u64, chunk.replaced);
+                if !feed.text(chunk.text) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Hands text to the counting workers of [`train_with`].
+pub struct Feed<'a> {
+    tx: mpsc::SyncSender<String>,
+    report: &'a mut TrainReport,
+    bar: &'a ProgressBar,
+}
+
+impl Feed<'_> {
+    /// Counts the pieces of `text`, which must split at its ends as it does in its place in the
+    /// corpus: a whole document, or a part cut at [`crate::cut_point`]s. Returns `false` if
+    /// the workers have stopped.
+    pub fn text(&mut self, text: String) -> bool {
+        self.report.bytes += text.len() as u64;
+        self.tx.send(text).is_ok()
+    }
+
+    /// `bytes` more of the inputs were read (the progress bar), with `replaced` invalid UTF-8
+    /// sequences replaced by U+FFFD.
+    pub fn read(&mut self, bytes: u64, replaced: u64) {
+        self.bar.inc(bytes);
+        self.report.replaced += replaced;
+    }
+}
+
+/// Trains on text that `feed` hands over through a [`Feed`] (streamed from any source: the
+/// corpus reader's files, directories, JSONL and Parquet), counted in parallel while it reads;
+/// `total` is the input size for the progress bar. Memory is the piece → count table.
+pub fn train_with<E: From<Error>>(
+    cfg: &TrainerConfig,
+    total: u64,
+    feed: impl FnOnce(&mut Feed<'_>) -> std::result::Result<(), E>,
+) -> std::result::Result<(Tokenizer, TrainReport), E> {
+    check_config(cfg)?;
     let pb = bar(
         cfg.progress,
         total,
@@ -147,7 +193,7 @@ pub fn train(paths: &[PathBuf], cfg: &TrainerConfig) -> Result<(Tokenizer, Train
     let (tx, rx) = mpsc::sync_channel::<String>(threads * 2);
     let rx = Mutex::new(rx);
     let mut report = TrainReport::default();
-    let (counts, pieces) = std::thread::scope(|scope| -> Result<(Counts, u64)> {
+    let (counts, pieces) = std::thread::scope(|scope| -> std::result::Result<(Counts, u64), E> {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
@@ -164,28 +210,26 @@ pub fn train(paths: &[PathBuf], cfg: &TrainerConfig) -> Result<(Tokenizer, Train
                 })
             })
             .collect();
-        let read = (|| {
-            for p in paths {
-                let mut reader = ChunkReader::open(p, cfg.lossy)?;
-                while let Some(chunk) = reader.next_chunk()? {
-                    report.bytes += chunk.bytes as u64;
-                    report.replaced += chunk.replaced;
-                    pb.inc(chunk.bytes as u64);
-                    if tx.send(chunk.text).is_err() {
-                        break;
-                    }
-                }
-            }
-            Ok::<(), Error>(())
-        })();
-        drop(tx);
+        let read = feed(&mut Feed {
+            tx,
+            report: &mut report,
+            bar: &pb,
+        });
         let parts: Vec<(Counts, u64)> = workers.into_iter().filter_map(|w| w.join().ok()).collect();
         read?;
         Ok(merge_counts(parts))
     })?;
     pb.finish_and_clear();
+    if report.bytes == 0 {
+        return Err(Error::BadSetting {
+            field: "input",
+            value: "no text".into(),
+            expected: "at least one non-empty text to train on".into(),
+        }
+        .into());
+    }
     report.pieces = pieces;
-    learn(counts, cfg, report)
+    Ok(learn(counts, cfg, report)?)
 }
 
 /// Trains on in-memory texts (tests, examples, small corpora). Each text is split on its own.

@@ -81,20 +81,12 @@ pub(super) fn prepare_dialogue(
     let header = header_for(tok);
     let (train_meta, val_meta) = in_temporary_dir(&opts.out, |tmp| {
         let split = |name: &'static str, convs: &[Conversation]| -> Result<serde_json::Value> {
-            let mut w = ShardWriter {
-                dir: tmp,
-                split: name,
-                header: header.clone(),
-                max: opts.shard_tokens,
-                pending: Vec::new(),
-                shards: Vec::new(),
-                total: 0,
-            };
+            let mut w = ShardWriter::new(tmp, name, header.clone(), opts.shard_tokens);
             for c in convs {
                 w.push(&ember_tokenizer::render_chat(tok, &c.messages)?.ids)?;
             }
-            w.flush()?;
-            Ok(json!({"documents": convs.len(), "tokens": w.total, "shards": w.shards}))
+            let (tokens, shards) = w.finish()?;
+            Ok(json!({"documents": convs.len(), "tokens": tokens, "shards": shards}))
         };
         let (tr, va) = (split("train", &train)?, split("val", &val)?);
         let meta = json!({

@@ -1,19 +1,23 @@
-//! `ember prepare`: text files → documents → ids (in parallel) → train/val token shards, a
-//! copy of the tokenizer and `meta.json`, written into a temporary directory and renamed into
-//! place. The same inputs and options give byte-identical output.
+//! `ember prepare`: a corpus of any size (files, directories, globs; plain text, JSONL or
+//! Parquet, gzip/zstd too) → documents → ids (in parallel) → train/val token shards, a copy of
+//! the tokenizer and `meta.json`, written into a temporary directory and renamed into place.
+//! The corpus is streamed (`stream.rs`): memory is a few 16 MB batches whatever its size. The
+//! same inputs and options give byte-identical output.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ember_tokenizer::{ENDOFTEXT, Tokenizer};
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use serde_json::json;
 
 use crate::error::{PretrainError, Result};
 
 mod dialogue;
-use ember_formats::shards::{HEADER_LEN, Header, encode_ids, unhex32, width_for};
+mod stream;
+mod writer;
+use ember_formats::shards::{Header, unhex32, width_for};
+pub(crate) use writer::ShardWriter;
 
 /// Format name in `meta.json`.
 pub use ember_formats::shards::META_FORMAT;
@@ -36,14 +40,23 @@ pub enum ValSplit {
 pub struct PrepareOptions {
     /// The tokenizer.json to encode with.
     pub tokenizer: PathBuf,
-    /// Training text files (UTF-8).
+    /// Training inputs: files, directories (every file under them) or glob patterns, read in a
+    /// stable order; plain UTF-8 text, JSONL (`.jsonl`) or Parquet (`.parquet`), gzip (`.gz`)
+    /// or zstd (`.zst`) compressed.
     pub inputs: Vec<PathBuf>,
     /// Output directory.
     pub out: PathBuf,
     /// Held-out split.
     pub val: ValSplit,
-    /// Text that separates documents inside a file (each file is one document when unset).
+    /// Text that separates documents inside a plain-text file (each file is one document when
+    /// unset; JSONL and Parquet inputs are one document per record).
     pub doc_separator: Option<String>,
+    /// The field of a JSONL record that holds its text.
+    pub text_field: String,
+    /// The column of a Parquet file that holds the text.
+    pub text_column: String,
+    /// Target size of the pieces a document is read in (tests use small ones).
+    pub piece_bytes: usize,
     /// Most tokens per shard file.
     pub shard_tokens: usize,
     /// Seed of the document shuffle for `ValSplit::Fraction`.
@@ -56,6 +69,28 @@ pub struct PrepareOptions {
     /// tokenizer's chat template (its special tokens as ids), for mixing dialogue into
     /// pretraining; the held-out split is whole conversations.
     pub dialogue: bool,
+}
+
+impl PrepareOptions {
+    /// Options with the defaults of `ember prepare`: no held-out split, each file one document,
+    /// text in the field or column `text`, 100M-token shards, seed 0.
+    pub fn new(tokenizer: PathBuf, inputs: Vec<PathBuf>, out: PathBuf) -> Self {
+        PrepareOptions {
+            tokenizer,
+            inputs,
+            out,
+            val: ValSplit::None,
+            doc_separator: None,
+            text_field: "text".into(),
+            text_column: "text".into(),
+            piece_bytes: ember_corpus::PIECE,
+            shard_tokens: 100_000_000,
+            seed: 0,
+            overwrite: false,
+            progress: false,
+            dialogue: false,
+        }
+    }
 }
 
 /// What [`prepare`] wrote.
@@ -77,11 +112,6 @@ pub struct PrepareReport {
     pub val_policy: String,
 }
 
-struct Doc {
-    file: usize,
-    range: std::ops::Range<usize>,
-}
-
 /// Reads a text file, checking it is non-empty UTF-8 (the error names the byte offset and line).
 pub fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| PretrainError::io(path, "read", e))?;
@@ -94,30 +124,6 @@ pub fn read_text(path: &Path) -> Result<String> {
     Ok(ember_files::utf8(path, bytes)?)
 }
 
-fn split_docs(text: &str, file: usize, sep: Option<&str>) -> Vec<Doc> {
-    let mut docs = Vec::new();
-    let mut push = |start: usize, end: usize| {
-        if !text[start..end].trim().is_empty() {
-            docs.push(Doc {
-                file,
-                range: start..end,
-            });
-        }
-    };
-    match sep.filter(|s| !s.is_empty()) {
-        None => push(0, text.len()),
-        Some(sep) => {
-            let mut start = 0;
-            for (i, _) in text.match_indices(sep) {
-                push(start, i);
-                start = i + sep.len();
-            }
-            push(start, text.len());
-        }
-    }
-    docs
-}
-
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
@@ -126,175 +132,67 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Splits documents into (train, val) by `fraction` of bytes; see [`ValSplit::Fraction`].
-fn split_fraction(
-    texts: &[String],
-    docs: Vec<Doc>,
-    fraction: f64,
-    seed: u64,
-) -> (Vec<Doc>, Vec<Doc>, String) {
-    if docs.len() == 1 {
-        let d = &docs[0];
-        let text = &texts[d.file][d.range.clone()];
-        let target = ((1.0 - fraction) * text.len() as f64) as usize;
-        let cut = text[target.min(text.len())..]
-            .find('\n')
-            .map(|i| target + i + 1)
-            .unwrap_or(text.len())
-            .min(text.len() - 1);
-        let base = d.range.start;
-        let policy = format!(
-            "one document: its last {:.1}% (from byte {cut}, a line start) is held out, as nanoGPT splits a single text",
-            100.0 * (text.len() - cut) as f64 / text.len() as f64
-        );
-        let train = Doc {
-            file: d.file,
-            range: base..base + cut,
-        };
-        let val = Doc {
-            file: d.file,
-            range: base + cut..d.range.end,
-        };
-        return (vec![train], vec![val], policy);
+/// Which documents are held out, decided before any is encoded.
+pub(crate) enum Route {
+    /// Every document of the training inputs is trained on (no split, or held-out files).
+    Train,
+    /// These documents (by index) are held out.
+    Docs(Vec<bool>),
+    /// The corpus is one document of `len` bytes: from the first line start at or after byte
+    /// `from` on, it is held out (nanoGPT's contiguous split).
+    Tail {
+        /// Byte where the search for a line start begins.
+        from: u64,
+        /// The document's length.
+        len: u64,
+    },
+}
+
+/// Plans the `fraction` split from the documents' lengths (one pass over the corpus that keeps
+/// 8 bytes per document): a corpus of one document gives up its last fraction; otherwise whole
+/// documents are chosen by a seeded shuffle until they hold `fraction` of the bytes.
+fn plan_fraction(lens: &[u64], fraction: f64, seed: u64) -> (Route, String) {
+    if lens.len() == 1 {
+        let len = lens[0];
+        let from = ((1.0 - fraction) * len as f64) as u64;
+        return (Route::Tail { from, len }, String::new());
     }
-    let total: usize = docs.iter().map(|d| d.range.len()).sum();
-    let mut order: Vec<usize> = (0..docs.len()).collect();
+    let total: u64 = lens.iter().sum();
+    let mut order: Vec<usize> = (0..lens.len()).collect();
     let mut s = seed;
     for i in (1..order.len()).rev() {
         let j = (splitmix(&mut s) % (i as u64 + 1)) as usize;
         order.swap(i, j);
     }
-    let mut is_val = vec![false; docs.len()];
-    let (mut val_bytes, mut n_val) = (0usize, 0usize);
+    let mut is_val = vec![false; lens.len()];
+    let (mut val_bytes, mut n_val) = (0u64, 0usize);
     for &i in &order {
-        if (val_bytes as f64) >= fraction * total as f64 || n_val + 1 >= docs.len() {
+        if (val_bytes as f64) >= fraction * total as f64 || n_val + 1 >= lens.len() {
             break;
         }
         is_val[i] = true;
-        val_bytes += docs[i].range.len();
+        val_bytes += lens[i];
         n_val += 1;
     }
     let policy = format!(
         "{n_val} of {} whole documents ({:.1}% of the bytes) chosen by a shuffle with seed {seed}",
-        docs.len(),
+        lens.len(),
         100.0 * val_bytes as f64 / total as f64
     );
-    let (mut train, mut val) = (Vec::new(), Vec::new());
-    for (d, v) in docs.into_iter().zip(is_val) {
-        if v { val.push(d) } else { train.push(d) }
-    }
-    (train, val, policy)
+    (Route::Docs(is_val), policy)
 }
 
-/// Collects ids into shard files of at most `max` tokens.
-struct ShardWriter<'a> {
-    dir: &'a Path,
-    split: &'static str,
-    header: Header,
-    max: usize,
-    pending: Vec<u32>,
-    shards: Vec<serde_json::Value>,
-    total: u64,
-}
-
-impl ShardWriter<'_> {
-    fn push(&mut self, ids: &[u32]) -> Result<()> {
-        let mut rest = ids;
-        while !rest.is_empty() {
-            let room = self.max - self.pending.len();
-            let (now, later) = rest.split_at(room.min(rest.len()));
-            self.pending.extend_from_slice(now);
-            rest = later;
-            if self.pending.len() == self.max {
-                self.flush()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let name = format!("{}-{:05}.bin", self.split, self.shards.len());
-        let mut header = self.header.clone();
-        header.tokens = self.pending.len() as u64;
-        let mut bytes = Vec::with_capacity(HEADER_LEN + self.pending.len() * header.width as usize);
-        bytes.extend_from_slice(&header.to_bytes());
-        encode_ids(&self.pending, header.width, &mut bytes);
-        let path = self.dir.join(&name);
-        ember_files::write_atomic(&path, &bytes)?;
-        self.shards.push(
-            json!({"file": name, "tokens": header.tokens, "sha256": ember_files::sha256_hex(&bytes)}),
-        );
-        self.total += header.tokens;
-        self.pending.clear();
-        Ok(())
-    }
-}
-
-fn bar(total: u64, show: bool) -> ProgressBar {
+/// A progress bar over input bytes, labelled with what is being done.
+pub(crate) fn bar(total: u64, show: bool, label: &str) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("tokenizing {bar:30.cyan/blue} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}")
+        ProgressStyle::with_template(&format!("{label} {{bar:30.cyan/blue}} {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} ETA {{eta}}"))
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
-}
-
-/// Encodes `docs` (each preceded by `<|endoftext|>`) into shards of `split`; returns the
-/// split's `meta.json` entry.
-fn write_split(
-    tok: &Tokenizer,
-    texts: &[String],
-    docs: &[Doc],
-    mut writer: ShardWriter<'_>,
-    bar: &ProgressBar,
-) -> Result<serde_json::Value> {
-    let eot = tok.token_to_id(ENDOFTEXT).unwrap_or(0);
-    // Groups of documents of ~8 MB: parallel within the group, written in order.
-    let mut i = 0;
-    while i < docs.len() {
-        let mut j = i;
-        let mut bytes = 0;
-        while j < docs.len() && (j == i || bytes < 8 << 20) {
-            bytes += docs[j].range.len();
-            j += 1;
-        }
-        let ids: Vec<Vec<u32>> = docs[i..j]
-            .par_iter()
-            .map(|d| tok.encode_parallel(&texts[d.file][d.range.clone()]))
-            .collect();
-        for d in ids {
-            writer.push(&[eot])?;
-            writer.push(&d)?;
-        }
-        bar.inc(bytes as u64);
-        i = j;
-    }
-    writer.flush()?;
-    let bytes: usize = docs.iter().map(|d| d.range.len()).sum();
-    Ok(
-        json!({"documents": docs.len(), "bytes": bytes, "tokens": writer.total, "shards": writer.shards}),
-    )
-}
-
-fn read_all(
-    paths: &[PathBuf],
-    sep: Option<&str>,
-    first_file: usize,
-) -> Result<(Vec<String>, Vec<Doc>)> {
-    let mut texts = Vec::new();
-    let mut docs = Vec::new();
-    for (k, p) in paths.iter().enumerate() {
-        let text = read_text(p)?;
-        docs.extend(split_docs(&text, first_file + k, sep));
-        texts.push(text);
-    }
-    Ok((texts, docs))
 }
 
 /// Tokenizes the corpus into shards; see the module docs.
@@ -338,10 +236,16 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
     if opts.dialogue {
         return dialogue::prepare_dialogue(opts, &tok, t0);
     }
-    let sep = opts.doc_separator.as_deref();
-    let (mut texts, docs) = read_all(&opts.inputs, sep, 0)?;
-    let (train_docs, val_docs, policy) = match &opts.val {
-        ValSplit::None => (docs, Vec::new(), "none".to_string()),
+    let format = ember_corpus::Format {
+        doc_separator: opts.doc_separator.clone(),
+        text_field: opts.text_field.clone(),
+        text_column: opts.text_column.clone(),
+        lossy: false,
+        piece_bytes: opts.piece_bytes,
+    };
+    let inputs = ember_corpus::expand(&opts.inputs)?;
+    let (route, val_inputs, policy) = match &opts.val {
+        ValSplit::None => (Route::Train, Vec::new(), "none".to_string()),
         ValSplit::Fraction(f) if !(*f > 0.0 && *f < 0.5) => {
             return Err(PretrainError::Option {
                 option: "--val-fraction",
@@ -349,39 +253,70 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
                 expected: "a fraction in (0, 0.5)".into(),
             });
         }
-        ValSplit::Fraction(f) => split_fraction(&texts, docs, *f, opts.seed),
+        ValSplit::Fraction(f) => {
+            let lens = stream::document_lengths(&inputs, &format, opts.progress)?;
+            let (route, policy) = plan_fraction(&lens, *f, opts.seed);
+            (route, Vec::new(), policy)
+        }
         ValSplit::Files(files) => {
-            let (vtexts, vdocs) = read_all(files, sep, texts.len())?;
-            texts.extend(vtexts);
             let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
             (
-                docs,
-                vdocs,
+                Route::Train,
+                ember_corpus::expand(files)?,
                 format!("the given held-out files: {}", names.join(", ")),
             )
         }
     };
-    if train_docs.is_empty() {
-        return Err(PretrainError::Input {
-            path: opts.inputs[0].clone(),
-            reason: "holds no document to train on".into(),
+    let job = stream::Job {
+        tok: &tok,
+        format: &format,
+        inputs: &inputs,
+        val_inputs: &val_inputs,
+        route,
+        shard_tokens: opts.shard_tokens,
+        progress: opts.progress,
+    };
+    let (written, policy) = in_temporary_dir(&opts.out, |tmp| {
+        let w = stream::write(&job, tmp)?;
+        let policy = w.tail_policy.clone().unwrap_or(policy);
+        if w.train.documents == 0 {
+            return Err(PretrainError::Input {
+                path: opts.inputs[0].clone(),
+                reason: "holds no document to train on".into(),
+            });
+        }
+        let inputs: Vec<serde_json::Value> = w.inputs.iter().map(input_entry).collect();
+        let meta = json!({
+            "format": META_FORMAT, "version": 1,
+            "tokenizer": "tokenizer.json", "tokenizer_sha256": tok.fingerprint(),
+            "vocab_size": tok.vocab_size(), "dtype": if header_for(&tok).width == 2 { "u16" } else { "u32" },
+            "document_separator": opts.doc_separator, "document_prefix": ENDOFTEXT,
+            "val_policy": policy, "inputs": inputs,
+            "splits": {"train": w.train.entry(), "val": w.val.entry()},
         });
-    }
-    let result = in_temporary_dir(&opts.out, |tmp| {
-        write_prepared(opts, &tok, &texts, &train_docs, &val_docs, &policy, tmp)
-    });
-    let (train, val, total_bytes) = result?;
-    let n =
-        |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        finish(tmp, &opts.out, &tok, &meta)?;
+        Ok((w, policy))
+    })?;
     Ok(PrepareReport {
-        train_tokens: n(&train, "tokens"),
-        val_tokens: n(&val, "tokens"),
-        train_docs: train_docs.len(),
-        val_docs: val_docs.len(),
-        bytes: total_bytes,
+        train_tokens: written.train.tokens,
+        val_tokens: written.val.tokens,
+        train_docs: written.train.documents as usize,
+        val_docs: written.val.documents as usize,
+        bytes: written.train.bytes + written.val.bytes,
         seconds: t0.elapsed().as_secs_f64(),
         val_policy: policy,
     })
+}
+
+/// `meta.json`'s entry for one input: as before for plain text; JSONL and Parquet inputs also
+/// name their kind and field.
+fn input_entry(i: &ember_corpus::InputSummary) -> serde_json::Value {
+    let mut e = json!({"path": i.path.display().to_string(), "bytes": i.bytes, "sha256": i.sha256});
+    if i.kind != ember_corpus::Kind::Text {
+        e["kind"] = json!(i.kind.name());
+        e["documents"] = json!(i.documents);
+    }
+    e
 }
 
 /// Runs `write` into a fresh temporary directory beside `out` (which it must swap into place
@@ -396,12 +331,38 @@ fn in_temporary_dir<T>(out: &Path, write: impl FnOnce(&Path) -> Result<T>) -> Re
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&tmp);
+    remove_stale_temporaries(out);
     std::fs::create_dir_all(&tmp).map_err(|e| PretrainError::io(&tmp, "create directory", e))?;
     let result = write(&tmp);
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
     result
+}
+
+/// Removes what a killed `prepare` into `out` left: `.{name}.tmp.{pid}` directories whose
+/// process is gone. Where the system cannot say (no `/proc`), nothing is removed.
+fn remove_stale_temporaries(out: &Path) {
+    let (Some(parent), Some(name)) = (out.parent(), out.file_name()) else {
+        return;
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!(".{}.tmp.", name.to_string_lossy());
+    for e in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = n.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok())
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// The shard header for `tok`'s ids.
@@ -423,53 +384,4 @@ fn finish(tmp: &Path, out: &Path, tok: &Tokenizer, meta: &serde_json::Value) -> 
     )?;
     ember_files::swap_dir(tmp, out)?;
     Ok(())
-}
-
-/// Writes the shards, tokenizer and meta.json into `tmp` and swaps it into place; returns
-/// the two splits' meta entries and the input bytes.
-fn write_prepared(
-    opts: &PrepareOptions,
-    tok: &Tokenizer,
-    texts: &[String],
-    train_docs: &[Doc],
-    val_docs: &[Doc],
-    policy: &str,
-    tmp: &Path,
-) -> Result<(serde_json::Value, serde_json::Value, u64)> {
-    let header = header_for(tok);
-    let total_bytes: u64 = train_docs
-        .iter()
-        .chain(val_docs)
-        .map(|d| d.range.len() as u64)
-        .sum();
-    let pb = bar(total_bytes, opts.progress);
-    let writer = |split| ShardWriter {
-        dir: tmp,
-        split,
-        header: header.clone(),
-        max: opts.shard_tokens,
-        pending: Vec::new(),
-        shards: Vec::new(),
-        total: 0,
-    };
-    let train = write_split(tok, texts, train_docs, writer("train"), &pb)?;
-    let val = write_split(tok, texts, val_docs, writer("val"), &pb)?;
-    pb.finish_and_clear();
-    let inputs: Vec<serde_json::Value> = opts
-        .inputs
-        .iter()
-        .chain(if let ValSplit::Files(f) = &opts.val { f.iter() } else { [].iter() })
-        .zip(texts)
-        .map(|(p, t)| json!({"path": p.display().to_string(), "bytes": t.len(), "sha256": ember_files::sha256_hex(t.as_bytes())}))
-        .collect();
-    let meta = json!({
-        "format": META_FORMAT, "version": 1,
-        "tokenizer": "tokenizer.json", "tokenizer_sha256": tok.fingerprint(),
-        "vocab_size": tok.vocab_size(), "dtype": if header.width == 2 { "u16" } else { "u32" },
-        "document_separator": opts.doc_separator, "document_prefix": ENDOFTEXT,
-        "val_policy": policy, "inputs": inputs,
-        "splits": {"train": train, "val": val},
-    });
-    finish(tmp, &opts.out, tok, &meta)?;
-    Ok((train, val, total_bytes))
 }
