@@ -9,8 +9,9 @@ cd "$(dirname "$0")/../.."
 W="${1:-/tmp/ember-corpus-bench}"
 SRC=../shared/data/gutenberg_en_train.txt
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ember-target}"
-cargo run -q --bin ember -- --version >/dev/null  # the README's build of the binary
-EMBER="$CARGO_TARGET_DIR/debug/ember"
+# The README's build of the binary (or EMBER_BIN, a binary built before).
+[ -n "${EMBER_BIN:-}" ] || cargo run -q --bin ember -- --version >/dev/null
+EMBER="${EMBER_BIN:-$CARGO_TARGET_DIR/debug/ember}"
 mkdir -p "$W"
 trap 'rm -rf "$W"' EXIT
 lscpu | grep "Model name"
