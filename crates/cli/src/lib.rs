@@ -28,6 +28,7 @@ pub mod neighbors_cmd;
 pub mod prepare_cmd;
 pub mod pretrain_cmd;
 pub mod sampling_args;
+pub mod serve_cmd;
 pub mod sft_cmd;
 pub mod tokenizer_cmd;
 
@@ -68,6 +69,8 @@ pub enum Command {
     Attention(attention_cmd::AttentionArgs),
     /// The tokens whose input embeddings are nearest to a word's (cosine similarity).
     Neighbors(neighbors_cmd::NeighborsArgs),
+    /// Serve a checkpoint over HTTP: OpenAI-compatible API and a web chat page.
+    Serve(serve_cmd::ServeArgs),
     /// Measure training-step and generation speed on this machine.
     Bench(bench_cmd::BenchArgs),
 }
@@ -87,6 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export_cmd::run(args),
         Command::Neighbors(args) => neighbors_cmd::run(args),
         Command::Attention(args) => attention_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
     }
 }

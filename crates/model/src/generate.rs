@@ -213,8 +213,23 @@ fn last_row(logits: Tensor<2>) -> Result<Vec<f32>> {
         .map_err(|e| ModelError::Generate(format!("reading logits from the device: {e:?}")))
 }
 
-/// Generates a continuation of `prompt` with a KV cache. `on_text` receives each newly
-/// completed piece of UTF-8 text as it is produced; returning `false` stops generation.
+/// Bytes at the end of `text` that begin some stop string (and so may not be shown yet).
+fn held_back(text: &str, stops: &[String]) -> usize {
+    let mut keep = 0;
+    for s in stops {
+        for (i, _) in s.char_indices().skip(1) {
+            if i > keep && text.ends_with(&s[..i]) {
+                keep = i;
+            }
+        }
+    }
+    keep
+}
+
+/// Generates a continuation of `prompt` with a KV cache. `on_text` is called after every new
+/// token with the text it completed (empty while a character is incomplete or the text could
+/// still turn into a stop string, which is never shown); returning `false` stops generation
+/// within that token. The pieces add up to [`Generation::text`].
 pub fn generate(
     model: &Gpt,
     tokenizer: &Tokenizer,
@@ -236,6 +251,7 @@ pub fn generate(
     let mut history = prompt.to_vec();
     let (mut ids, mut bytes, mut text) = (Vec::new(), Vec::new(), String::new());
     let mut stop = StopReason::MaxTokens;
+    let mut emitted = 0; // bytes of `text` handed to `on_text`
     while ids.len() < cfg.max_new_tokens {
         let next = sample(&mut logits, &history, cfg, &mut rng);
         if cfg.stop_ids.contains(&next) {
@@ -253,7 +269,6 @@ pub fn generate(
         };
         let piece = String::from_utf8_lossy(&bytes[..valid]).into_owned();
         bytes.drain(..valid);
-        let before = text.len();
         text.push_str(&piece);
         if let Some((pos, s)) = cfg
             .stop_strings
@@ -263,19 +278,28 @@ pub fn generate(
         {
             let s = s.clone();
             text.truncate(pos);
-            if pos > before {
-                on_text(&text[before..]);
+            if pos > emitted {
+                on_text(&text[emitted..]);
             }
             stop = StopReason::StopString(s);
             break;
         }
-        if !piece.is_empty() && !on_text(&piece) {
+        // Text that could be the start of a stop string is held back until the next tokens
+        // show it is not, so a stop string spanning tokens never reaches the stream.
+        let safe = text.len() - held_back(&text, &cfg.stop_strings);
+        let more = safe > emitted;
+        let keep_going = on_text(if more { &text[emitted..safe] } else { "" });
+        emitted = emitted.max(safe);
+        if !keep_going {
             stop = StopReason::Cancelled;
             break;
         }
         if ids.len() < cfg.max_new_tokens {
             logits = last_row(model.forward_cached_last(input(&[next]), &mut cache))?;
         }
+    }
+    if !matches!(stop, StopReason::StopString(_) | StopReason::Cancelled) && text.len() > emitted {
+        on_text(&text[emitted..]);
     }
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     Ok(Generation {
