@@ -220,3 +220,51 @@ fn version_and_help() {
         assert!(h.stdout.contains(flag), "help lacks {flag}");
     }
 }
+
+/// `tokenizer train` reads what `prepare` reads: JSONL and Parquet give the same tokenizer for
+/// the same records, a directory takes every file under it, and a missing field is named.
+#[test]
+fn trains_on_jsonl_parquet_and_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/tests/fixtures");
+    let train = |input: &Path, out: &str| {
+        let o = dir.path().join(out);
+        let r = ember(&[
+            "tokenizer",
+            "train",
+            "--input",
+            &input.display().to_string(),
+            "--vocab-size",
+            "300",
+            "--out",
+            &o.display().to_string(),
+        ]);
+        assert!(r.ok, "{}{}", r.stdout, r.stderr);
+        std::fs::read_to_string(o).unwrap()
+    };
+    let a = train(&fixtures.join("docs.jsonl"), "a.json");
+    let b = train(&fixtures.join("docs.snappy.parquet"), "b.json");
+    assert_eq!(a, b, "the same records as JSONL and as Parquet");
+    let sub = dir.path().join("corpus");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::copy(fixtures.join("docs.jsonl"), sub.join("one.jsonl")).unwrap();
+    std::fs::write(sub.join("two.txt"), corpus()).unwrap();
+    train(&sub, "c.json");
+    let r = ember(&[
+        "tokenizer",
+        "train",
+        "--input",
+        &fixtures.join("docs.jsonl").display().to_string(),
+        "--text-field",
+        "body",
+        "--vocab-size",
+        "300",
+        "--out",
+        &dir.path().join("d.json").display().to_string(),
+    ]);
+    assert!(
+        !r.ok && r.stderr.contains("docs.jsonl:1: no field \"body\""),
+        "{}",
+        r.stderr
+    );
+}
