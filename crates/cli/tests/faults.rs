@@ -4,6 +4,18 @@
 use crate::battery::fixture;
 use crate::regression::{ember_env, s};
 
+/// Names starting with a dot in `dir`: what an interrupted write leaves (temporary files and
+/// directories).
+fn hidden_names(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
 /// A disk that fills during a checkpoint save must leave the previous checkpoint loadable,
 /// no half-written checkpoint that looks complete, and a clear error.
 #[test]
@@ -30,13 +42,7 @@ fn a_full_disk_during_a_checkpoint_save_keeps_the_previous_checkpoint() {
     let cks = ember_formats::run::list(&run);
     assert_eq!(cks.len(), 1, "only step 2 is complete: {cks:?}");
     assert_eq!(cks[0].0, 2);
-    let leftovers: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
+    let leftovers = hidden_names(&run.join("checkpoints"));
     assert!(
         leftovers.is_empty(),
         "half-written save left behind: {leftovers:?}"
@@ -116,13 +122,7 @@ fn a_full_disk_during_prepare_or_export_leaves_no_half_written_output() {
     );
     assert!(!ok && err.contains("No space left on device"), "{err}");
     assert!(!hf.exists());
-    let leftovers = std::fs::read_dir(dir.path())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
-        .count();
-    assert_eq!(leftovers, 0);
+    assert_eq!(hidden_names(dir.path()), Vec::<String>::new());
 }
 
 /// `prepare` killed with SIGKILL mid-run leaves no output directory (only its temporary one,
@@ -137,8 +137,8 @@ fn a_killed_prepare_leaves_no_output_and_the_rerun_cleans_up() {
     let doc = text.repeat((20_000 / text.len().max(1)).max(1));
     std::fs::write(&corpus, vec![doc; 1200].join("\n\n\n")).unwrap_or_else(|e| panic!("{e}"));
     let out = dir.path().join("data");
-    let args = |force: bool| {
-        let mut a = vec![
+    let args = || {
+        vec![
             "prepare".to_string(),
             "--tokenizer".into(),
             f.p("tok.json"),
@@ -152,14 +152,10 @@ fn a_killed_prepare_leaves_no_output_and_the_rerun_cleans_up() {
             "0.1".into(),
             "--shard-tokens".into(),
             "20000".into(),
-        ];
-        if force {
-            a.push("--force".into());
-        }
-        a
+        ]
     };
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args(args(false))
+        .args(args())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -178,18 +174,12 @@ fn a_killed_prepare_leaves_no_output_and_the_rerun_cleans_up() {
     let _ = child.wait();
     assert!(tmp.exists(), "it was killed while writing");
     assert!(!out.exists(), "no output directory that looks complete");
-    let a = args(false);
+    let a = args();
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let (ok, stdout, err) = ember_env(&a, &[]);
     assert!(ok, "{stdout}{err}");
     assert!(out.join("meta.json").exists());
-    let left: Vec<String> = std::fs::read_dir(dir.path())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
+    let left = hidden_names(dir.path());
     assert!(
         left.is_empty(),
         "the killed run's temporary directory is gone: {left:?}"

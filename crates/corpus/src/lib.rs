@@ -183,27 +183,12 @@ impl<S: Sink> Docs<'_, S> {
         if text.trim().is_empty() {
             return !self.stopped;
         }
-        let mut start = 0;
-        let bytes = text.as_bytes();
-        let mut first = true;
-        while start < bytes.len() {
-            let mut end = bytes.len();
-            let mut want = piece_bytes.max(1);
-            while start + want < bytes.len() {
-                match ember_tokenizer::cut_point(&bytes[start..start + want]) {
-                    Some(p) if p > 0 => {
-                        end = start + p;
-                        break;
-                    }
-                    _ => want = want.saturating_mul(2),
-                }
-            }
-            let last = end == bytes.len();
-            if !self.emit(&text[start..end], first, last) {
+        let ranges = ember_tokenizer::independent_ranges(text, piece_bytes);
+        let n = ranges.len();
+        for (i, r) in ranges.into_iter().enumerate() {
+            if !self.emit(&text[r], i == 0, i + 1 == n) {
                 return false;
             }
-            first = false;
-            start = end;
         }
         true
     }

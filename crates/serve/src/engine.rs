@@ -56,7 +56,7 @@ pub struct ModelInfo {
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Requests answered, by outcome.
+    /// Completion requests accepted into the queue.
     pub requests: AtomicU64,
     /// Requests refused with an error status.
     pub errors: AtomicU64,
@@ -171,6 +171,9 @@ fn run(ck: &checkpoint::Checkpoint, job: Job, shared: &Shared, delay_ms: u64) {
     m.busy_micros
         .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
     m.generations.fetch_add(1, Ordering::Relaxed);
+    // The slot is free before the client hears the end, so a next request (or /metrics) sent
+    // on receiving the reply never finds it still taken.
+    drop(slot);
     match result {
         Ok(g) => {
             m.generated_tokens
@@ -187,5 +190,4 @@ fn run(ck: &checkpoint::Checkpoint, job: Job, shared: &Shared, delay_ms: u64) {
             let _ = events.blocking_send(Event::Failed(e.to_string()));
         }
     }
-    drop(slot);
 }

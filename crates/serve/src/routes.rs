@@ -247,6 +247,7 @@ fn prepare(
         top_k: s.top_k,
         top_p: s.top_p,
         repetition_penalty: 1.0,
+        // No seed: a fresh one per request, as OpenAI samples.
         seed: s.seed.unwrap_or_else(|| {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)

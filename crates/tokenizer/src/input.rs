@@ -136,7 +136,7 @@ impl ChunkReader {
 
 /// Cuts `text` into ranges of about `target` bytes at [`cut_point`]s, so that encoding the
 /// ranges separately gives exactly the ids of encoding the whole text.
-pub(crate) fn independent_ranges(text: &str, target: usize) -> Vec<std::ops::Range<usize>> {
+pub fn independent_ranges(text: &str, target: usize) -> Vec<std::ops::Range<usize>> {
     let buf = text.as_bytes();
     let mut out = Vec::new();
     let mut start = 0;

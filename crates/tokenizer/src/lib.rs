@@ -42,7 +42,7 @@ pub use chat::{
     render_prompt, stop_ids,
 };
 pub use error::{Error, Result};
-pub use input::cut_point;
+pub use input::{cut_point, independent_ranges};
 pub use pretokenizer::{SPLIT_PATTERN, split};
 pub use tokenizer::{ASSISTANT, DEFAULT_SPECIALS, END, ENDOFTEXT, SYSTEM, Tokenizer, USER};
 pub use trainer::{
