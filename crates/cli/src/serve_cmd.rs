@@ -23,7 +23,10 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer KEY` on the API (or set EMBER_API_KEY).
     #[arg(long, env = "EMBER_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
-    /// Requests that may wait while one is decoded; more are answered 503 with Retry-After.
+    /// Requests decoded together: each step feeds all of their tokens through the model at once.
+    #[arg(long, default_value_t = 8, value_parser = crate::checks::at_least_one)]
+    max_batch: usize,
+    /// Requests that may wait while a full batch decodes; more are answered 503 with Retry-After.
     #[arg(long, default_value_t = 16)]
     max_queue: usize,
     /// Largest request body in bytes.
@@ -71,6 +74,11 @@ pub fn run(a: ServeArgs) -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    // Test hook: a shorter keep-alive interval, so a test sees pings without waiting 15 s.
+    let ping_ms = std::env::var("EMBER_SERVE_PING_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15_000);
     let device = a.device.select()?;
     ember_serve::run(
         ember_serve::Options {
@@ -78,10 +86,12 @@ pub fn run(a: ServeArgs) -> Result<()> {
             model_id,
             addr,
             api_key: a.api_key,
+            max_batch: a.max_batch,
             max_queue: a.max_queue,
             max_body_bytes: a.max_body_bytes,
             cors_origins: a.cors_origin,
             allowed_hosts,
+            ping_interval: std::time::Duration::from_millis(ping_ms),
             token_delay_ms,
         },
         device,

@@ -17,13 +17,18 @@ pub struct Server {
 }
 
 impl Server {
+    /// Serves the fine-tuned test model.
     pub fn start(extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let f = fixture();
+        Server::start_on(&fixture().p("sft"), extra, env)
+    }
+
+    /// Serves `checkpoint` (a checkpoint or run directory).
+    pub fn start_on(checkpoint: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
             .args([
                 "serve",
                 "--checkpoint",
-                &f.p("sft"),
+                checkpoint,
                 "--port",
                 "0",
                 "--device",

@@ -15,6 +15,7 @@ mod mix;
 mod pretrain;
 mod regression;
 mod serve;
+mod serve_load;
 mod sft;
 mod stages;
 mod tokenizer;

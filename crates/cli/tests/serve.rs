@@ -224,7 +224,7 @@ fn serve_checks_the_api_key() {
 fn a_client_that_disconnects_stops_its_generation_and_a_full_queue_answers_503() {
     // 100 ms per token: a request is still decoding when the next one comes.
     let s = Server::start(
-        &["--max-queue", "0"],
+        &["--max-batch", "1", "--max-queue", "0"],
         &[("EMBER_SERVE_TOKEN_DELAY_MS", "100")],
     );
     let body = json!({"prompt": "ROMEO:", "max_tokens": 50, "seed": 3, "stream": true}).to_string();

@@ -89,6 +89,30 @@ impl CausalSelfAttention {
         }
     }
 
+    /// `[rows, 1, n_embd] -> [rows, 1, n_embd]`: one new token per row, row `i` at position
+    /// `starts[i]` continuing its own cache `slots[i]`. The projections run on all rows at once;
+    /// attention per row, as [`CausalSelfAttention::forward`] with a cache would.
+    pub fn forward_rows(
+        &self,
+        x: Tensor<3>,
+        starts: &[usize],
+        rope: Option<&RotaryEncoding>,
+        slots: Vec<&mut LayerKv>,
+    ) -> Tensor<3> {
+        let qkv = apply(&self.c_attn, x);
+        let rows = slots
+            .into_iter()
+            .zip(starts)
+            .enumerate()
+            .map(|(i, (slot, &start))| {
+                let row = qkv.clone().slice(s![i..i + 1, .., ..]);
+                ops::attention(row, self.n_head, start, rope, Some(slot))
+            })
+            .collect();
+        self.dropout
+            .forward(apply(&self.c_proj, Tensor::cat(rows, 0)))
+    }
+
     /// `[batch, seq, n_embd] -> [batch, seq, n_embd]`. `start` is the position of the first
     /// token of `x`; with a `cache`, keys and values of earlier calls are attended to and this
     /// call's are appended. With `record` (a whole sequence, no cache), the attention weights

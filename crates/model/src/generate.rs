@@ -203,16 +203,6 @@ pub fn sample(logits: &mut [f32], history: &[u32], cfg: &SamplingConfig, rng: &m
     order[probs.len() - 1]
 }
 
-/// The logits `[1, vocab]` on the host.
-fn last_row(logits: Tensor<2>) -> Result<Vec<f32>> {
-    let [_, v] = logits.dims();
-    logits
-        .reshape([v])
-        .into_data()
-        .try_to_vec_as::<f32>()
-        .map_err(|e| ModelError::Generate(format!("reading logits from the device: {e:?}")))
-}
-
 /// Bytes at the end of `text` that begin some stop string (and so may not be shown yet).
 fn held_back(text: &str, stops: &[String]) -> usize {
     let mut keep = 0;
@@ -226,6 +216,166 @@ fn held_back(text: &str, stops: &[String]) -> usize {
     keep
 }
 
+/// One sequence being generated, one token at a time: its cache, RNG, history and the text
+/// produced so far. [`generate`] drives one; a server drives many, feeding all of their next
+/// tokens to [`Gpt::decode_step`] together (each decoder's result does not depend on the others).
+pub struct Decoder<'t> {
+    tokenizer: &'t Tokenizer,
+    cfg: SamplingConfig,
+    rng: StdRng,
+    /// The sequence's keys and values (prompt and every token fed back so far).
+    pub cache: KvCache,
+    history: Vec<u32>,
+    ids: Vec<u32>,
+    bytes: Vec<u8>,
+    text: String,
+    emitted: usize,
+    stop: Option<StopReason>,
+    started: Instant,
+}
+
+/// What one [`Decoder::step`] produced.
+#[derive(Debug)]
+pub struct Step {
+    /// Text completed by this token, safe to show (may be empty: a character is incomplete, or
+    /// the text could still become a stop string). The pieces add up to [`Generation::text`].
+    pub text: String,
+    /// The token to feed to the model for the next step; `None` once generation has ended.
+    pub next: Option<u32>,
+}
+
+impl<'t> Decoder<'t> {
+    /// Checks the settings and that the request fits, then runs the prompt through the model.
+    /// Returns the decoder and the logits of the first new token.
+    pub fn start(
+        model: &Gpt,
+        tokenizer: &'t Tokenizer,
+        prompt: &[u32],
+        cfg: &SamplingConfig,
+    ) -> Result<(Decoder<'t>, Vec<f32>)> {
+        cfg.validate()?;
+        check_fits(prompt.len(), cfg.max_new_tokens, model.block_size)?;
+        let started = Instant::now();
+        let device = model.wte.weight.device();
+        let data: Vec<i32> = prompt.iter().map(|&i| i as i32).collect();
+        let input = Tensor::<2, Int>::from_data(TensorData::new(data, [1, prompt.len()]), &device);
+        let mut cache = KvCache::new(model.h.len());
+        let logits = rows_to_host(model.forward_cached_last(input, &mut cache))?.remove(0);
+        let decoder = Decoder {
+            tokenizer,
+            cfg: cfg.clone(),
+            rng: StdRng::seed_from_u64(cfg.seed),
+            cache,
+            history: prompt.to_vec(),
+            ids: Vec::new(),
+            bytes: Vec::new(),
+            text: String::new(),
+            emitted: 0,
+            stop: None,
+            started,
+        };
+        Ok((decoder, logits))
+    }
+
+    /// Chooses the next token from `logits` (the model's output for the previous one) and
+    /// advances the text. Once the generation has ended (a stop token or string, the token
+    /// limit), `next` is `None` and the text still held back is in this step's `text`.
+    pub fn step(&mut self, logits: &mut [f32]) -> Step {
+        if self.stop.is_some() {
+            return Step {
+                text: String::new(),
+                next: None,
+            };
+        }
+        let next = sample(logits, &self.history, &self.cfg, &mut self.rng);
+        if self.cfg.stop_ids.contains(&next) {
+            return self.end(StopReason::StopToken(next), String::new());
+        }
+        self.ids.push(next);
+        self.history.push(next);
+        let bytes = &mut self.bytes;
+        bytes.extend_from_slice(self.tokenizer.id_to_bytes(next).unwrap_or_default());
+        // Emit only whole characters; keep an incomplete UTF-8 tail for the next token.
+        let valid = match std::str::from_utf8(bytes) {
+            Ok(s) => s.len(),
+            Err(e) if e.error_len().is_some() => bytes.len(), // invalid, not just cut: emit lossily
+            Err(e) => e.valid_up_to(),
+        };
+        let piece = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+        bytes.drain(..valid);
+        self.text.push_str(&piece);
+        let text = &mut self.text;
+        if let Some((pos, s)) = self
+            .cfg
+            .stop_strings
+            .iter()
+            .filter_map(|s| text.find(s.as_str()).map(|p| (p, s)))
+            .min()
+        {
+            let s = s.clone();
+            text.truncate(pos);
+            let rest = text.get(self.emitted..).unwrap_or_default().to_string();
+            self.emitted = self.emitted.max(pos);
+            return self.end(StopReason::StopString(s), rest);
+        }
+        // Text that could be the start of a stop string is held back until the next tokens
+        // show it is not, so a stop string spanning tokens never reaches the stream.
+        let safe = text.len() - held_back(text, &self.cfg.stop_strings);
+        let piece = text.get(self.emitted..safe).unwrap_or_default().to_string();
+        self.emitted = self.emitted.max(safe);
+        if self.ids.len() >= self.cfg.max_new_tokens {
+            let rest = self.text[self.emitted..].to_string();
+            self.emitted = self.text.len();
+            return self.end(StopReason::MaxTokens, piece + &rest);
+        }
+        Step {
+            text: piece,
+            next: Some(next),
+        }
+    }
+
+    /// Ends the generation early (the caller's client went away).
+    pub fn cancel(&mut self) {
+        self.stop.get_or_insert(StopReason::Cancelled);
+    }
+
+    /// Tokens generated so far.
+    pub fn generated(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the generation has ended, and why.
+    pub fn stopped(&self) -> Option<&StopReason> {
+        self.stop.as_ref()
+    }
+
+    /// The result (call once `step` has returned `next: None`, or after [`Decoder::cancel`]).
+    pub fn finish(self) -> Generation {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        Generation {
+            tokens_per_sec: self.ids.len() as f64 / secs,
+            ids: self.ids,
+            text: self.text,
+            stop: self.stop.unwrap_or(StopReason::MaxTokens),
+        }
+    }
+
+    fn end(&mut self, stop: StopReason, text: String) -> Step {
+        self.stop = Some(stop);
+        Step { text, next: None }
+    }
+}
+
+/// Logits `[rows, vocab]` on the host, one `Vec` per row.
+pub fn rows_to_host(logits: Tensor<2>) -> Result<Vec<Vec<f32>>> {
+    let [_, v] = logits.dims();
+    let flat = logits
+        .into_data()
+        .try_to_vec_as::<f32>()
+        .map_err(|e| ModelError::Generate(format!("reading logits from the device: {e:?}")))?;
+    Ok(flat.chunks(v.max(1)).map(<[f32]>::to_vec).collect())
+}
+
 /// Generates a continuation of `prompt` with a KV cache. `on_text` is called after every new
 /// token with the text it completed (empty while a character is incomplete or the text could
 /// still turn into a stop string, which is never shown); returning `false` stops generation
@@ -237,75 +387,16 @@ pub fn generate(
     cfg: &SamplingConfig,
     mut on_text: impl FnMut(&str) -> bool,
 ) -> Result<Generation> {
-    cfg.validate()?;
-    check_fits(prompt.len(), cfg.max_new_tokens, model.block_size)?;
-    let device = model.wte.weight.device();
-    let start = Instant::now();
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let mut cache = KvCache::new(model.h.len());
-    let input = |ids: &[u32]| {
-        let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
-        Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), &device)
-    };
-    let mut logits = last_row(model.forward_cached_last(input(prompt), &mut cache))?;
-    let mut history = prompt.to_vec();
-    let (mut ids, mut bytes, mut text) = (Vec::new(), Vec::new(), String::new());
-    let mut stop = StopReason::MaxTokens;
-    let mut emitted = 0; // bytes of `text` handed to `on_text`
-    while ids.len() < cfg.max_new_tokens {
-        let next = sample(&mut logits, &history, cfg, &mut rng);
-        if cfg.stop_ids.contains(&next) {
-            stop = StopReason::StopToken(next);
-            break;
-        }
-        ids.push(next);
-        history.push(next);
-        bytes.extend_from_slice(tokenizer.id_to_bytes(next).unwrap_or_default());
-        // Emit only whole characters; keep an incomplete UTF-8 tail for the next token.
-        let valid = match std::str::from_utf8(&bytes) {
-            Ok(s) => s.len(),
-            Err(e) if e.error_len().is_some() => bytes.len(), // invalid, not just cut: emit lossily
-            Err(e) => e.valid_up_to(),
-        };
-        let piece = String::from_utf8_lossy(&bytes[..valid]).into_owned();
-        bytes.drain(..valid);
-        text.push_str(&piece);
-        if let Some((pos, s)) = cfg
-            .stop_strings
-            .iter()
-            .filter_map(|s| text.find(s.as_str()).map(|p| (p, s)))
-            .min()
-        {
-            let s = s.clone();
-            text.truncate(pos);
-            if pos > emitted {
-                on_text(&text[emitted..]);
-            }
-            stop = StopReason::StopString(s);
-            break;
-        }
-        // Text that could be the start of a stop string is held back until the next tokens
-        // show it is not, so a stop string spanning tokens never reaches the stream.
-        let safe = text.len() - held_back(&text, &cfg.stop_strings);
-        let more = safe > emitted;
-        let keep_going = on_text(if more { &text[emitted..safe] } else { "" });
-        emitted = emitted.max(safe);
+    let (mut decoder, mut logits) = Decoder::start(model, tokenizer, prompt, cfg)?;
+    loop {
+        let step = decoder.step(&mut logits);
+        let keep_going = on_text(&step.text);
+        let Some(next) = step.next else { break };
         if !keep_going {
-            stop = StopReason::Cancelled;
+            decoder.cancel();
             break;
         }
-        if ids.len() < cfg.max_new_tokens {
-            logits = last_row(model.forward_cached_last(input(&[next]), &mut cache))?;
-        }
+        logits = rows_to_host(model.decode_step(&[next], &mut [&mut decoder.cache]))?.remove(0);
     }
-    if !matches!(stop, StopReason::StopString(_) | StopReason::Cancelled) && text.len() > emitted {
-        on_text(&text[emitted..]);
-    }
-    let secs = start.elapsed().as_secs_f64().max(1e-9);
-    Ok(Generation {
-        tokens_per_sec: ids.len() as f64 / secs,
-        ids,
-        text,
-        stop,
-    })
+    Ok(decoder.finish())
 }

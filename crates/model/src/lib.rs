@@ -40,5 +40,5 @@ pub use batch::HostBatch;
 pub use config::{GptConfig, MlpKind, NormKind, PRESETS, Positions};
 pub use device::{DeviceChoice, Precision, SelectedDevice, on_compute_threads, select_device};
 pub use error::{ModelError, Result};
-pub use generate::{Generation, SamplingConfig, StopReason, generate, sample};
+pub use generate::{Decoder, Generation, SamplingConfig, Step, StopReason, generate, sample};
 pub use gpt::{Block, Gpt, masked_loss, masked_nll_sum};

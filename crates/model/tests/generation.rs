@@ -163,3 +163,45 @@ fn prompt_too_long_for_the_context_is_an_error_quoting_the_numbers() {
         "{e}"
     );
 }
+
+/// Batched decoding (a server's concurrent requests): sequences of different lengths, each
+/// with its own cache, stepped together give each row what stepping it alone gives, for every
+/// position kind (learned, sinusoidal, rotary), over several steps.
+#[test]
+fn batched_decode_step_matches_each_sequence_alone() {
+    use ember_model::KvCache;
+    let device = cpu(5);
+    for cfg in crate::common::variants(48) {
+        let model = model(&cfg, &device);
+        let prompts: [&[u32]; 3] = [&[1, 2, 3, 4, 5, 6, 7], &[9], &[10, 11, 12]];
+        let prefill = |p: &[u32]| {
+            let mut c = KvCache::new(cfg.n_layer);
+            let _ = model.forward_cached_last(crate::common::tokens(p, &device), &mut c);
+            c
+        };
+        let mut together: Vec<KvCache> = prompts.iter().map(|p| prefill(p)).collect();
+        let mut alone: Vec<KvCache> = prompts.iter().map(|p| prefill(p)).collect();
+        for step in 0..4u32 {
+            let next: Vec<u32> = (0..3).map(|i| (7 * step + 5 * i + 1) % 48).collect();
+            let mut refs: Vec<&mut KvCache> = together.iter_mut().collect();
+            let batch =
+                ember_model::generate::rows_to_host(model.decode_step(&next, &mut refs)).unwrap();
+            for (i, cache) in alone.iter_mut().enumerate() {
+                let row = ember_model::generate::rows_to_host(
+                    model.decode_step(&next[i..i + 1], &mut [cache]),
+                )
+                .unwrap()
+                .remove(0);
+                let diff = row
+                    .iter()
+                    .zip(&batch[i])
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(diff < 1e-5, "{cfg:?} row {i} step {step}: max diff {diff}");
+            }
+            for (a, b) in together.iter().zip(&alone) {
+                assert_eq!(a.len(), b.len());
+            }
+        }
+    }
+}

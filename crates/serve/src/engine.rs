@@ -1,12 +1,17 @@
-//! The model's own thread: it loads the checkpoint, then decodes one request at a time from a
-//! queue, streaming text back over a channel. A request whose client has gone (its receiver
-//! dropped) is skipped if still queued and stopped within one token if decoding.
+//! The model's own thread: it loads the checkpoint, then decodes requests from a queue,
+//! streaming text back over channels. Up to `max_batch` requests decode together (continuous
+//! batching): a request that arrives joins the batch at the next step once its prompt is run,
+//! a finished one leaves it, and every step feeds all of their tokens through the model at once
+//! ([`Gpt::decode_step`](ember_model::Gpt::decode_step)), so aggregate tokens per second grow
+//! with concurrency. A request whose client has gone (its receiver dropped) is skipped if still
+//! queued and stopped within one token if decoding.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 
-use ember_model::{SamplingConfig, SelectedDevice, StopReason, checkpoint, generate};
+use ember_model::generate::rows_to_host;
+use ember_model::{Decoder, SamplingConfig, SelectedDevice, StopReason, checkpoint};
 use ember_tokenizer::Tokenizer;
 use tokio::sync::mpsc as tmpsc;
 
@@ -32,8 +37,9 @@ pub struct Job {
     pub prompt: Vec<u32>,
     /// Sampling settings (stop ids and strings included).
     pub cfg: SamplingConfig,
-    /// Where the events go; closed when the client disconnects.
-    pub events: tmpsc::Sender<Event>,
+    /// Where the events go; closed when the client disconnects. Unbounded, so one slow client
+    /// never holds up the batch (a reply is at most a context's worth of pieces).
+    pub events: tmpsc::UnboundedSender<Event>,
     /// Holds a place in the queue until the job is finished or dropped.
     pub slot: Slot,
 }
@@ -70,6 +76,10 @@ pub struct Metrics {
     pub busy_micros: AtomicU64,
     /// Generations finished.
     pub generations: AtomicU64,
+    /// Requests decoding together in the current step.
+    pub decoding: AtomicU64,
+    /// Decoding steps run (one per token of every request in the batch).
+    pub steps: AtomicU64,
 }
 
 /// State shared by the HTTP side and the model thread.
@@ -107,13 +117,15 @@ impl Drop for Slot {
     }
 }
 
-/// Starts the model thread: it loads `checkpoint` on `device`, then serves jobs until the
-/// sender is dropped (or the process exits: nothing is left to save). `delay_ms` slows each token (tests of cancellation and queueing).
+/// Starts the model thread: it loads `checkpoint` on `device`, then serves jobs, up to
+/// `max_batch` at once, until the sender is dropped (or the process exits: nothing is left to
+/// save). `delay_ms` slows each step (tests of cancellation and queueing).
 pub fn start(
     checkpoint_dir: PathBuf,
     id: String,
     device: SelectedDevice,
     shared: Arc<Shared>,
+    max_batch: usize,
     delay_ms: u64,
 ) -> std::io::Result<mpsc::Sender<Job>> {
     let (tx, rx) = mpsc::channel::<Job>();
@@ -136,58 +148,145 @@ pub fn start(
                 checkpoint: checkpoint_dir.clone(),
                 tokenizer,
             });
-            for job in rx {
-                run(&ck, job, &shared, delay_ms);
-            }
+            decode_loop(&ck, &rx, &shared, max_batch.max(1), delay_ms);
         })?;
     Ok(tx)
 }
 
-fn run(ck: &checkpoint::Checkpoint, job: Job, shared: &Shared, delay_ms: u64) {
-    let Job {
-        prompt,
-        cfg,
-        events,
-        slot,
-    } = job;
+/// A request decoding in the batch.
+struct Active<'t> {
+    decoder: Decoder<'t>,
+    /// The logits its next token is drawn from.
+    logits: Vec<f32>,
+    /// The token to feed at this step.
+    next: u32,
+    events: tmpsc::UnboundedSender<Event>,
+    slot: Slot,
+    t0: std::time::Instant,
+}
+
+fn decode_loop(
+    ck: &checkpoint::Checkpoint,
+    rx: &mpsc::Receiver<Job>,
+    shared: &Shared,
+    max_batch: usize,
+    delay_ms: u64,
+) {
     let m = &shared.metrics;
-    if events.is_closed() {
+    let mut active: Vec<Active> = Vec::new();
+    loop {
+        // Admit waiting requests: block while idle, otherwise take what has arrived.
+        if active.is_empty() {
+            match rx.recv() {
+                Ok(job) => admit(ck, job, shared, &mut active),
+                Err(_) => return,
+            }
+        }
+        while active.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => admit(ck, job, shared, &mut active),
+                Err(_) => break,
+            }
+        }
+        if delay_ms > 0 && !active.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        }
+        // Draw every request's next token and send its text; finish those that ended.
+        let mut i = 0;
+        while i < active.len() {
+            let a = &mut active[i];
+            let step = a.decoder.step(&mut a.logits);
+            let delivered = if step.text.is_empty() {
+                !a.events.is_closed()
+            } else {
+                a.events.send(Event::Text(step.text)).is_ok()
+            };
+            match step.next {
+                Some(next) if delivered => {
+                    a.next = next;
+                    i += 1;
+                }
+                _ => {
+                    if step.next.is_some() {
+                        a.decoder.cancel();
+                    }
+                    finish(active.swap_remove(i), shared);
+                }
+            }
+        }
+        m.decoding.store(active.len() as u64, Ordering::Relaxed);
+        if active.is_empty() {
+            continue;
+        }
+        m.steps.fetch_add(1, Ordering::Relaxed);
+        let tokens: Vec<u32> = active.iter().map(|a| a.next).collect();
+        let mut caches: Vec<&mut ember_model::KvCache> =
+            active.iter_mut().map(|a| &mut a.decoder.cache).collect();
+        match rows_to_host(ck.model.decode_step(&tokens, &mut caches)) {
+            Ok(rows) => {
+                for (a, row) in active.iter_mut().zip(rows) {
+                    a.logits = row;
+                }
+            }
+            Err(e) => {
+                for a in active.drain(..) {
+                    drop(a.slot);
+                    let _ = a.events.send(Event::Failed(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// Runs a new request's prompt and adds it to the batch (or answers it at once: its client
+/// has gone, or the request cannot run).
+fn admit<'t>(
+    ck: &'t checkpoint::Checkpoint,
+    job: Job,
+    shared: &Shared,
+    active: &mut Vec<Active<'t>>,
+) {
+    let m = &shared.metrics;
+    if job.events.is_closed() {
         m.cancelled.fetch_add(1, Ordering::Relaxed);
-        drop(slot);
         return;
     }
     let t0 = std::time::Instant::now();
     m.prompt_tokens
-        .fetch_add(prompt.len() as u64, Ordering::Relaxed);
-    let result = generate(&ck.model, &ck.tokenizer, &prompt, &cfg, |piece| {
-        if delay_ms > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        }
-        if !piece.is_empty() {
-            return events.blocking_send(Event::Text(piece.to_string())).is_ok();
-        }
-        !events.is_closed()
-    });
-    m.busy_micros
-        .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
-    m.generations.fetch_add(1, Ordering::Relaxed);
-    // The slot is free before the client hears the end, so a next request (or /metrics) sent
-    // on receiving the reply never finds it still taken.
-    drop(slot);
-    match result {
-        Ok(g) => {
-            m.generated_tokens
-                .fetch_add(g.ids.len() as u64, Ordering::Relaxed);
-            if g.stop == StopReason::Cancelled {
-                m.cancelled.fetch_add(1, Ordering::Relaxed);
-            }
-            let _ = events.blocking_send(Event::Done {
-                tokens: g.ids.len() + usize::from(matches!(g.stop, StopReason::StopToken(_))),
-                stop: g.stop,
-            });
-        }
+        .fetch_add(job.prompt.len() as u64, Ordering::Relaxed);
+    match Decoder::start(&ck.model, &ck.tokenizer, &job.prompt, &job.cfg) {
+        Ok((decoder, logits)) => active.push(Active {
+            decoder,
+            logits,
+            next: 0,
+            events: job.events,
+            slot: job.slot,
+            t0,
+        }),
         Err(e) => {
-            let _ = events.blocking_send(Event::Failed(e.to_string()));
+            drop(job.slot);
+            let _ = job.events.send(Event::Failed(e.to_string()));
         }
     }
+}
+
+/// Counts a request that left the batch and tells its client how it ended.
+fn finish(a: Active, shared: &Shared) {
+    let m = &shared.metrics;
+    let g = a.decoder.finish();
+    m.busy_micros
+        .fetch_add(a.t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+    m.generations.fetch_add(1, Ordering::Relaxed);
+    m.generated_tokens
+        .fetch_add(g.ids.len() as u64, Ordering::Relaxed);
+    if g.stop == StopReason::Cancelled {
+        m.cancelled.fetch_add(1, Ordering::Relaxed);
+    }
+    // The slot is free before the client hears the end, so a next request (or /metrics) sent
+    // on receiving the reply never finds it still taken.
+    drop(a.slot);
+    let _ = a.events.send(Event::Done {
+        tokens: g.ids.len() + usize::from(matches!(g.stop, StopReason::StopToken(_))),
+        stop: g.stop,
+    });
 }

@@ -3,7 +3,7 @@
 //! The HTTP side runs on a small tokio runtime (one worker thread, so it never competes with
 //! the compute pool); the model lives on its own thread and takes requests from a bounded queue
 //! (`engine`). Endpoints (`routes`): `POST /v1/chat/completions` and `POST /v1/completions`
-//! (whole or streamed as server-sent events), `GET /v1/models`, `GET /health`, `GET /metrics`,
+//! (whole or streamed as server-sent events; concurrent requests are decoded together), `GET /v1/models`, `GET /health`, `GET /metrics`,
 //! `POST /tokenize`, and the chat page at `/`. Requests are checked field by field and refused
 //! with OpenAI error objects (`api`).
 //!
@@ -37,7 +37,9 @@ pub struct Options {
     pub addr: SocketAddr,
     /// Require `Authorization: Bearer KEY`.
     pub api_key: Option<String>,
-    /// Requests that may wait while one decodes; more get 503 with `Retry-After`.
+    /// Requests decoded together (continuous batching).
+    pub max_batch: usize,
+    /// Requests that may wait while a full batch decodes; more get 503 with `Retry-After`.
     pub max_queue: usize,
     /// Largest request body in bytes (413 beyond).
     pub max_body_bytes: usize,
@@ -45,7 +47,9 @@ pub struct Options {
     pub cors_origins: Vec<String>,
     /// Host names the server answers to (empty: any).
     pub allowed_hosts: Vec<String>,
-    /// Milliseconds to wait after each token (tests of cancellation and queueing).
+    /// How often an idle stream gets a `: ping` comment (15 s; tests shorten it).
+    pub ping_interval: std::time::Duration,
+    /// Milliseconds to wait before each decoding step (tests of cancellation and queueing).
     pub token_delay_ms: u64,
 }
 
@@ -100,6 +104,7 @@ async fn serve(options: Options, device: SelectedDevice) -> anyhow::Result<()> {
         options.model_id.clone(),
         device,
         Arc::clone(&shared),
+        options.max_batch,
         options.token_delay_ms,
     )?;
     let started = std::time::SystemTime::now()

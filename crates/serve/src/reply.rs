@@ -29,14 +29,14 @@ pub(crate) enum Kind {
 
 /// Queues the request and answers it whole or as a stream.
 pub(crate) async fn answer(app: Arc<App>, p: Prepared, kind: Kind) -> Response {
-    let limit = app.options.max_queue + 1;
+    let limit = app.options.max_queue + app.options.max_batch;
     let Some(slot) = Slot::take(&app.shared.in_flight, limit) else {
         let mut r = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
             format!(
-                "the server is busy ({limit} requests in flight, --max-queue {}); retry shortly",
-                app.options.max_queue
+                "the server is busy ({limit} requests in flight: --max-batch {} decoding, --max-queue {} waiting); retry shortly",
+                app.options.max_batch, app.options.max_queue
             ),
         )
         .code("queue_full")
@@ -54,7 +54,7 @@ pub(crate) async fn answer(app: Arc<App>, p: Prepared, kind: Kind) -> Response {
         .into_response();
     }
     app.shared.metrics.requests.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::unbounded_channel();
     let job = Job {
         prompt: p.prompt.clone(),
         cfg: p.cfg.clone(),
@@ -82,7 +82,7 @@ pub(crate) async fn answer(app: Arc<App>, p: Prepared, kind: Kind) -> Response {
         &app,
     );
     if p.s.stream {
-        stream(p, kind, id, rx)
+        stream(p, kind, id, rx, app.options.ping_interval)
     } else {
         whole(p, kind, id, rx).await
     }
@@ -90,7 +90,12 @@ pub(crate) async fn answer(app: Arc<App>, p: Prepared, kind: Kind) -> Response {
 
 /// Collects the reply and answers with one JSON body. If the client goes away, dropping this
 /// future drops the receiver, which stops the model thread within one token.
-async fn whole(p: Prepared, kind: Kind, id: String, mut rx: mpsc::Receiver<Event>) -> Response {
+async fn whole(
+    p: Prepared,
+    kind: Kind,
+    id: String,
+    mut rx: mpsc::UnboundedReceiver<Event>,
+) -> Response {
     let mut text = String::new();
     while let Some(e) = rx.recv().await {
         match e {
@@ -131,7 +136,13 @@ async fn whole(p: Prepared, kind: Kind, id: String, mut rx: mpsc::Receiver<Event
 
 /// Server-sent events: the role first, then text deltas (never empty), a last chunk with the
 /// finish reason, usage if asked, `[DONE]`. An error mid-stream is sent as a last event.
-fn stream(p: Prepared, kind: Kind, id: String, rx: mpsc::Receiver<Event>) -> Response {
+fn stream(
+    p: Prepared,
+    kind: Kind,
+    id: String,
+    rx: mpsc::UnboundedReceiver<Event>,
+    ping: Duration,
+) -> Response {
     let created = now();
     let object = match kind {
         Kind::Chat => "chat.completion.chunk",
@@ -226,10 +237,6 @@ fn stream(p: Prepared, kind: Kind, id: String, rx: mpsc::Receiver<Event>) -> Res
         },
     );
     axum::response::Sse::new(events)
-        .keep_alive(
-            KeepAlive::new()
-                .interval(Duration::from_secs(15))
-                .text("ping"),
-        )
+        .keep_alive(KeepAlive::new().interval(ping).text("ping"))
         .into_response()
 }

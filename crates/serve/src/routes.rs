@@ -148,13 +148,17 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
          # TYPE ember_prompt_tokens_total counter\nember_prompt_tokens_total {}\n\
          # TYPE ember_generated_tokens_total counter\nember_generated_tokens_total {}\n\
          # TYPE ember_queue_depth gauge\nember_queue_depth {}\n\
+         # TYPE ember_decoding gauge\nember_decoding {}\n\
+         # TYPE ember_decode_steps_total counter\nember_decode_steps_total {}\n\
          # TYPE ember_generation_seconds summary\nember_generation_seconds_sum {:.6}\nember_generation_seconds_count {}\n",
         g(&m.requests),
         g(&m.errors),
         g(&m.cancelled),
         g(&m.prompt_tokens),
         g(&m.generated_tokens),
-        app.shared.in_flight.load(Ordering::SeqCst),
+        (app.shared.in_flight.load(Ordering::SeqCst) as u64).saturating_sub(g(&m.decoding)),
+        g(&m.decoding),
+        g(&m.steps),
         g(&m.busy_micros) as f64 / 1e6,
         g(&m.generations),
     );
