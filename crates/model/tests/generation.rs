@@ -205,3 +205,57 @@ fn batched_decode_step_matches_each_sequence_alone() {
         }
     }
 }
+
+/// A character whose UTF-8 bytes come as separate tokens is shown only when whole: the pieces
+/// streamed are whole characters (never a broken sequence on a terminal), and they add up to
+/// the text. A stop string spanning tokens is held back and never shown.
+#[test]
+fn characters_split_across_tokens_are_streamed_whole() {
+    use ember_model::Decoder;
+    let (tok, _) = train_from_texts(&["abc ".repeat(20)], &TrainerConfig::new(270))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let byte_id = |b: u8| {
+        (0..tok.vocab_size() as u32)
+            .find(|&id| tok.id_to_bytes(id) == Some(&[b][..]))
+            .unwrap_or_else(|| panic!("no token for byte {b}"))
+    };
+    let device = cpu(9);
+    let m = model(&GptConfig::new(tok.vocab_size(), 1, 2, 16, 64), &device);
+    // Logits that make greedy decoding pick `id`.
+    let pick = |id: u32| {
+        let mut l = vec![0.0f32; tok.vocab_size()];
+        l[id as usize] = 1.0;
+        l
+    };
+    let run = |text: &str, stops: Vec<String>| {
+        let cfg = SamplingConfig {
+            temperature: 0.0,
+            max_new_tokens: 40,
+            stop_strings: stops,
+            ..Default::default()
+        };
+        let (mut d, _) = Decoder::start(&m, &tok, &tok.encode("a"), &cfg).unwrap();
+        let mut pieces = Vec::new();
+        for b in text.bytes() {
+            let step = d.step(&mut pick(byte_id(b)));
+            pieces.push(step.text);
+            if step.next.is_none() {
+                break;
+            }
+        }
+        (pieces, d.finish())
+    };
+    let (pieces, g) = run("你好", vec![]);
+    assert_eq!(pieces, ["", "", "你", "", "", "好"]);
+    assert_eq!(g.text, "你好");
+    // "好!" as a stop string: "好" could begin it, so it waits; then the stop ends the text.
+    let (pieces, g) = run("你好!", vec!["好!".into()]);
+    assert_eq!(pieces, ["", "", "你", "", "", "", ""]);
+    assert_eq!(g.text, "你");
+    assert_eq!(g.stop, StopReason::StopString("好!".into()));
+    // Not the stop string after all: the held-back text comes out with the next token.
+    let (pieces, g) = run("你好?", vec!["好!".into()]);
+    assert_eq!(pieces.concat(), "你好?");
+    assert_eq!(pieces[5], "");
+    assert_eq!(g.text, "你好?");
+}
