@@ -2,12 +2,15 @@
 # `ember serve` under concurrent load (benches/RESULTS.md, "Serving"): a model of
 # configs/gutenberg-small.toml's shape (4 layers, 256 wide, 256 context, 4096-token vocabulary;
 # weights freshly initialised: speed does not depend on training) served with continuous
-# batching off (--max-batch 1) and on (--max-batch 8), 1, 2, 4 and 8 clients each sending 8
-# completions of 128 tokens. Needs a built ember and python3:
-#   bash benches/serve/run.sh [WORK_DIR]
+# batching off (--max-batch 1) and on (--max-batch 8); 200 streamed completions of 64 tokens
+# after a prompt of about 100 tokens, sent by 1, 4 and 8 clients at once. With a CHECKPOINT
+# (the main job's: runs/pipeline/sft), its time to first token is measured the same way.
+# Needs a built ember and python3:
+#   bash benches/serve/run.sh [CHECKPOINT]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-W="${1:-/tmp/ember-serve-bench}"
+CK="${1:-}"
+W=/tmp/ember-serve-bench
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ember-target}"
 [ -n "${EMBER_BIN:-}" ] || cargo run -q --bin ember -- --version >/dev/null
 EMBER="${EMBER_BIN:-$CARGO_TARGET_DIR/debug/ember}"
@@ -17,19 +20,33 @@ trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$W"' EXIT
 lscpu | grep "Model name"
 git rev-parse --short HEAD
 
+head -c 430 data/tinyshakespeare.txt > "$W/prompt.txt"
 "$EMBER" tokenizer train --input data/tinyshakespeare.txt --vocab-size 4096 --out "$W/tok.json" >/dev/null
 "$EMBER" init --tokenizer "$W/tok.json" --preset nano --n-layer 4 --n-head 4 --n-embd 256 \
   --block-size 256 --out "$W/ck" >/dev/null
 
-for batch in 1 8; do
-  "$EMBER" serve --checkpoint "$W/ck" --port 0 --max-batch "$batch" > "$W/serve.out" 2>/dev/null &
+serve() { # CHECKPOINT ARGS...: starts a server, sets $url
+  "$EMBER" serve --checkpoint "$@" --port 0 > "$W/serve.out" 2>/dev/null &
   SERVER=$!
   until grep -q listening "$W/serve.out"; do sleep 0.2; done
   url=$(sed -n 's/^listening on //p' "$W/serve.out")
   until curl -sf "$url/health" >/dev/null; do sleep 0.2; done
+}
+stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
+
+for batch in 1 8; do
+  serve "$W/ck" --max-batch "$batch"
   echo "--max-batch $batch"
-  for c in 1 2 4 8; do
-    python3 benches/serve/load.py "$url/v1" "$c" 8 128
+  for c in 1 4 8; do
+    python3 benches/serve/load.py "$url/v1" "$c" 200 64 "$W/prompt.txt"
   done
-  kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
+  stop
 done
+if [ -n "$CK" ]; then
+  serve "$CK"
+  echo "$CK"
+  for c in 1 8; do
+    python3 benches/serve/load.py "$url/v1" "$c" 200 64 "$W/prompt.txt"
+  done
+  stop
+fi

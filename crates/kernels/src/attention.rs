@@ -239,7 +239,7 @@ with_avx2! {
 }
 
 #[inline(always)]
-fn softmax_portable(row: &mut [f32]) {
+pub(crate) fn softmax_portable(row: &mut [f32]) {
     let max = lanes::max(row);
     for x in row.iter_mut() {
         *x = exp(*x - max);

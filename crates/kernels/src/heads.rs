@@ -121,19 +121,25 @@ pub fn rope_in_place(x: &mut [f32], seq: usize, head_dim: usize, freq: &[f32], t
     }
     x.par_chunks_mut(seq * head_dim).for_each(|head| {
         for (row, f) in head.chunks_mut(head_dim).zip(freq.chunks(head_dim * 2)) {
-            for (pair, f) in row.chunks_exact_mut(2).zip(f.chunks_exact(4)) {
-                let (a, b) = (pair[0], pair[1]);
-                let (c0, s0, c1, s1) = (f[0], f[1], f[2], f[3]);
-                if transpose {
-                    pair[0] = a * c0 + b * s1;
-                    pair[1] = (-a) * s0 + b * c1;
-                } else {
-                    pair[0] = a * c0 + (-b) * s0;
-                    pair[1] = b * c1 + a * s1;
-                }
-            }
+            rotate(row, f, transpose);
         }
     });
+}
+
+/// [`rope_in_place`] of one position's row `[head_dim]` with its table entry `[head_dim, 2]`.
+#[inline]
+pub(crate) fn rotate(row: &mut [f32], f: &[f32], transpose: bool) {
+    for (pair, f) in row.chunks_exact_mut(2).zip(f.chunks_exact(4)) {
+        let (a, b) = (pair[0], pair[1]);
+        let (c0, s0, c1, s1) = (f[0], f[1], f[2], f[3]);
+        if transpose {
+            pair[0] = a * c0 + b * s1;
+            pair[1] = (-a) * s0 + b * c1;
+        } else {
+            pair[0] = a * c0 + (-b) * s0;
+            pair[1] = b * c1 + a * s1;
+        }
+    }
 }
 
 #[cfg(test)]

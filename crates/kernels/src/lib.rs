@@ -42,9 +42,9 @@
 /// (checked at run time) and as plain x86-64 otherwise. `$portable` must be
 /// `#[inline(always)]` so its body is compiled inside the AVX2 copy.
 macro_rules! with_avx2 {
-    ($(#[$m:meta])* fn $name:ident / $avx2:ident ($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $portable:ident) => {
+    ($(#[$m:meta])* $vis:vis fn $name:ident / $avx2:ident ($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $portable:ident) => {
         $(#[$m])*
-        fn $name($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU supports AVX2 (checked on the line above); the function
@@ -65,6 +65,7 @@ macro_rules! with_avx2 {
 
 mod adamw;
 mod attention;
+mod cached;
 mod exp;
 mod gelu;
 mod heads;
@@ -72,13 +73,16 @@ mod ids;
 mod lanes;
 mod layer_norm;
 mod matmul;
+mod rows;
 mod softmax_xent;
 
 pub use adamw::{AdamWScalars, adamw_update};
 pub use attention::{AttnShape, causal_attention_backward, causal_attention_forward};
+pub use cached::{CachedShape, KvRows, cached_attention};
 pub use exp::{exp, exp_slice};
 pub use gelu::{erf, gelu_backward, gelu_forward};
 pub use heads::{HeadLayout, heads_to_rows, rope_in_place, rows_to_heads};
 pub use ids::{max_u16_le, max_u32_le};
 pub use layer_norm::{layer_norm_backward, layer_norm_forward};
+pub use rows::{MAX_ROWS, rows_times, rows_times_t};
 pub use softmax_xent::{nll_backward, nll_backward_in_place, nll_forward};

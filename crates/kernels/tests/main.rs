@@ -5,8 +5,10 @@
 
 mod adamw;
 mod attention;
+mod cached;
 mod exp;
 mod gelu;
 mod ids;
 mod layer_norm;
+mod rows;
 mod softmax_xent;

@@ -7,11 +7,20 @@ use crate::config::GptConfig;
 use crate::layers::{apply, linear};
 use crate::ops;
 
-/// One layer's cached keys and values, each `[batch, n_head, cached, head_dim]` (`None` before
-/// the first call).
-pub type LayerKv = Option<(Tensor<4>, Tensor<4>)>;
+/// One layer's cached keys and values.
+#[derive(Clone, Debug, Default)]
+pub enum LayerKv {
+    /// Nothing cached yet.
+    #[default]
+    Empty,
+    /// Burn tensors `[batch, n_head, cached, head_dim]` (keys after rotary positions): every
+    /// device but the CPU, or the CPU with the fused kernels off.
+    Tensors(Box<(Tensor<4>, Tensor<4>)>),
+    /// One token-major cache per batch row, for the CPU kernel ([`ember_kernels::cached_attention`]).
+    Rows(Vec<ember_kernels::KvRows>),
+}
 
-/// Keys and values of earlier positions, per layer: each `[batch, n_head, cached, head_dim]`.
+/// Keys and values of earlier positions, one [`LayerKv`] per layer.
 #[derive(Clone, Debug, Default)]
 pub struct KvCache {
     layers: Vec<LayerKv>,
@@ -22,7 +31,7 @@ impl KvCache {
     /// An empty cache for a model with `n_layer` blocks.
     pub fn new(n_layer: usize) -> Self {
         KvCache {
-            layers: vec![None; n_layer],
+            layers: vec![LayerKv::Empty; n_layer],
             len: 0,
         }
     }
@@ -40,15 +49,18 @@ impl KvCache {
     /// The cache repeated `n` times along the batch: a shared prefix computed once (a
     /// multiple-choice question's context, say), then continued by `n` different rows.
     pub fn repeat_batch(&self, n: usize) -> KvCache {
+        let layers = self.layers.iter().map(|l| match l {
+            LayerKv::Empty => LayerKv::Empty,
+            LayerKv::Tensors(kv) => LayerKv::Tensors(Box::new((
+                kv.0.clone().repeat_dim(0, n),
+                kv.1.clone().repeat_dim(0, n),
+            ))),
+            LayerKv::Rows(rows) => {
+                LayerKv::Rows((0..n).flat_map(|_| rows.iter().cloned()).collect())
+            }
+        });
         KvCache {
-            layers: self
-                .layers
-                .iter()
-                .map(|l| {
-                    l.as_ref()
-                        .map(|(k, v)| (k.clone().repeat_dim(0, n), v.clone().repeat_dim(0, n)))
-                })
-                .collect(),
+            layers: layers.collect(),
             len: self.len,
         }
     }
@@ -100,17 +112,22 @@ impl CausalSelfAttention {
         slots: Vec<&mut LayerKv>,
     ) -> Tensor<3> {
         let qkv = apply(&self.c_attn, x);
-        let rows = slots
-            .into_iter()
-            .zip(starts)
-            .enumerate()
-            .map(|(i, (slot, &start))| {
-                let row = qkv.clone().slice(s![i..i + 1, .., ..]);
-                ops::attention(row, self.n_head, start, rope, Some(slot))
-            })
-            .collect();
-        self.dropout
-            .forward(apply(&self.c_proj, Tensor::cat(rows, 0)))
+        let held: Vec<&LayerKv> = slots.iter().map(|s| &**s).collect();
+        let y = if ops::cached_rows_here(&qkv, &held) {
+            ops::attention_rows(qkv, self.n_head, rope, slots)
+        } else {
+            let rows = slots
+                .into_iter()
+                .zip(starts)
+                .enumerate()
+                .map(|(i, (slot, &start))| {
+                    let row = qkv.clone().slice(s![i..i + 1, .., ..]);
+                    ops::attention(row, self.n_head, start, rope, Some(slot))
+                })
+                .collect();
+            Tensor::cat(rows, 0)
+        };
+        self.dropout.forward(apply(&self.c_proj, y))
     }
 
     /// `[batch, seq, n_embd] -> [batch, seq, n_embd]`. `start` is the position of the first

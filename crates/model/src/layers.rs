@@ -6,7 +6,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, silu};
 
 use crate::config::{GptConfig, MlpKind, NormKind};
-use crate::ops::{gelu, layer_norm};
+use crate::ops::{self, gelu, layer_norm};
 
 /// GPT-2 initialisation: weights N(0, std), biases zero. Burn's `LinearConfig` would draw the
 /// bias from the weight's initializer too, so the layer is assembled here.
@@ -23,7 +23,7 @@ pub fn linear(d_in: usize, d_out: usize, bias: bool, std: f64, device: &Device) 
 /// per row and then sums; flattened, each direction is one large GEMM (benches/RESULTS.md).
 pub fn apply(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
     let [b, t, d] = x.dims();
-    let y = layer.forward(x.reshape([b * t, d]));
+    let y = ops::linear(x.reshape([b * t, d]), layer);
     let n = y.dims()[1];
     y.reshape([b, t, n])
 }

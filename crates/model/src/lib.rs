@@ -29,6 +29,7 @@ pub mod export;
 pub mod fused;
 pub mod fused_norm;
 pub mod fused_qkv;
+pub mod fused_rows;
 pub mod generate;
 pub mod gpt;
 pub mod inspect;

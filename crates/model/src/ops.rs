@@ -14,7 +14,7 @@ use burn::tensor::module::{attention as burn_attention, layer_norm as burn_layer
 use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::attention::LayerKv;
-use crate::{fused, fused_norm, fused_qkv};
+use crate::{fused, fused_norm, fused_qkv, fused_rows};
 
 /// The operations the CPU runs as fused kernels (shown in the device line). AdamW's fused
 /// update is called from the training loop (`ember_train::fused_adamw`) on the same condition.
@@ -33,6 +33,34 @@ pub fn enabled() -> bool {
 /// or without autodiff).
 pub fn fused_here<const D: usize>(t: &Tensor<D>) -> bool {
     enabled() && t.device() == Device::flex() && t.dtype() == DType::F32
+}
+
+/// `x [rows, d_in] · weight [d_in, d_out]` (+ `bias`): a linear layer. Inference on the CPU
+/// with at most `ember_kernels::MAX_ROWS` rows — a decoding step, one row per sequence — takes
+/// the few-row kernel; everything else Burn's product.
+pub fn linear(x: Tensor<2>, layer: &burn::nn::Linear) -> Tensor<2> {
+    if !few_rows(&x) {
+        return layer.forward(x);
+    }
+    let y = fused_rows::rows_product(x, layer.weight.val(), false);
+    match &layer.bias {
+        Some(b) => y + b.val().unsqueeze(),
+        None => y,
+    }
+}
+
+/// `x [rows, d] · weightᵀ` for `weight [n, d]` (a tied output layer), with the few-row kernel
+/// where [`linear`] would take it.
+pub fn times_transposed(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
+    if few_rows(&x) {
+        fused_rows::rows_product(x, weight, true)
+    } else {
+        x.matmul(weight.transpose())
+    }
+}
+
+fn few_rows(x: &Tensor<2>) -> bool {
+    fused_here(x) && !x.device().is_autodiff() && x.dims()[0] <= ember_kernels::MAX_ROWS
 }
 
 /// GELU (erf form), any shape.
@@ -104,22 +132,91 @@ pub fn attention(
     n_head: usize,
     start: usize,
     rope: Option<&RotaryEncoding>,
-    cache: Option<&mut LayerKv>,
+    mut cache: Option<&mut LayerKv>,
 ) -> Tensor<3> {
     if start == 0 && cache.is_none() && fused_here(&qkv) && qkv.device().is_autodiff() {
         return fused_qkv::qkv_attention(qkv, rope, n_head);
+    }
+    if let Some(slot) = cache.as_deref_mut()
+        && cached_rows_here(&qkv, std::slice::from_ref(&&*slot))
+    {
+        return attention_rows(qkv, n_head, rope, vec![slot]);
     }
     let [b, t, d3] = qkv.dims();
     let d = d3 / 3;
     let (q, mut k, mut v) = split_heads(qkv, n_head, start, rope);
     if let Some(slot) = cache {
-        if let Some((pk, pv)) = slot.take() {
+        if let LayerKv::Tensors(kv) = std::mem::take(slot) {
+            let (pk, pv) = *kv;
             k = Tensor::cat(vec![pk, k], 2);
             v = Tensor::cat(vec![pv, v], 2);
         }
-        *slot = Some((k.clone(), v.clone()));
+        *slot = LayerKv::Tensors(Box::new((k.clone(), v.clone())));
     }
     causal_attention(q, k, v).swap_dims(1, 2).reshape([b, t, d])
+}
+
+/// Whether [`attention_rows`] runs for `qkv` continuing the caches `slots`: inference on the
+/// CPU with the kernels on, and caches not already held as tensors.
+pub fn cached_rows_here(qkv: &Tensor<3>, slots: &[&LayerKv]) -> bool {
+    fused_here(qkv)
+        && !qkv.device().is_autodiff()
+        && !slots.iter().any(|s| matches!(s, LayerKv::Tensors(..)))
+}
+
+/// [`attention`] with caches for inference on the CPU: `qkv [rows, seq, 3·d]` continues the
+/// caches in `slots` (one slot for all rows, or one per row, each at its own position) through
+/// one call of [`ember_kernels::cached_attention`], instead of some twenty Burn operations per
+/// row and layer. Only where [`cached_rows_here`].
+pub fn attention_rows(
+    qkv: Tensor<3>,
+    n_head: usize,
+    rope: Option<&RotaryEncoding>,
+    mut slots: Vec<&mut LayerKv>,
+) -> Tensor<3> {
+    let [b, t, d3] = qkv.dims();
+    let d = d3 / 3;
+    let per_slot = b / slots.len().max(1);
+    assert_eq!(
+        per_slot * slots.len(),
+        b,
+        "attention_rows: {b} rows for {} caches",
+        slots.len()
+    );
+    let device = qkv.device();
+    let host = |x: Tensor<3>| -> Vec<f32> {
+        x.into_data()
+            .try_to_vec_as::<f32>()
+            .unwrap_or_else(|e| panic!("attention_rows: reading a CPU tensor: {e:?}"))
+    };
+    let mut rows: Vec<&mut ember_kernels::KvRows> = Vec::with_capacity(b);
+    for slot in slots.iter_mut() {
+        if matches!(slot, LayerKv::Empty) {
+            **slot = LayerKv::Rows(vec![Default::default(); per_slot]);
+        }
+        if let LayerKv::Rows(r) = &mut **slot {
+            rows.extend(r.iter_mut());
+        }
+    }
+    let last = rows.iter().map(|r| r.len(d)).max().unwrap_or(0) + t;
+    let freq = rope.map(|r| {
+        let [max, hd, two] = r.freq_complex.dims();
+        let last = last.min(max);
+        host(
+            r.freq_complex
+                .clone()
+                .slice(s![0..last, .., ..])
+                .reshape([1, last * hd, two]),
+        )
+    });
+    let shape = ember_kernels::CachedShape {
+        new: t,
+        n_head,
+        head_dim: d / n_head,
+    };
+    let mut out = vec![0.0f32; b * t * d];
+    ember_kernels::cached_attention(shape, &host(qkv), freq.as_deref(), &mut rows, &mut out);
+    Tensor::from_data(TensorData::new(out, [b, t, d]), &device)
 }
 
 /// Queries, keys and values `[batch, heads, seq, head_dim]` from the packed projection, with

@@ -1,0 +1,167 @@
+//! Products of a few rows by a weight matrix: the linear layers of a decoding step, where each
+//! sequence being generated contributes one row.
+//!
+//! Burn's CPU product has a fast path for one row but packs the whole weight into a scratch
+//! layout for two rows or more, so a step of eight sequences cost about as much as eight steps
+//! of one on the AMD EPYC machine of 2026-12-03 (benches/RESULTS.md, "Serving"). Here the
+//! weight is read once, in place, for all rows: its rows stream past in order, each added into
+//! every output row.
+
+use rayon::prelude::*;
+
+/// Most rows one call takes.
+pub const MAX_ROWS: usize = 8;
+
+/// Columns per task: fewer would spend more on scheduling than on arithmetic.
+const TASK_COLUMNS: usize = 256;
+
+/// `out [m, n] = x [m, k] · w [k, n]`, all row-major, for `m ≤ MAX_ROWS`. Each output is
+/// summed over `k` in order, a product then an addition each time: exactly the numbers of the
+/// plain triple loop, whatever the thread count, and a row's result does not depend on the
+/// other rows.
+///
+/// # Panics
+/// If `m > MAX_ROWS` or a slice does not match the sizes.
+pub fn rows_times(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, out: &mut [f32]) {
+    check(x, m, w, k, n, out);
+    if m * n == 0 {
+        return;
+    }
+    let task = |c0: usize| {
+        let width = TASK_COLUMNS.min(n - c0);
+        let mut part = vec![0.0f32; m * width];
+        block(x, m, w, k, n, c0, &mut part);
+        part
+    };
+    scatter(m, n, out, task);
+}
+
+/// `out [m, n] = x [m, k] · wᵀ` with `w [n, k]` row-major (a tied output layer: the token
+/// embedding is `[vocab, width]`), for `m ≤ MAX_ROWS`. Each output is a dot product in eight
+/// running lanes combined in a fixed order (as `lanes::dot`); a row's result does not depend
+/// on the other rows or the thread count.
+///
+/// # Panics
+/// If `m > MAX_ROWS` or a slice does not match the sizes.
+pub fn rows_times_t(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, out: &mut [f32]) {
+    check(x, m, w, k, n, out);
+    if m * n == 0 {
+        return;
+    }
+    let task = |c0: usize| {
+        let width = TASK_COLUMNS.min(n - c0);
+        let mut part = vec![0.0f32; m * width];
+        dots(x, m, &w[c0 * k..(c0 + width) * k], k, &mut part);
+        part
+    };
+    scatter(m, n, out, task);
+}
+
+fn check(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, out: &[f32]) {
+    assert!(m <= MAX_ROWS, "rows_times: {m} rows, at most {MAX_ROWS}");
+    assert_eq!(x.len(), m * k, "rows_times: x must be [m, k]");
+    assert_eq!(w.len(), k * n, "rows_times: w must hold k · n elements");
+    assert_eq!(out.len(), m * n, "rows_times: out must be [m, n]");
+}
+
+/// Runs `task` on every block of `TASK_COLUMNS` columns (in parallel when there are several)
+/// and copies each block's `[m, width]` result into `out [m, n]`.
+fn scatter(m: usize, n: usize, out: &mut [f32], task: impl Fn(usize) -> Vec<f32> + Sync) {
+    let starts: Vec<usize> = (0..n).step_by(TASK_COLUMNS).collect();
+    let parts: Vec<Vec<f32>> = if starts.len() > 1 {
+        starts.par_iter().map(|&c0| task(c0)).collect()
+    } else {
+        starts.iter().map(|&c0| task(c0)).collect()
+    };
+    for (&c0, part) in starts.iter().zip(&parts) {
+        let width = TASK_COLUMNS.min(n - c0);
+        for r in 0..m {
+            out[r * n + c0..r * n + c0 + width].copy_from_slice(&part[r * width..(r + 1) * width]);
+        }
+    }
+}
+
+with_avx2! {
+    /// Columns `c0..c0 + width` of all `m` rows into `part [m, width]` (zeroed): the weight's
+    /// rows stream past once, each row's slice added into every output row.
+    fn block / block_avx2 (x: &[f32], m: usize, w: &[f32], k: usize, n: usize, c0: usize, part: &mut [f32]) = block_portable
+}
+
+#[inline(always)]
+fn block_portable(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, c0: usize, part: &mut [f32]) {
+    let width = part.len() / m;
+    let row = |kk: usize| &w[kk * n + c0..kk * n + c0 + width];
+    // Four weight rows per pass over the outputs: a quarter of the loads and stores of the
+    // outputs, each still summed over `k` in order.
+    let mut kk = 0;
+    while kk + 4 <= k {
+        let (w0, w1, w2, w3) = (row(kk), row(kk + 1), row(kk + 2), row(kk + 3));
+        for (r, out) in part.chunks_exact_mut(width).enumerate() {
+            let a: &[f32; 4] = x[r * k + kk..r * k + kk + 4]
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("four elements"));
+            for ((((o, &b0), &b1), &b2), &b3) in out.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3) {
+                let mut s = *o;
+                s += a[0] * b0;
+                s += a[1] * b1;
+                s += a[2] * b2;
+                s += a[3] * b3;
+                *o = s;
+            }
+        }
+        kk += 4;
+    }
+    for kk in kk..k {
+        let wrow = row(kk);
+        for (r, out) in part.chunks_exact_mut(width).enumerate() {
+            let xv = x[r * k + kk];
+            for (o, &b) in out.iter_mut().zip(wrow) {
+                *o += xv * b;
+            }
+        }
+    }
+}
+
+with_avx2! {
+    /// `part [m, width] = x [m, k] · wᵀ` for the `width` rows of `w` given: each chunk of a
+    /// weight row is loaded once and multiplied into all `m` rows' running lanes.
+    fn dots / dots_avx2 (x: &[f32], m: usize, w: &[f32], k: usize, part: &mut [f32]) = dots_portable
+}
+
+#[inline(always)]
+fn dots_portable(x: &[f32], m: usize, w: &[f32], k: usize, part: &mut [f32]) {
+    macro_rules! rows {
+        ($($m:literal)*) => {
+            match m {
+                $($m => dots_rows::<$m>(x, w, k, part),)*
+                _ => unreachable!("checked: at most MAX_ROWS rows"),
+            }
+        };
+    }
+    rows!(1 2 3 4 5 6 7 8);
+}
+
+#[inline(always)]
+fn dots_rows<const M: usize>(x: &[f32], w: &[f32], k: usize, part: &mut [f32]) {
+    use crate::lanes::{LANES, fold};
+    let width = part.len() / M;
+    let xs: [&[f32]; M] = std::array::from_fn(|r| &x[r * k..(r + 1) * k]);
+    let chunks: [&[[f32; LANES]]; M] = std::array::from_fn(|r| xs[r].as_chunks::<LANES>().0);
+    for (c, wrow) in w.chunks_exact(k.max(1)).take(width).enumerate() {
+        let (wchunks, wtail) = wrow.as_chunks::<LANES>();
+        let mut acc = [[0.0f32; LANES]; M];
+        for (j, wv) in wchunks.iter().enumerate() {
+            for (a, xc) in acc.iter_mut().zip(&chunks) {
+                let xv = &xc[j];
+                for l in 0..LANES {
+                    a[l] += xv[l] * wv[l];
+                }
+            }
+        }
+        let full = k - wtail.len();
+        for (r, a) in acc.iter().enumerate() {
+            let tail = xs[r][full..].iter().zip(wtail);
+            part[r * width + c] = tail.fold(fold(*a), |s, (p, q)| s + p * q);
+        }
+    }
+}
