@@ -161,7 +161,7 @@ pub fn start(
 /// runs the HTTP runtime here, so it never takes a share of parallel work; and a caller
 /// outside a pool sleeps and wakes through every parallel operation. As a pool thread the
 /// model thread works on a share itself: one stream decoded at 364 tokens/s from a plain
-/// thread and NNN from its own pool (AMD EPYC 2-core, benches/serve/run.sh).
+/// thread and 790 to 1,390 from its own pool (AMD EPYC 2-core, benches/RESULTS.md "Serving").
 fn on_own_pool(work: impl FnOnce() + Send) {
     let threads = rayon::current_num_threads();
     match rayon::ThreadPoolBuilder::new()
