@@ -22,9 +22,14 @@ for set in kdconv_zh chatterbot_zh; do
     '{ if (NR % 20 == 0) print > held; else print > train }' "$D/sft/$set.jsonl"
 done
 cat $T/kdconv_zh.held.jsonl $T/chatterbot_zh.held.jsonl > $T/dialogue.held.jsonl
-# 2. Tokenizer: 8192 ids on the training chapters.
+cat $T/hongloumeng.held.txt $T/shuihuzhuan.held.txt > $T/novels.held.txt
+# 2. Tokenizer: 8192 ids on the training chapters; beside it, for comparison, an English one of
+#    the same size (Gutenberg books), both measured on the held-out chapters.
 ember tokenizer train --input $T/hongloumeng.train.txt $T/shuihuzhuan.train.txt --vocab-size 8192 \
   --out $R/tokenizer.json --force
+ember tokenizer train --input "$D/gutenberg_en_train.txt" --vocab-size 8192 --out $R/tokenizer-en.json --force
+ember tokenizer stats --tokenizer $R/tokenizer.json --input $T/novels.held.txt
+ember tokenizer stats --tokenizer $R/tokenizer-en.json --input $T/novels.held.txt
 # 3. Token shards: the novels, and the training conversations rendered with the chat template.
 ember prepare --tokenizer $R/tokenizer.json --input $T/hongloumeng.train.txt $T/shuihuzhuan.train.txt \
   --val-input $T/hongloumeng.held.txt $T/shuihuzhuan.held.txt --out $R/data --force
@@ -40,9 +45,9 @@ for q in "你好！" "你喜欢看什么电影？"; do
   printf 'ember> '
   ember chat --checkpoint $R/sft --message "$q" --max-new-tokens 60 --seed 1
 done
-# 6. Evaluation of the base and fine-tuned models on the held-out chapters and conversations.
-for run in pretrain sft; do
-  ember eval --checkpoint $R/$run --tasks text,dialogue-choice,context-gain,samples \
-    --dialogue $T/dialogue.held.jsonl --samples 3 --out $R/$run/results-zh.json
-done
-echo "runs: $R/pretrain and $R/sft (metrics.jsonl, loss.svg, report.html)"
+# 6. Evaluation of the base and the fine-tuned model: held-out chapters (bits per byte), reply
+#    ranking (dialogue-choice, chance 25%) and context gain on the held-out conversations,
+#    sampled replies.
+ember eval --checkpoint $R/pretrain --checkpoint $R/sft --tasks text,dialogue-choice,context-gain,samples \
+  --text $T/novels.held.txt --dialogue $T/dialogue.held.jsonl --samples 3 --out $R/results.json
+echo "runs: $R/pretrain and $R/sft (metrics.jsonl, loss.svg); evaluation: $R/results.json"
