@@ -270,7 +270,10 @@ fn greedy_text_is_the_same_with_and_without_the_decoding_kernels() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
             .args(["generate", "--checkpoint", &ck, "--max-new-tokens", "12"])
             .args(["--temperature", "0", "--device", "cpu", "--stop", "zzz"])
-            .args(["--prompt", "hello world, hello there. hello world, hello there. hello"])
+            .args([
+                "--prompt",
+                "hello world, hello there. hello world, hello there. hello",
+            ])
             .env("EMBER_FUSED_CPU", fused)
             .output()
             .unwrap_or_else(|e| panic!("{e}"));

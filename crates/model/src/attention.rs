@@ -80,25 +80,50 @@ impl KvCache {
 pub struct CausalSelfAttention {
     /// Query, key and value projections in one: `[n_embd, 3 * n_embd]` (GPT-2's `c_attn`).
     pub c_attn: Linear,
-    /// Output projection `[n_embd, n_embd]`, scaled at init by 1/√(2·n_layer).
+    /// Output projection `[n_embd, n_embd]`, scaled at init by 1/√(2·n_layer) (or zero).
     pub c_proj: Linear,
     /// Dropout on the output.
     pub dropout: Dropout,
     /// Number of heads.
     pub n_head: usize,
+    /// RMS-normalise queries and keys per head (`GptConfig::qk_norm`).
+    pub qk_norm: bool,
 }
 
 impl CausalSelfAttention {
     /// Initialised as GPT-2.
     pub fn new(cfg: &GptConfig, device: &Device) -> Self {
         let d = cfg.n_embd;
-        let proj_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
+        let proj_std = crate::config::proj_std(cfg);
         CausalSelfAttention {
             c_attn: linear(d, 3 * d, cfg.bias, 0.02, device),
             c_proj: linear(d, d, cfg.bias, proj_std, device),
             dropout: DropoutConfig::new(cfg.dropout).init(),
             n_head: cfg.n_head,
+            qk_norm: cfg.qk_norm,
         }
+    }
+
+    /// Queries, keys and values side by side, `[batch, seq, 3 · n_embd]`; with QK-norm each
+    /// head's query and key divided by its root mean square. (Rotary positions rotate each
+    /// head's vector without changing its length, so normalising before them, as here, is
+    /// normalising after them.)
+    fn projections(&self, x: Tensor<3>) -> Tensor<3> {
+        let qkv = apply(&self.c_attn, x);
+        if !self.qk_norm {
+            return qkv;
+        }
+        let [b, t, d3] = qkv.dims();
+        let d = d3 / 3;
+        let qk = qkv.clone().slice(s![.., .., 0..2 * d]).reshape([
+            b,
+            t,
+            2 * self.n_head,
+            d / self.n_head,
+        ]);
+        let rms = (qk.clone().square().mean_dim(3) + crate::layers::NORM_EPS).sqrt();
+        let qk = (qk / rms).reshape([b, t, 2 * d]);
+        Tensor::cat(vec![qk, qkv.slice(s![.., .., 2 * d..3 * d])], 2)
     }
 
     /// `[rows, 1, n_embd] -> [rows, 1, n_embd]`: one new token per row, row `i` at position
@@ -111,7 +136,7 @@ impl CausalSelfAttention {
         rope: Option<&RotaryEncoding>,
         slots: Vec<&mut LayerKv>,
     ) -> Tensor<3> {
-        let qkv = apply(&self.c_attn, x);
+        let qkv = self.projections(x);
         let held: Vec<&LayerKv> = slots.iter().map(|s| &**s).collect();
         let y = if ops::cached_rows_here(&qkv, &held) {
             ops::attention_rows(qkv, self.n_head, rope, slots)
@@ -142,7 +167,7 @@ impl CausalSelfAttention {
         cache: Option<&mut LayerKv>,
         record: Option<&mut Vec<Tensor<4>>>,
     ) -> Tensor<3> {
-        let qkv = apply(&self.c_attn, x);
+        let qkv = self.projections(x);
         let y = match record {
             Some(weights) => {
                 let (y, w) = ops::attention_with_weights(qkv, self.n_head, rope);

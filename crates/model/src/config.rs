@@ -69,6 +69,28 @@ pub struct GptConfig {
     /// Share the token embedding with the output head (GPT-2 does).
     #[config(default = true)]
     pub tie_embeddings: bool,
+    /// RMS-normalise each head's query and key (no gain) before attention (QK-norm, as in
+    /// modded-nanogpt and nanochat): attention logits stay bounded, so higher learning rates
+    /// are stable.
+    #[config(default = false)]
+    pub qk_norm: bool,
+    /// Soft cap on the output logits, `c · tanh(logits / c)`; 0 leaves them as they are
+    /// (nanochat uses 15).
+    #[config(default = 0.0)]
+    pub logit_softcap: f64,
+    /// Initialise the attention and MLP output projections to zero, so that every block
+    /// starts as the identity (modded-nanogpt).
+    #[config(default = false)]
+    pub zero_init_proj: bool,
+}
+
+/// Standard deviation of the output projections at init: GPT-2's 0.02/√(2·n_layer), or zero.
+pub(crate) fn proj_std(cfg: &GptConfig) -> f64 {
+    if cfg.zero_init_proj {
+        0.0
+    } else {
+        0.02 / (2.0 * cfg.n_layer as f64).sqrt()
+    }
 }
 
 /// Presets by name: `gpt2-small` (GPT-2 124M), `tiny` (tests, ~0.1M parameters) and
@@ -121,6 +143,13 @@ impl GptConfig {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("dropout", self.dropout.to_string(), "in [0, 1)");
+        }
+        if !(self.logit_softcap.is_finite() && self.logit_softcap >= 0.0) {
+            return bad(
+                "logit_softcap",
+                self.logit_softcap.to_string(),
+                "a finite cap ≥ 0 (0 = no cap)",
+            );
         }
         for (field, v, max) in [
             ("vocab_size", self.vocab_size, 1 << 24),

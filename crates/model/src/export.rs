@@ -30,6 +30,15 @@ pub fn gpt2_incompatibility(cfg: &GptConfig) -> Option<String> {
     if cfg.mlp != MlpKind::Gelu {
         why.push(format!("mlp = {:?} (GPT-2 has a GELU MLP)", cfg.mlp));
     }
+    if cfg.qk_norm {
+        why.push("qk_norm = true (GPT-2 has no QK-norm)".to_string());
+    }
+    if cfg.logit_softcap != 0.0 {
+        why.push(format!(
+            "logit_softcap = {} (GPT-2 does not cap its logits)",
+            cfg.logit_softcap
+        ));
+    }
     if !cfg.tie_embeddings {
         why.push("tie_embeddings = false (GPT-2 ties the head to the token embedding)".to_string());
     }

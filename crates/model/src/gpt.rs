@@ -75,6 +75,8 @@ pub struct Gpt {
     pub rope: Option<RotaryEncoding>,
     /// Context length.
     pub block_size: usize,
+    /// Soft cap on the logits (`GptConfig::logit_softcap`; 0 = none).
+    pub logit_softcap: f64,
 }
 
 impl GptConfig {
@@ -108,6 +110,7 @@ impl GptConfig {
             rope: (self.positions == Positions::Rope)
                 .then(|| RotaryEncodingConfig::new(self.block_size, self.head_dim()).init(device)),
             block_size: self.block_size,
+            logit_softcap: self.logit_softcap,
         }
     }
 }
@@ -236,7 +239,7 @@ impl Gpt {
     /// `ln_f` and the output layer: `[batch, seq, n_embd] -> [batch, seq, vocab_size]`.
     fn head(&self, x: Tensor<3>) -> Tensor<3> {
         let x = self.ln_f.forward(x);
-        match &self.lm_head {
+        let logits = match &self.lm_head {
             Some(head) => crate::layers::apply(head, x),
             None => {
                 // One [batch·seq, n_embd] × [n_embd, vocab] product (see `layers::apply`).
@@ -245,6 +248,10 @@ impl Gpt {
                 let v = logits.dims()[1];
                 logits.reshape([b, t, v])
             }
+        };
+        match self.logit_softcap {
+            0.0 => logits,
+            cap => logits.div_scalar(cap).tanh().mul_scalar(cap),
         }
     }
 

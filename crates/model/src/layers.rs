@@ -11,8 +11,13 @@ use crate::ops::{self, gelu, layer_norm};
 /// GPT-2 initialisation: weights N(0, std), biases zero. Burn's `LinearConfig` would draw the
 /// bias from the weight's initializer too, so the layer is assembled here.
 pub fn linear(d_in: usize, d_out: usize, bias: bool, std: f64, device: &Device) -> Linear {
+    let init = if std == 0.0 {
+        Initializer::Zeros
+    } else {
+        Initializer::Normal { mean: 0.0, std }
+    };
     Linear {
-        weight: Initializer::Normal { mean: 0.0, std }.init([d_in, d_out], device),
+        weight: init.init([d_in, d_out], device),
         bias: bias.then(|| Initializer::Zeros.init([d_out], device)),
     }
 }
@@ -79,7 +84,7 @@ pub struct Mlp {
     pub c_fc: Linear,
     /// Gate projection for SwiGLU `[n_embd, hidden]`.
     pub c_gate: Option<Linear>,
-    /// Down projection `[hidden, n_embd]`, scaled at init by 1/√(2·n_layer).
+    /// Down projection `[hidden, n_embd]`, scaled at init by 1/√(2·n_layer) (or zero).
     pub c_proj: Linear,
     /// Dropout on the output.
     pub dropout: Dropout,
@@ -91,7 +96,7 @@ impl Mlp {
     /// Initialised as GPT-2.
     pub fn new(cfg: &GptConfig, device: &Device) -> Self {
         let (d, h) = (cfg.n_embd, cfg.mlp_hidden());
-        let proj_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
+        let proj_std = crate::config::proj_std(cfg);
         Mlp {
             c_fc: linear(d, h, cfg.bias, 0.02, device),
             c_gate: (cfg.mlp == MlpKind::Swiglu).then(|| linear(d, h, cfg.bias, 0.02, device)),

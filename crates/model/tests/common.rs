@@ -23,6 +23,11 @@ pub fn variants(vocab: usize) -> Vec<GptConfig> {
             .with_norm(NormKind::RmsNorm)
             .with_mlp(MlpKind::Swiglu)
             .with_tie_embeddings(false),
+        base.clone()
+            .with_positions(Positions::Rope)
+            .with_mlp(MlpKind::Relu2)
+            .with_qk_norm(true)
+            .with_logit_softcap(3.0),
     ]
 }
 

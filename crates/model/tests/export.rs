@@ -97,7 +97,9 @@ fn refuses_what_gpt2_cannot_express() {
         &GptConfig::new(0, 1, 2, 16, 16)
             .with_positions(Positions::Rope)
             .with_mlp(ember_model::MlpKind::Relu2)
-            .with_tie_embeddings(false),
+            .with_tie_embeddings(false)
+            .with_qk_norm(true)
+            .with_logit_softcap(15.0),
     );
     let e = export_hf_gpt2(&ck, &tmp.path().join("hf"), false)
         .err()
@@ -107,7 +109,9 @@ fn refuses_what_gpt2_cannot_express() {
         e.contains("cannot be exported as GPT-2")
             && e.contains("Rope")
             && e.contains("Relu2")
-            && e.contains("tie_embeddings = false"),
+            && e.contains("tie_embeddings = false")
+            && e.contains("qk_norm = true")
+            && e.contains("logit_softcap = 15"),
         "{e}"
     );
     assert!(!tmp.path().join("hf").exists());

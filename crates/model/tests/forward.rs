@@ -37,6 +37,13 @@ fn validation_names_the_bad_field() {
         .unwrap_or_default();
     assert!(bad.contains("dropout = 1.5"), "{bad}");
     let bad = GptConfig::new(100, 2, 2, 16, 8)
+        .with_logit_softcap(-1.0)
+        .validate()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(bad.contains("logit_softcap = -1"), "{bad}");
+    let bad = GptConfig::new(100, 2, 2, 16, 8)
         .check_tokenizer(261)
         .err()
         .map(|e| e.to_string())
@@ -107,4 +114,24 @@ fn kv_cache_gives_the_full_forward_logits_at_every_position() {
             cfg.norm
         );
     }
+}
+
+/// `zero_init_proj`: every block's output projections start at zero, so the blocks start as
+/// the identity and the logits are those of the embeddings alone; the other weights are drawn.
+#[test]
+fn zero_initialised_projections_make_every_block_start_as_the_identity() {
+    let device = cpu(4);
+    let cfg = GptConfig::new(50, 2, 2, 16, 24).with_zero_init_proj(true);
+    let m = model(&cfg, &device);
+    for b in &m.h {
+        for w in [b.attn.c_proj.weight.val(), b.mlp.c_proj.weight.val()] {
+            assert!(host(w).iter().all(|&x| x == 0.0));
+        }
+        assert!(host(b.mlp.c_fc.weight.val()).iter().any(|&x| x != 0.0));
+    }
+    let ids = tokens(&[3, 7, 11, 2], &device);
+    let mut no_blocks = m.clone();
+    no_blocks.h.clear();
+    let d = max_diff(&host(m.forward(ids.clone())), &host(no_blocks.forward(ids)));
+    assert!(d == 0.0, "blocks changed the logits by {d}");
 }

@@ -160,3 +160,39 @@ fn relu2_logits_match_numpy() {
     let d = max_diff(&got, &want);
     assert!(d < 1e-4, "relu2 logits differ from NumPy by {d}");
 }
+
+/// QK-norm (`qk_norm = true`, applied before the rotary embedding, NumPy after it) and capped
+/// logits (`logit_softcap = 2`) with rotary positions against NumPy, same weights; whole
+/// sequences, and through the KV cache a prompt then one token at a time.
+#[test]
+fn qk_norm_and_softcap_logits_match_numpy() {
+    let (fx, weights) = fixture();
+    let cfg = config_of(&fx)
+        .with_positions(ember_model::Positions::Rope)
+        .with_qk_norm(true)
+        .with_logit_softcap(2.0);
+    let device = cpu(0);
+    let mut model = cfg.init(&device);
+    model
+        .load_from(&mut SafetensorsStore::from_bytes(Some(weights)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tokens = ints(&fx["tokens"], &device);
+    let want = floats_of(&fx["qknorm_softcap_logits"]);
+    let got = host(model.forward(tokens.clone()));
+    let d = max_diff(&got, &want);
+    assert!(d < 1e-4, "logits differ from NumPy by {d}");
+    assert!(got.iter().all(|x| x.abs() <= 2.0), "logits are capped at 2");
+    // Row 0 through the cache: a prompt of t - 3 tokens, then three single tokens.
+    let t = tokens.dims()[1];
+    let v = cfg.vocab_size;
+    let row = tokens.slice(s![0..1, ..]);
+    let mut cache = ember_model::KvCache::new(cfg.n_layer);
+    let mut got = host(model.forward_cached(row.clone().slice(s![.., 0..t - 3]), &mut cache));
+    for i in t - 3..t {
+        got.extend(host(
+            model.forward_cached(row.clone().slice(s![.., i..i + 1]), &mut cache),
+        ));
+    }
+    let d = max_diff(&got, &want[..t * v]);
+    assert!(d < 1e-4, "cached logits differ from NumPy by {d}");
+}

@@ -97,6 +97,12 @@ pub struct ModelSection {
     pub mlp: Option<String>,
     /// Output head shares the token embedding.
     pub tie_embeddings: Option<bool>,
+    /// RMS-normalised queries and keys per head.
+    pub qk_norm: Option<bool>,
+    /// Soft cap on the logits, `c · tanh(logits / c)` (0 = none).
+    pub logit_softcap: Option<f64>,
+    /// Attention and MLP output projections start at zero.
+    pub zero_init_proj: Option<bool>,
 }
 
 fn choice<T: Copy>(
@@ -159,6 +165,9 @@ impl ModelSection {
         c.dropout = self.dropout.unwrap_or(c.dropout);
         c.bias = self.bias.unwrap_or(c.bias);
         c.tie_embeddings = self.tie_embeddings.unwrap_or(c.tie_embeddings);
+        c.qk_norm = self.qk_norm.unwrap_or(c.qk_norm);
+        c.logit_softcap = self.logit_softcap.unwrap_or(c.logit_softcap);
+        c.zero_init_proj = self.zero_init_proj.unwrap_or(c.zero_init_proj);
         c.positions = choice(
             "model.positions",
             &self.positions,
@@ -220,6 +229,9 @@ impl ModelSection {
                 MlpKind::Relu2 => "relu2",
             }),
             tie_embeddings: Some(c.tie_embeddings),
+            qk_norm: Some(c.qk_norm),
+            logit_softcap: Some(c.logit_softcap),
+            zero_init_proj: Some(c.zero_init_proj),
         }
     }
 }
@@ -266,6 +278,13 @@ impl ember_train::config::Validate for PretrainConfig {
         }
         if let Some(d) = m.dropout.filter(|d| !(*d >= 0.0 && *d < 1.0)) {
             return Err(FieldError::new("model.dropout", d, "in [0, 1)"));
+        }
+        if let Some(c) = m.logit_softcap.filter(|c| !(c.is_finite() && *c >= 0.0)) {
+            return Err(FieldError::new(
+                "model.logit_softcap",
+                c,
+                "a finite cap ≥ 0 (0 = none)",
+            ));
         }
         let enums: [(&str, &Option<String>, &[&str]); 4] = [
             ("preset", &m.preset, &ember_model::PRESETS),
