@@ -39,7 +39,7 @@ fn xent_step(logits: &Tensor<2>, targets: &Tensor<1, Int>, fused: bool) -> Tenso
     let x = logits.clone().autodiff().require_grad();
     let t = targets.clone().autodiff();
     let nll = if fused {
-        ember_model::ops::nll_rows(x.clone(), t)
+        ember_model::ops::nll_rows(x.clone(), t, 0.0)
     } else {
         ember_model::ops::composed_nll_rows(x.clone(), t)
     };

@@ -124,6 +124,77 @@ pub fn nll_backward_in_place(
         });
 }
 
+/// Soft cap: `out[j] = cap · tanh(x[j] / cap)` (`cap > 0`), with `tanh(u) = 1 − 2 / (e^{2u} + 1)`
+/// on the vectorised [`exp`] (absolute error about `cap · 1e-7`). The logits a soft-capped
+/// model computes its loss from; [`softcap_nll_backward_in_place`] takes the gradient back
+/// through the cap.
+pub fn softcap_forward(x: &[f32], cap: f32, out: &mut [f32]) {
+    assert_eq!(out.len(), x.len(), "softcap: out must match x");
+    out.par_chunks_mut(BLOCK * 16)
+        .zip(x.par_chunks(BLOCK * 16))
+        .for_each(|(o, x)| softcap_block(x, cap, o));
+}
+
+with_avx2! {
+    fn softcap_block / softcap_block_avx2 (x: &[f32], cap: f32, out: &mut [f32]) = softcap_block_portable
+}
+
+#[inline(always)]
+fn softcap_block_portable(x: &[f32], cap: f32, out: &mut [f32]) {
+    let inv2 = 2.0 / cap;
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = cap * (1.0 - 2.0 / (exp(v * inv2) + 1.0));
+    }
+}
+
+/// [`nll_backward_in_place`] for logits `z = cap · tanh(x / cap)` made by [`softcap_forward`]:
+/// given `z` (overwritten) and [`nll_forward`]'s `lse` of `z`, writes the gradient with respect
+/// to `x`: the softmax gradient times `dz/dx = 1 − (z / cap)²`.
+///
+/// # Panics
+/// If the slice lengths disagree with `vocab`.
+pub fn softcap_nll_backward_in_place(
+    z: &mut [f32],
+    vocab: usize,
+    targets: &[u32],
+    lse: &[f32],
+    grad_nll: &[f32],
+    cap: f32,
+) {
+    let rows = check_shapes(z, vocab, targets);
+    assert!(
+        lse.len() == rows && grad_nll.len() == rows,
+        "lse/grad need one entry per row"
+    );
+    z.par_chunks_mut(vocab)
+        .zip(
+            targets
+                .par_iter()
+                .zip(lse.par_iter().zip(grad_nll.par_iter())),
+        )
+        .with_min_len(MIN_ROWS_PER_TASK)
+        .for_each(|(row, (&t, (&l, &g)))| {
+            let dt = row.get(t as usize).map(|&zt| 1.0 - (zt / cap) * (zt / cap));
+            softcap_softmax_in_place(row, l, g, 1.0 / cap);
+            if let (Some(o), Some(dt)) = (row.get_mut(t as usize), dt) {
+                *o -= g * dt;
+            }
+        });
+}
+
+with_avx2! {
+    /// `row[j] = scale · e^{row[j] - shift} · (1 − (row[j] · inv_cap)²)`.
+    fn softcap_softmax_in_place / softcap_softmax_in_place_avx2 (row: &mut [f32], shift: f32, scale: f32, inv_cap: f32) = softcap_softmax_in_place_portable
+}
+
+#[inline(always)]
+fn softcap_softmax_in_place_portable(row: &mut [f32], shift: f32, scale: f32, inv_cap: f32) {
+    for x in row.iter_mut() {
+        let u = *x * inv_cap;
+        *x = scale * exp(*x - shift) * (1.0 - u * u);
+    }
+}
+
 fn check_shapes(logits: &[f32], vocab: usize, targets: &[u32]) -> usize {
     assert!(vocab > 0, "vocab must be positive");
     assert_eq!(

@@ -34,8 +34,11 @@ use ember_kernels::AttnShape;
 #[backend_extension(Flex, Autodiff)]
 pub trait CpuFused: Backend {
     /// Per-row negative log-likelihood of the target under a softmax over the last
-    /// dimension: `logits [rows, vocab]`, `targets [rows]` → `nll [rows]`.
-    fn nll_rows(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self>;
+    /// dimension: `logits [rows, vocab]`, `targets [rows]` → `nll [rows]`; with `cap > 0` the
+    /// logits are first soft-capped, `cap · tanh(logits / cap)` (in the same operation,
+    /// gradient included).
+    fn nll_rows(logits: FloatTensor<Self>, targets: IntTensor<Self>, cap: f32)
+    -> FloatTensor<Self>;
     /// Exact (erf) GELU, element-wise, any shape.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Causal self-attention: `q`, `k`, `v` `[batch, heads, seq, head_dim]` → the same shape.
@@ -62,16 +65,17 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as CpuFused>::fused_gelu(x.into_dispatch()))
 }
 
-/// `-log softmax(logits)[target]` per row with the kernel (with or without autodiff);
-/// `crate::ops::nll_rows` decides when.
-pub fn nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
-    let out = <Dispatch as CpuFused>::nll_rows(logits.into_dispatch(), targets.into_dispatch());
+/// `-log softmax(logits)[target]` per row with the kernel (with or without autodiff), the
+/// logits soft-capped first when `cap > 0`; `crate::ops::nll_rows` decides when.
+pub fn nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>, cap: f32) -> Tensor<1> {
+    let out =
+        <Dispatch as CpuFused>::nll_rows(logits.into_dispatch(), targets.into_dispatch(), cap);
     Tensor::from_dispatch(out)
 }
 
 impl CpuFused for Flex {
-    fn nll_rows(logits: FlexTensor, targets: FlexTensor) -> FlexTensor {
-        forward(&logits, &targets).0
+    fn nll_rows(logits: FlexTensor, targets: FlexTensor, cap: f32) -> FlexTensor {
+        forward(&logits, &targets, cap).0
     }
 
     fn fused_gelu(x: FlexTensor) -> FlexTensor {
@@ -105,9 +109,12 @@ impl Backward<Flex, 1> for GeluBackward {
     }
 }
 
-/// The backward step's saved state: the logits, the targets and each row's log-sum-exp.
+/// The backward step's saved state: the (capped) logits, the targets and each row's
+/// log-sum-exp; the cap (0 = none).
 #[derive(Debug)]
-struct NllBackward;
+struct NllBackward {
+    cap: f32,
+}
 
 impl Backward<Flex, 1> for NllBackward {
     type State = (FlexTensor, FlexTensor, FlexTensor);
@@ -115,21 +122,28 @@ impl Backward<Flex, 1> for NllBackward {
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (logits, targets, lse) = ops.state;
         unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-            backward(logits, &targets, &lse, &grad)
+            backward(logits, &targets, &lse, &grad, self.cap)
         });
     }
 }
 
 impl<C: CheckpointStrategy> CpuFused for Autodiff<Flex, C> {
-    fn nll_rows(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+    fn nll_rows(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        cap: f32,
+    ) -> FloatTensor<Self> {
         // Compute-bound: the saved logits are kept, not recomputed, under checkpointing.
-        let prep = NllBackward
+        let prep = NllBackward { cap }
             .prepare::<C>([logits.node()])
             .compute_bound()
             .stateful();
-        let (nll, lse) = forward(logits.primitive(), &targets);
+        let (nll, lse, capped) = forward(logits.primitive(), &targets, cap);
         match prep {
-            OpsKind::Tracked(prep) => prep.finish((logits.into_primitive(), targets, lse), nll),
+            OpsKind::Tracked(prep) => {
+                let saved = capped.unwrap_or_else(|| logits.into_primitive());
+                prep.finish((saved, targets, lse), nll)
+            }
             OpsKind::UnTracked(prep) => prep.finish(nll),
         }
     }
@@ -230,13 +244,24 @@ pub(crate) fn attn_shape(q: &FlexTensor) -> (AttnShape, f32) {
 }
 
 /// `(nll [rows], lse [rows])`.
-fn forward(logits: &FlexTensor, targets: &FlexTensor) -> (FlexTensor, FlexTensor) {
+/// `(nll, lse, the capped logits when cap > 0)`.
+fn forward(
+    logits: &FlexTensor,
+    targets: &FlexTensor,
+    cap: f32,
+) -> (FlexTensor, FlexTensor, Option<FlexTensor>) {
     let (rows, vocab) = rows_vocab(logits);
     let logits = logits.to_contiguous();
     let targets = target_ids(targets);
     let (mut nll, mut lse) = (vec![0.0f32; rows], vec![0.0f32; rows]);
-    ember_kernels::nll_forward(f32s(&logits), vocab, &targets, &mut nll, &mut lse);
-    (to_flex(nll, vec![rows]), to_flex(lse, vec![rows]))
+    let capped = (cap > 0.0).then(|| {
+        let mut z = vec![0.0f32; rows * vocab];
+        ember_kernels::softcap_forward(f32s(&logits), cap, &mut z);
+        to_flex(z, vec![rows, vocab])
+    });
+    let z = capped.as_ref().unwrap_or(&logits);
+    ember_kernels::nll_forward(f32s(z), vocab, &targets, &mut nll, &mut lse);
+    (to_flex(nll, vec![rows]), to_flex(lse, vec![rows]), capped)
 }
 
 /// The gradient is written over the saved logits (the backward step owns them; a buffer
@@ -246,18 +271,18 @@ fn backward(
     targets: &FlexTensor,
     lse: &FlexTensor,
     grad: &FlexTensor,
+    cap: f32,
 ) -> FlexTensor {
     let (_, vocab) = rows_vocab(&logits);
     let mut logits = whole(logits);
     let (lse, grad) = (lse.to_contiguous(), grad.to_contiguous());
     let targets = target_ids(targets);
-    ember_kernels::nll_backward_in_place(
-        logits.storage_mut::<f32>(),
-        vocab,
-        &targets,
-        f32s(&lse),
-        f32s(&grad),
-    );
+    let (z, lse, grad) = (logits.storage_mut::<f32>(), f32s(&lse), f32s(&grad));
+    if cap > 0.0 {
+        ember_kernels::softcap_nll_backward_in_place(z, vocab, &targets, lse, grad, cap);
+    } else {
+        ember_kernels::nll_backward_in_place(z, vocab, &targets, lse, grad);
+    }
     logits
 }
 

@@ -133,6 +133,21 @@ impl Gpt {
         self.run(tokens, 0, None)
     }
 
+    /// The summed negative log-likelihood of `targets [batch, seq]` weighted by `mask
+    /// [batch, seq]`, and the sum of the weights (see [`masked_nll_sum`]). With a logit cap the
+    /// cap is applied inside the loss operation (one fused step on the CPU, gradient included)
+    /// rather than as separate operations on the logits.
+    pub fn nll_sum(
+        &self,
+        tokens: Tensor<2, Int>,
+        targets: Tensor<2, Int>,
+        mask: Tensor<2>,
+    ) -> (Tensor<1>, Tensor<1>) {
+        let x = self.hidden(tokens, 0, None, None);
+        let logits = self.uncapped_head(x);
+        masked_nll_sum_capped(logits, targets, mask, self.logit_softcap)
+    }
+
     /// Incremental decoding: `tokens [batch, new]` continue the sequence held in `cache`;
     /// returns the logits of the new positions `[batch, new, vocab_size]`.
     pub fn forward_cached(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
@@ -238,8 +253,17 @@ impl Gpt {
 
     /// `ln_f` and the output layer: `[batch, seq, n_embd] -> [batch, seq, vocab_size]`.
     fn head(&self, x: Tensor<3>) -> Tensor<3> {
+        let logits = self.uncapped_head(x);
+        match self.logit_softcap {
+            0.0 => logits,
+            cap => crate::ops::softcap(logits, cap),
+        }
+    }
+
+    /// The logits before the soft cap.
+    fn uncapped_head(&self, x: Tensor<3>) -> Tensor<3> {
         let x = self.ln_f.forward(x);
-        let logits = match &self.lm_head {
+        match &self.lm_head {
             Some(head) => crate::layers::apply(head, x),
             None => {
                 // One [batch·seq, n_embd] × [n_embd, vocab] product (see `layers::apply`).
@@ -248,10 +272,6 @@ impl Gpt {
                 let v = logits.dims()[1];
                 logits.reshape([b, t, v])
             }
-        };
-        match self.logit_softcap {
-            0.0 => logits,
-            cap => logits.div_scalar(cap).tanh().mul_scalar(cap),
         }
     }
 
@@ -277,8 +297,18 @@ pub fn masked_nll_sum(
     targets: Tensor<2, Int>,
     mask: Tensor<2>,
 ) -> (Tensor<1>, Tensor<1>) {
+    masked_nll_sum_capped(logits, targets, mask, 0.0)
+}
+
+/// [`masked_nll_sum`] of the logits soft-capped at `cap` (0 = no cap).
+fn masked_nll_sum_capped(
+    logits: Tensor<3>,
+    targets: Tensor<2, Int>,
+    mask: Tensor<2>,
+    cap: f64,
+) -> (Tensor<1>, Tensor<1>) {
     let [b, t, v] = logits.dims();
-    let nll = crate::ops::nll_rows(logits.reshape([b * t, v]), targets.reshape([b * t]));
+    let nll = crate::ops::nll_rows(logits.reshape([b * t, v]), targets.reshape([b * t]), cap);
     let mask = mask.reshape([b * t]);
     ((nll * mask.clone()).sum(), mask.sum())
 }

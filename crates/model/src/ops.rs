@@ -86,13 +86,21 @@ pub fn layer_norm<const D: usize>(
     }
 }
 
-/// `-log softmax(logits)[target]` per row: `logits [rows, vocab]`, `targets [rows]` → `[rows]`.
-pub fn nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+/// `-log softmax(logits)[target]` per row: `logits [rows, vocab]`, `targets [rows]` → `[rows]`;
+/// with `cap > 0`, of the soft-capped logits `cap · tanh(logits / cap)` ([`softcap`]).
+pub fn nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>, cap: f64) -> Tensor<1> {
     if fused_here(&logits) {
-        fused::nll_rows(logits, targets)
+        fused::nll_rows(logits, targets, cap as f32)
+    } else if cap > 0.0 {
+        composed_nll_rows(softcap(logits, cap), targets)
     } else {
         composed_nll_rows(logits, targets)
     }
+}
+
+/// `cap · tanh(x / cap)`: soft-capped logits (`cap > 0`).
+pub fn softcap<const D: usize>(x: Tensor<D>, cap: f64) -> Tensor<D> {
+    x.div_scalar(cap).tanh().mul_scalar(cap)
 }
 
 /// The reference path of [`nll_rows`]: Burn's `log_softmax` and `gather`.

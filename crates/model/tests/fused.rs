@@ -28,7 +28,7 @@ fn fused_nll_matches_log_softmax() {
     let device = Device::flex();
     let (logits, targets) = logits_and_targets(37, 301, &device);
     assert!(is_fused(&logits) && is_fused(&logits.clone().autodiff()));
-    let fused = host(nll_rows(logits.clone(), targets.clone()));
+    let fused = host(nll_rows(logits.clone(), targets.clone(), 0.0));
     let composed = host(composed_nll_rows(logits, targets));
     assert!(
         max_diff(&fused, &composed) < 1e-5,
@@ -37,17 +37,19 @@ fn fused_nll_matches_log_softmax() {
     );
 }
 
-/// Gradient with respect to the logits, for a weighted sum of the rows (as the masked loss).
-fn logit_grad(device: &Device, fused: bool) -> Vec<f32> {
+/// Gradient with respect to the logits, for a weighted sum of the rows (as the masked loss),
+/// with the logits soft-capped at `cap` (0 = none): by the fused operation, or by Burn's
+/// `tanh` and `log_softmax`.
+fn logit_grad(device: &Device, fused: bool, cap: f64) -> Vec<f32> {
     let (logits, targets) = logits_and_targets(33, 257, &device.clone().without_autodiff());
     let logits = Tensor::<2>::from_data(logits.into_data(), device).require_grad();
     let targets = Tensor::<1, Int>::from_data(targets.into_data(), device);
     let weights: Vec<f32> = (0..33).map(|i| (i % 3) as f32 * 0.5).collect();
     let w = Tensor::<1>::from_data(TensorData::new(weights, [33]), device);
-    let nll = if fused {
-        nll_rows(logits.clone(), targets)
-    } else {
-        composed_nll_rows(logits.clone(), targets)
+    let nll = match (fused, cap > 0.0) {
+        (true, _) => nll_rows(logits.clone(), targets, cap as f32),
+        (false, true) => composed_nll_rows(ember_model::ops::softcap(logits.clone(), cap), targets),
+        (false, false) => composed_nll_rows(logits.clone(), targets),
     };
     let grads = (nll * w).sum().backward();
     host(
@@ -60,12 +62,23 @@ fn logit_grad(device: &Device, fused: bool) -> Vec<f32> {
 #[test]
 fn fused_gradient_matches_log_softmax() {
     let device = Device::flex().autodiff();
-    let (a, b) = (logit_grad(&device, true), logit_grad(&device, false));
+    let (a, b) = (
+        logit_grad(&device, true, 0.0),
+        logit_grad(&device, false, 0.0),
+    );
     assert!(max_diff(&a, &b) < 1e-6, "{}", max_diff(&a, &b));
     // Under gradient checkpointing the op keeps its saved state (it is compute-bound).
     let ckpt = Device::flex().autodiff().gradient_checkpointing();
-    let c = logit_grad(&ckpt, true);
+    let c = logit_grad(&ckpt, true, 0.0);
     assert!(max_diff(&a, &c) < 1e-7, "{}", max_diff(&a, &c));
+    // Soft-capped at 5 (logits of spread 3 reach well past it): the cap changes the gradient,
+    // and the fused operation's equals the composed one's.
+    let (d, e) = (
+        logit_grad(&device, true, 5.0),
+        logit_grad(&device, false, 5.0),
+    );
+    assert!(max_diff(&d, &e) < 1e-6, "{}", max_diff(&d, &e));
+    assert!(max_diff(&a, &d) > 1e-3, "the cap made no difference");
 }
 
 /// The fused op sits at the end of the graph: every parameter's gradient through it equals
@@ -110,7 +123,7 @@ fn out_of_range_target_gives_nan() {
     let device = Device::flex();
     let (logits, _) = logits_and_targets(2, 10, &device);
     let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![3i32, 10], [2]), &device);
-    let nll = host(nll_rows(logits, targets));
+    let nll = host(nll_rows(logits, targets, 0.0));
     assert!(nll[0].is_finite() && nll[1].is_nan(), "{nll:?}");
 }
 

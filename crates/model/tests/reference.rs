@@ -196,3 +196,37 @@ fn qk_norm_and_softcap_logits_match_numpy() {
     let d = max_diff(&got, &want[..t * v]);
     assert!(d < 1e-4, "cached logits differ from NumPy by {d}");
 }
+
+/// The loss of a soft-capped model (the cap applied inside the loss operation) is the mean
+/// negative log-likelihood of NumPy's capped logits.
+#[test]
+fn softcap_loss_matches_the_numpy_logits() {
+    let (fx, weights) = fixture();
+    let cfg = config_of(&fx)
+        .with_positions(ember_model::Positions::Rope)
+        .with_qk_norm(true)
+        .with_logit_softcap(2.0);
+    let device = cpu(0);
+    let mut model = cfg.init(&device);
+    model
+        .load_from(&mut SafetensorsStore::from_bytes(Some(weights)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (x, y) = (ints(&fx["tokens"], &device), ints(&fx["targets"], &device));
+    let [b, t] = x.dims();
+    let (sum, count) = model.nll_sum(x, y, Tensor::ones([b, t], &device));
+    let got = host(sum)[0] as f64 / host(count)[0] as f64;
+    let logits = floats_of(&fx["qknorm_softcap_logits"]);
+    let (targets, _) = matrix(&fx["targets"]);
+    let v = cfg.vocab_size;
+    let want: f64 = logits
+        .chunks(v)
+        .zip(&targets)
+        .map(|(row, &tg)| {
+            let m = row.iter().fold(f64::NEG_INFINITY, |a, &z| a.max(z as f64));
+            let lse = m + row.iter().map(|&z| (z as f64 - m).exp()).sum::<f64>().ln();
+            lse - row[tg as usize] as f64
+        })
+        .sum::<f64>()
+        / targets.len() as f64;
+    assert!((got - want).abs() < 1e-5, "loss {got} vs {want}");
+}

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
-use ember_model::{Gpt, GptConfig, SelectedDevice, masked_nll_sum};
+use ember_model::{Gpt, GptConfig, SelectedDevice};
 use ember_tokenizer::Tokenizer;
 
 use crate::config::TrainSection;
@@ -273,7 +273,7 @@ impl Loop<'_, '_> {
         for (m, hb) in batches.iter().enumerate() {
             self.device.seed(mix_seed(self.state.seed, step, m as u64));
             let (x, y, mask) = hb.to_device(&self.device)?;
-            let (nll, _) = masked_nll_sum(model.forward(x), y, mask);
+            let (nll, _) = model.nll_sum(x, y, mask);
             let mut loss = nll.div_scalar(weight);
             if self.run.faults.nan_at.contains(&step) {
                 loss = loss.mul_scalar(f32::NAN);
@@ -391,7 +391,7 @@ impl Loop<'_, '_> {
         for i in 0..self.task.eval_batches() {
             let hb = self.task.eval_batch(i)?;
             let (x, y, mask) = hb.to_device(inner)?;
-            let (s, _) = masked_nll_sum(eval_model.forward(x), y, mask);
+            let (s, _) = eval_model.nll_sum(x, y, mask);
             nll += f64::from(s.into_scalar::<f32>());
             count += hb.weight();
             bytes += hb.target_bytes;

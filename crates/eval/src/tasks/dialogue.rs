@@ -4,7 +4,7 @@
 
 use ember_formats::dialogue::Conversation;
 use ember_formats::dialogue::{pad_batch, render_all};
-use ember_model::{Gpt, masked_nll_sum};
+use ember_model::Gpt;
 use ember_tokenizer::{ChatTokens, Tokenizer};
 
 use crate::error::Result;
@@ -30,7 +30,7 @@ pub fn score(
     for chunk in refs.chunks(16) {
         let (hb, _) = pad_batch(chunk, chat.bos);
         let (inputs, targets, mask) = hb.to_device(&device)?;
-        let (sum, _) = masked_nll_sum(model.forward(inputs), targets, mask);
+        let (sum, _) = model.nll_sum(inputs, targets, mask);
         nll += host_scalar(sum)?;
         tokens += hb.weight().round() as u64;
         bytes += hb.target_bytes;

@@ -9,7 +9,7 @@
 //! counted, as in pretraining's own evaluation.
 
 use burn::prelude::*;
-use ember_model::{Gpt, masked_nll_sum};
+use ember_model::Gpt;
 use ember_tokenizer::Tokenizer;
 use serde::{Deserialize, Serialize};
 
@@ -98,9 +98,8 @@ pub fn score_ids(
         }
         let tensor =
             |v: Vec<i32>| Tensor::<2, Int>::from_data(TensorData::new(v, [b, len]), &device);
-        let logits = model.forward(tensor(inputs));
         let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, len]), &device);
-        let (sum, _) = masked_nll_sum(logits, tensor(targets), mask);
+        let (sum, _) = model.nll_sum(tensor(inputs), tensor(targets), mask);
         nll += crate::loglik::host_scalar(sum)?;
         done += b;
         progress(done, wins.len());
