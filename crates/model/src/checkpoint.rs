@@ -222,15 +222,23 @@ pub fn parse_config(text: &[u8], path: &Path) -> Result<GptConfig> {
     let doc: Value = serde_json::from_slice(text)
         .map_err(|e| ModelError::checkpoint(path, format!("damaged JSON: {e}")))?;
     check_format(&doc, CONFIG_FORMAT, path)?;
-    let model = doc.get("model").cloned().unwrap_or(Value::Null);
+    let mut model = doc.get("model").cloned().unwrap_or(Value::Null);
     let known = serde_json::to_value(GptConfig::new(1, 1, 1, 1, 1)).unwrap_or(Value::Null);
-    if let (Some(m), Some(k)) = (model.as_object(), known.as_object())
-        && let Some(extra) = m.keys().find(|key| !k.contains_key(*key))
-    {
-        return Err(ModelError::checkpoint(
-            path,
-            format!("unknown field model.{extra}"),
-        ));
+    if let (Some(m), Some(k)) = (model.as_object_mut(), known.as_object()) {
+        if let Some(extra) = m.keys().find(|key| !k.contains_key(*key)) {
+            return Err(ModelError::checkpoint(
+                path,
+                format!("unknown field model.{extra}"),
+            ));
+        }
+        // Options added after a checkpoint was written take their defaults (the architecture
+        // the checkpoint was trained with); the shape fields stay required.
+        const SHAPE: [&str; 5] = ["vocab_size", "n_layer", "n_head", "n_embd", "block_size"];
+        for (key, default) in k {
+            if !SHAPE.contains(&key.as_str()) && !m.contains_key(key) {
+                m.insert(key.clone(), default.clone());
+            }
+        }
     }
     let config: GptConfig = serde_json::from_value(model)
         .map_err(|e| ModelError::checkpoint(path, format!("field `model`: {e}")))?;
