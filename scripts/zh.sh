@@ -3,8 +3,10 @@
 # novels (红楼梦 and 水浒传; every 20th chapter held out whole), with Chinese conversations
 # (KdConv, ChatterBot) mixed in, fine-tuned on those conversations (every 20th held out), then
 # evaluated: held-out bits per byte, reply ranking and context gain on the held-out
-# conversations, samples and a short chat. About 40 minutes on 2 CPU cores after the build.
-#   bash scripts/zh.sh [DATA_DIR]     # DATA_DIR holds zh_*.txt and sft/*_zh.jsonl
+# conversations, samples and a short chat. About 25 minutes on 2 CPU cores after the build
+# (pretraining 15 of them; benches/RESULTS.md, "Chinese").
+#   bash scripts/zh.sh [DATA_DIR]   # DATA_DIR (../shared/data) holds zh_*.txt, sft/*_zh.jsonl and
+#                                   # gutenberg_en_train.txt (the English tokenizer compared)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ember() { cargo run --quiet --bin ember -- "$@"; }
