@@ -24,16 +24,7 @@ const TASK_COLUMNS: usize = 256;
 /// If `m > MAX_ROWS` or a slice does not match the sizes.
 pub fn rows_times(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, out: &mut [f32]) {
     check(x, m, w, k, n, out);
-    if m * n == 0 {
-        return;
-    }
-    let task = |c0: usize| {
-        let width = TASK_COLUMNS.min(n - c0);
-        let mut part = vec![0.0f32; m * width];
-        block(x, m, w, k, n, c0, &mut part);
-        part
-    };
-    scatter(m, n, out, task);
+    scatter(m, n, out, |c0, part| block(x, m, w, k, n, c0, part));
 }
 
 /// `out [m, n] = x [m, k] · wᵀ` with `w [n, k]` row-major (a tied output layer: the token
@@ -45,16 +36,10 @@ pub fn rows_times(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, out: &mut 
 /// If `m > MAX_ROWS` or a slice does not match the sizes.
 pub fn rows_times_t(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, out: &mut [f32]) {
     check(x, m, w, k, n, out);
-    if m * n == 0 {
-        return;
-    }
-    let task = |c0: usize| {
-        let width = TASK_COLUMNS.min(n - c0);
-        let mut part = vec![0.0f32; m * width];
-        dots(x, m, &w[c0 * k..(c0 + width) * k], k, &mut part);
-        part
-    };
-    scatter(m, n, out, task);
+    scatter(m, n, out, |c0, part| {
+        let width = part.len() / m;
+        dots(x, m, &w[c0 * k..(c0 + width) * k], k, part)
+    });
 }
 
 fn check(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, out: &[f32]) {
@@ -64,14 +49,23 @@ fn check(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, out: &[f32]) {
     assert_eq!(out.len(), m * n, "rows_times: out must be [m, n]");
 }
 
-/// Runs `task` on every block of `TASK_COLUMNS` columns (in parallel when there are several)
-/// and copies each block's `[m, width]` result into `out [m, n]`.
-fn scatter(m: usize, n: usize, out: &mut [f32], task: impl Fn(usize) -> Vec<f32> + Sync) {
+/// Runs `task(c0, part)` for every block of `TASK_COLUMNS` columns starting at `c0` (in
+/// parallel when there are several), `part` a zeroed `[m, width]` buffer for the block's
+/// result, then copies each block into `out [m, n]`.
+fn scatter(m: usize, n: usize, out: &mut [f32], task: impl Fn(usize, &mut [f32]) + Sync) {
+    if m * n == 0 {
+        return;
+    }
+    let run = |c0: usize| {
+        let mut part = vec![0.0f32; m * TASK_COLUMNS.min(n - c0)];
+        task(c0, &mut part);
+        part
+    };
     let starts: Vec<usize> = (0..n).step_by(TASK_COLUMNS).collect();
     let parts: Vec<Vec<f32>> = if starts.len() > 1 {
-        starts.par_iter().map(|&c0| task(c0)).collect()
+        starts.par_iter().map(|&c0| run(c0)).collect()
     } else {
-        starts.iter().map(|&c0| task(c0)).collect()
+        starts.iter().map(|&c0| run(c0)).collect()
     };
     for (&c0, part) in starts.iter().zip(&parts) {
         let width = TASK_COLUMNS.min(n - c0);

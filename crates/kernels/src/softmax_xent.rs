@@ -103,25 +103,36 @@ pub fn nll_backward_in_place(
     lse: &[f32],
     grad_nll: &[f32],
 ) {
-    let rows = check_shapes(logits, vocab, targets);
+    rows_in_place(logits, vocab, targets, lse, grad_nll, |row, t, l, g| {
+        softmax_scaled_in_place(row, l, g);
+        if let Some(o) = row.get_mut(t) {
+            *o -= g;
+        }
+    });
+}
+
+/// Runs `f(row, target, lse, grad)` on every row of `z [rows, vocab]`, rows in parallel.
+fn rows_in_place(
+    z: &mut [f32],
+    vocab: usize,
+    targets: &[u32],
+    lse: &[f32],
+    grad_nll: &[f32],
+    f: impl Fn(&mut [f32], usize, f32, f32) + Sync,
+) {
+    let rows = check_shapes(z, vocab, targets);
     assert!(
         lse.len() == rows && grad_nll.len() == rows,
         "lse/grad need one entry per row"
     );
-    logits
-        .par_chunks_mut(vocab)
+    z.par_chunks_mut(vocab)
         .zip(
             targets
                 .par_iter()
                 .zip(lse.par_iter().zip(grad_nll.par_iter())),
         )
         .with_min_len(MIN_ROWS_PER_TASK)
-        .for_each(|(row, (&t, (&l, &g)))| {
-            softmax_scaled_in_place(row, l, g);
-            if let Some(o) = row.get_mut(t as usize) {
-                *o -= g;
-            }
-        });
+        .for_each(|(row, (&t, (&l, &g)))| f(row, t as usize, l, g));
 }
 
 /// Soft cap: `out[j] = cap · tanh(x[j] / cap)` (`cap > 0`), with `tanh(u) = 1 − 2 / (e^{2u} + 1)`
@@ -161,25 +172,13 @@ pub fn softcap_nll_backward_in_place(
     grad_nll: &[f32],
     cap: f32,
 ) {
-    let rows = check_shapes(z, vocab, targets);
-    assert!(
-        lse.len() == rows && grad_nll.len() == rows,
-        "lse/grad need one entry per row"
-    );
-    z.par_chunks_mut(vocab)
-        .zip(
-            targets
-                .par_iter()
-                .zip(lse.par_iter().zip(grad_nll.par_iter())),
-        )
-        .with_min_len(MIN_ROWS_PER_TASK)
-        .for_each(|(row, (&t, (&l, &g)))| {
-            let dt = row.get(t as usize).map(|&zt| 1.0 - (zt / cap) * (zt / cap));
-            softcap_softmax_in_place(row, l, g, 1.0 / cap);
-            if let (Some(o), Some(dt)) = (row.get_mut(t as usize), dt) {
-                *o -= g * dt;
-            }
-        });
+    rows_in_place(z, vocab, targets, lse, grad_nll, |row, t, l, g| {
+        let dt = row.get(t).map(|&zt| 1.0 - (zt / cap) * (zt / cap));
+        softcap_softmax_in_place(row, l, g, 1.0 / cap);
+        if let (Some(o), Some(dt)) = (row.get_mut(t), dt) {
+            *o -= g * dt;
+        }
+    });
 }
 
 with_avx2! {

@@ -161,11 +161,8 @@ fn relu2_logits_match_numpy() {
     assert!(d < 1e-4, "relu2 logits differ from NumPy by {d}");
 }
 
-/// QK-norm (`qk_norm = true`, applied before the rotary embedding, NumPy after it) and capped
-/// logits (`logit_softcap = 2`) with rotary positions against NumPy, same weights; whole
-/// sequences, and through the KV cache a prompt then one token at a time.
-#[test]
-fn qk_norm_and_softcap_logits_match_numpy() {
+/// The fixture's weights in a model with rotary positions, QK-norm and logits capped at 2.
+fn capped_model() -> (Value, GptConfig, ember_model::Gpt, Device) {
     let (fx, weights) = fixture();
     let cfg = config_of(&fx)
         .with_positions(ember_model::Positions::Rope)
@@ -176,6 +173,15 @@ fn qk_norm_and_softcap_logits_match_numpy() {
     model
         .load_from(&mut SafetensorsStore::from_bytes(Some(weights)))
         .unwrap_or_else(|e| panic!("{e}"));
+    (fx, cfg, model, device)
+}
+
+/// QK-norm (`qk_norm = true`, applied before the rotary embedding, NumPy after it) and capped
+/// logits (`logit_softcap = 2`) with rotary positions against NumPy, same weights; whole
+/// sequences, and through the KV cache a prompt then one token at a time.
+#[test]
+fn qk_norm_and_softcap_logits_match_numpy() {
+    let (fx, cfg, model, device) = capped_model();
     let tokens = ints(&fx["tokens"], &device);
     let want = floats_of(&fx["qknorm_softcap_logits"]);
     let got = host(model.forward(tokens.clone()));
@@ -201,16 +207,7 @@ fn qk_norm_and_softcap_logits_match_numpy() {
 /// negative log-likelihood of NumPy's capped logits.
 #[test]
 fn softcap_loss_matches_the_numpy_logits() {
-    let (fx, weights) = fixture();
-    let cfg = config_of(&fx)
-        .with_positions(ember_model::Positions::Rope)
-        .with_qk_norm(true)
-        .with_logit_softcap(2.0);
-    let device = cpu(0);
-    let mut model = cfg.init(&device);
-    model
-        .load_from(&mut SafetensorsStore::from_bytes(Some(weights)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (fx, cfg, model, device) = capped_model();
     let (x, y) = (ints(&fx["tokens"], &device), ints(&fx["targets"], &device));
     let [b, t] = x.dims();
     let (sum, count) = model.nll_sum(x, y, Tensor::ones([b, t], &device));
