@@ -86,6 +86,6 @@ pub use ids::{max_u16_le, max_u32_le};
 pub use layer_norm::{layer_norm_backward, layer_norm_forward};
 pub use rows::{MAX_ROWS, rows_times, rows_times_t};
 pub use softmax_xent::{
-    nll_backward, nll_backward_in_place, nll_forward, softcap_forward,
+    nll_backward, nll_backward_in_place, nll_forward, softcap_in_place,
     softcap_nll_backward_in_place,
 };

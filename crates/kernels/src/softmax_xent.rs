@@ -135,26 +135,26 @@ fn rows_in_place(
         .for_each(|(row, (&t, (&l, &g)))| f(row, t as usize, l, g));
 }
 
-/// Soft cap: `out[j] = cap · tanh(x[j] / cap)` (`cap > 0`), with `tanh(u) = 1 − 2 / (e^{2u} + 1)`
-/// on the vectorised [`exp`] (absolute error about `cap · 1e-7`). The logits a soft-capped
-/// model computes its loss from; [`softcap_nll_backward_in_place`] takes the gradient back
-/// through the cap.
-pub fn softcap_forward(x: &[f32], cap: f32, out: &mut [f32]) {
-    assert_eq!(out.len(), x.len(), "softcap: out must match x");
-    out.par_chunks_mut(BLOCK * 16)
-        .zip(x.par_chunks(BLOCK * 16))
-        .for_each(|(o, x)| softcap_block(x, cap, o));
+/// Soft cap in place: `x[j] ← cap · tanh(x[j] / cap)` (`cap > 0`), with
+/// `tanh(u) = 1 − 2 / (e^{2u} + 1)` on the vectorised [`exp`] (absolute error about
+/// `cap · 1e-7`). In place because a second `[positions, vocab]` buffer, allocated and faulted
+/// in every step, made a capped training step 18% slower than an uncapped one. The logits a
+/// soft-capped model computes its loss from; [`softcap_nll_backward_in_place`] takes the
+/// gradient back through the cap.
+pub fn softcap_in_place(x: &mut [f32], cap: f32) {
+    x.par_chunks_mut(BLOCK * 16)
+        .for_each(|x| softcap_block(x, cap));
 }
 
 with_avx2! {
-    fn softcap_block / softcap_block_avx2 (x: &[f32], cap: f32, out: &mut [f32]) = softcap_block_portable
+    fn softcap_block / softcap_block_avx2 (x: &mut [f32], cap: f32) = softcap_block_portable
 }
 
 #[inline(always)]
-fn softcap_block_portable(x: &[f32], cap: f32, out: &mut [f32]) {
+fn softcap_block_portable(x: &mut [f32], cap: f32) {
     let inv2 = 2.0 / cap;
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = cap * (1.0 - 2.0 / (exp(v * inv2) + 1.0));
+    for v in x.iter_mut() {
+        *v = cap * (1.0 - 2.0 / (exp(*v * inv2) + 1.0));
     }
 }
 

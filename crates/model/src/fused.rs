@@ -75,7 +75,7 @@ pub fn nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>, cap: f32) -> Tensor<
 
 impl CpuFused for Flex {
     fn nll_rows(logits: FlexTensor, targets: FlexTensor, cap: f32) -> FlexTensor {
-        forward(&logits, &targets, cap).0
+        forward(logits, &targets, cap).0
     }
 
     fn fused_gelu(x: FlexTensor) -> FlexTensor {
@@ -138,12 +138,9 @@ impl<C: CheckpointStrategy> CpuFused for Autodiff<Flex, C> {
             .prepare::<C>([logits.node()])
             .compute_bound()
             .stateful();
-        let (nll, lse, capped) = forward(logits.primitive(), &targets, cap);
+        let (nll, lse, saved) = forward(logits.into_primitive(), &targets, cap);
         match prep {
-            OpsKind::Tracked(prep) => {
-                let saved = capped.unwrap_or_else(|| logits.into_primitive());
-                prep.finish((saved, targets, lse), nll)
-            }
+            OpsKind::Tracked(prep) => prep.finish((saved, targets, lse), nll),
             OpsKind::UnTracked(prep) => prep.finish(nll),
         }
     }
@@ -244,24 +241,25 @@ pub(crate) fn attn_shape(q: &FlexTensor) -> (AttnShape, f32) {
 }
 
 /// `(nll [rows], lse [rows])`.
-/// `(nll, lse, the capped logits when cap > 0)`.
+/// `(nll, lse, the logits the loss was computed from)`: with `cap > 0` the logits capped in
+/// place (a copy only if their buffer is shared), for the backward step to keep.
 fn forward(
-    logits: &FlexTensor,
+    logits: FlexTensor,
     targets: &FlexTensor,
     cap: f32,
-) -> (FlexTensor, FlexTensor, Option<FlexTensor>) {
-    let (rows, vocab) = rows_vocab(logits);
-    let logits = logits.to_contiguous();
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let (rows, vocab) = rows_vocab(&logits);
     let targets = target_ids(targets);
+    let z = if cap > 0.0 {
+        let mut z = whole(logits);
+        ember_kernels::softcap_in_place(z.storage_mut::<f32>(), cap);
+        z
+    } else {
+        logits.to_contiguous()
+    };
     let (mut nll, mut lse) = (vec![0.0f32; rows], vec![0.0f32; rows]);
-    let capped = (cap > 0.0).then(|| {
-        let mut z = vec![0.0f32; rows * vocab];
-        ember_kernels::softcap_forward(f32s(&logits), cap, &mut z);
-        to_flex(z, vec![rows, vocab])
-    });
-    let z = capped.as_ref().unwrap_or(&logits);
-    ember_kernels::nll_forward(f32s(z), vocab, &targets, &mut nll, &mut lse);
-    (to_flex(nll, vec![rows]), to_flex(lse, vec![rows]), capped)
+    ember_kernels::nll_forward(f32s(&z), vocab, &targets, &mut nll, &mut lse);
+    (to_flex(nll, vec![rows]), to_flex(lse, vec![rows]), z)
 }
 
 /// The gradient is written over the saved logits (the backward step owns them; a buffer
