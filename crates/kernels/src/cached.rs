@@ -42,10 +42,20 @@ pub struct CachedShape {
 }
 
 /// A prompt of this many tokens or more on an empty cache runs as one causal attention per
-/// head with `gemm` products ([`causal_attention_forward`]) rather than query by query: a
-/// 116-token prompt's attention took 4.7 ms query by query on the AMD EPYC 2-core machine,
-/// most of its time to first token.
+/// head with `gemm` products ([`causal_attention_forward`]) rather than query by query: the
+/// same work in blocks of query rows, as training runs it.
 const PROMPT_ROWS: usize = 16;
+
+/// Rotary tables for positions `first..`: `values` in Burn's `RotaryEncoding::freq_complex`
+/// layout, `[positions, head_dim, 2]`, starting at position `first` (so a decoding step passes
+/// only the rows it uses, not the table from position 0).
+#[derive(Clone, Copy, Debug)]
+pub struct RopeTable<'a> {
+    /// The (cos, sin) entries, `[positions, head_dim, 2]`.
+    pub values: &'a [f32],
+    /// The position of the first entry.
+    pub first: usize,
+}
 
 /// Below this many multiply-adds a call runs on one thread: spreading a few microseconds of
 /// work over the pool costs more than it saves.
@@ -53,8 +63,7 @@ const PARALLEL_WORK: usize = 1 << 15;
 
 /// For each sequence `r`: `qkv[r]` holds the packed projections `[new, 3 · width]` (queries,
 /// keys, values side by side) of its next `new` tokens, whose positions start at the length
-/// of `caches[r]`. Rotates queries and keys by `freq` (Burn's `RotaryEncoding::freq_complex`
-/// layout, `[≥ positions, head_dim, 2]`) when given, appends the keys and values to the cache,
+/// of `caches[r]`. Rotates queries and keys by `freq` when given, appends the keys and values to the cache,
 /// and writes `out[r] = softmax(q·kᵀ / √head_dim) · v` over each token's own and earlier
 /// positions, heads side by side: `[new, width]`.
 ///
@@ -67,7 +76,7 @@ const PARALLEL_WORK: usize = 1 << 15;
 pub fn cached_attention(
     shape: CachedShape,
     qkv: &[f32],
-    freq: Option<&[f32]>,
+    freq: Option<RopeTable>,
     caches: &mut [&mut KvRows],
     out: &mut [f32],
 ) {
@@ -106,8 +115,9 @@ pub fn cached_attention(
             cache.values.extend_from_slice(&src[2 * width..]);
             if let Some(freq) = freq {
                 let pos = start + i;
-                let f = freq
-                    .get(pos * hd * 2..(pos + 1) * hd * 2)
+                let at_row = pos.checked_sub(freq.first).map(|p| p * hd * 2);
+                let f = at_row
+                    .and_then(|a| freq.values.get(a..a + hd * 2))
                     .unwrap_or_else(|| panic!("rope table does not cover position {pos}"));
                 for h in 0..n_head {
                     rotate(&mut q[h * hd..(h + 1) * hd], f, false);

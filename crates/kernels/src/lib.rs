@@ -78,7 +78,7 @@ mod softmax_xent;
 
 pub use adamw::{AdamWScalars, adamw_update};
 pub use attention::{AttnShape, causal_attention_backward, causal_attention_forward};
-pub use cached::{CachedShape, KvRows, cached_attention};
+pub use cached::{CachedShape, KvRows, RopeTable, cached_attention};
 pub use exp::{exp, exp_slice};
 pub use gelu::{erf, gelu_backward, gelu_forward};
 pub use heads::{HeadLayout, heads_to_rows, rope_in_place, rows_to_heads};

@@ -1,4 +1,8 @@
-use ember_kernels::{CachedShape, KvRows, cached_attention};
+use ember_kernels::{CachedShape, KvRows, RopeTable, cached_attention};
+
+fn from0(values: &[f32]) -> Option<RopeTable<'_>> {
+    Some(RopeTable { values, first: 0 })
+}
 
 fn data(n: usize, seed: usize) -> Vec<f32> {
     (0..n)
@@ -83,7 +87,7 @@ fn in_steps(
         cached_attention(
             shape,
             &qkv[at * 3 * w..(at + new) * 3 * w],
-            f,
+            f.and_then(from0),
             &mut [&mut cache],
             &mut y,
         );
@@ -167,19 +171,30 @@ fn sequences_sharing_a_call_get_what_they_get_alone() {
     }
     let step = data(3 * 3 * w, 20);
     let mut y = vec![0.0; 3 * w];
+    let before: Vec<KvRows> = together.clone();
     let mut refs: Vec<&mut KvRows> = together.iter_mut().collect();
     let shape = CachedShape {
         new: 1,
         n_head,
         head_dim: hd,
     };
-    cached_attention(shape, &step, Some(&table), &mut refs, &mut y);
+    cached_attention(shape, &step, from0(&table), &mut refs, &mut y);
+    // A table that starts at the earliest position used (1) gives the same numbers.
+    let mut again = before.clone();
+    let mut refs: Vec<&mut KvRows> = again.iter_mut().collect();
+    let mut z = vec![0.0; 3 * w];
+    let from1 = RopeTable {
+        values: &table[hd * 2..],
+        first: 1,
+    };
+    cached_attention(shape, &step, Some(from1), &mut refs, &mut z);
+    assert_eq!(y, z);
     for (r, cache) in alone.iter_mut().enumerate() {
         let mut one = vec![0.0; w];
         cached_attention(
             shape,
             &step[r * 3 * w..(r + 1) * 3 * w],
-            Some(&table),
+            from0(&table),
             &mut [cache],
             &mut one,
         );

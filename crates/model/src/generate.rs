@@ -164,7 +164,8 @@ pub fn sample(logits: &mut [f32], history: &[u32], cfg: &SamplingConfig, rng: &m
     // Candidates by descending logit, ties by id, so the order (and the draw) is deterministic.
     // Without top-k or top-p every id is a candidate and the order does not change which
     // distribution is drawn from, so the ids stay in id order: sorting the vocabulary for every
-    // token was a fifth of a decoding step with 8 sequences (4096 ids, benches/RESULTS.md).
+    // token was about a fifth of a `perf` profile of the server with 8 clients (4096 ids;
+    // benches/RESULTS.md, "Serving").
     let mut order: Vec<u32> = (0..logits.len() as u32).collect();
     let key = |i: &u32| logits[*i as usize];
     let k = if cfg.top_k == 0 {

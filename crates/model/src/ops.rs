@@ -206,15 +206,17 @@ pub fn attention_rows(
             rows.extend(r.iter_mut());
         }
     }
+    // Only the rotary rows this call uses: the first new position of any row to the last.
+    let first = rows.iter().map(|r| r.len(d)).min().unwrap_or(0);
     let last = rows.iter().map(|r| r.len(d)).max().unwrap_or(0) + t;
     let freq = rope.map(|r| {
         let [max, hd, two] = r.freq_complex.dims();
-        let last = last.min(max);
+        let (first, last) = (first.min(max), last.min(max));
         host(
             r.freq_complex
                 .clone()
-                .slice(s![0..last, .., ..])
-                .reshape([1, last * hd, two]),
+                .slice(s![first..last, .., ..])
+                .reshape([1, (last - first) * hd, two]),
         )
     });
     let shape = ember_kernels::CachedShape {
@@ -223,7 +225,10 @@ pub fn attention_rows(
         head_dim: d / n_head,
     };
     let mut out = vec![0.0f32; b * t * d];
-    ember_kernels::cached_attention(shape, &host(qkv), freq.as_deref(), &mut rows, &mut out);
+    let freq = freq
+        .as_deref()
+        .map(|values| ember_kernels::RopeTable { values, first });
+    ember_kernels::cached_attention(shape, &host(qkv), freq, &mut rows, &mut out);
     Tensor::from_data(TensorData::new(out, [b, t, d]), &device)
 }
 

@@ -160,8 +160,8 @@ pub fn start(
 /// process's first thread belongs to the global pool (`ember_model::on_compute_threads`) but
 /// runs the HTTP runtime here, so it never takes a share of parallel work; and a caller
 /// outside a pool sleeps and wakes through every parallel operation. As a pool thread the
-/// model thread works on a share itself: one stream decoded at 364 tokens/s from a plain
-/// thread and 790 to 1,390 from its own pool (AMD EPYC 2-core, benches/RESULTS.md "Serving").
+/// model thread works on a share itself: from a plain thread one stream decoded at less than
+/// half the speed (benches/RESULTS.md, "Serving").
 fn on_own_pool(work: impl FnOnce() + Send) {
     let threads = rayon::current_num_threads();
     match rayon::ThreadPoolBuilder::new()
