@@ -40,6 +40,7 @@ impl SamplingArgs {
             seed: self.seed,
             stop_ids: Vec::new(),
             stop_strings: Vec::new(),
+            logit_bias: Vec::new(),
         }
     }
 }

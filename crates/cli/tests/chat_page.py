@@ -1,7 +1,9 @@
 """The chat page of `ember serve` in a real headless browser (Debian's chromium driven by
 Playwright): it loads offline, streams a reply into the page, shows markup typed by the user as
 text, and its Stop button cancels the generation on the server, leaving nothing running.
-Run by crates/cli/tests/serve_load.rs: python3 chat_page.py BASE_URL [SCREENSHOT.png]"""
+Run by crates/cli/tests/serve_load.rs: python3 chat_page.py BASE_URL END_IDS [SCREENSHOT.png]
+(END_IDS: the comma-separated ids that end a reply, banned for the reply that is stopped so it
+cannot end on its own before Stop reaches the server)."""
 import json
 import sys
 import time
@@ -10,7 +12,8 @@ import urllib.request
 from playwright.sync_api import sync_playwright
 
 base = sys.argv[1]
-shot = sys.argv[2] if len(sys.argv) > 2 else None
+end_ids = [i for i in sys.argv[2].split(",") if i]
+shot = sys.argv[3] if len(sys.argv) > 3 else None
 
 
 def metric(name):
@@ -59,6 +62,15 @@ with sync_playwright() as p:
     cancelled = metric("ember_cancelled_total")
     page.click("#reset")  # a fresh conversation: the test model's context is short
     page.fill("#max", "30")
+
+    # The test model ends about a quarter of such replies on its own within 30 tokens: the
+    # request goes out with those ids banned (logit_bias), so only Stop can end it early.
+    def ban_end(route):
+        body = json.loads(route.request.post_data)
+        body["logit_bias"] = {i: -100 for i in end_ids}
+        route.continue_(post_data=json.dumps(body))
+
+    page.route("**/v1/chat/completions", ban_end)
     page.fill("#msg", "Tell me a long story.")
     page.click("#send")
     # Decoding on the server (the reply may not have shown visible text yet).

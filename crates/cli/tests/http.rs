@@ -10,6 +10,34 @@ use serde_json::Value;
 
 use crate::battery::fixture;
 
+/// The ids that end a generation for the fixture's run `run` ("run" or "sft"), from its newest
+/// checkpoint's tokenizer.
+pub fn end_ids(run: &str) -> Vec<u32> {
+    let dir = std::path::PathBuf::from(fixture().p(&format!("{run}/checkpoints")));
+    let newest = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .max()
+        .unwrap_or_else(|| panic!("no checkpoint in {}", dir.display()));
+    let tok = ember_tokenizer::Tokenizer::load(&newest.join("tokenizer.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ids = ember_tokenizer::chat::stop_ids(&tok);
+    assert!(!ids.is_empty(), "no end ids in {}", newest.display());
+    ids
+}
+
+/// `logit_bias` banning [`end_ids`]: a reply of a test that stops it early cannot end on its
+/// own first (whether it would depends on the machine's floating point, through the model).
+pub fn no_end(run: &str) -> Value {
+    Value::Object(
+        end_ids(run)
+            .into_iter()
+            .map(|i| (i.to_string(), Value::from(-100)))
+            .collect(),
+    )
+}
+
 /// A running `ember serve` on a free port, killed when dropped.
 pub struct Server {
     pub child: Child,

@@ -149,6 +149,31 @@ fn serve_speaks_the_openai_format_whole_and_streamed() {
     );
     assert_eq!(parts.status, 200, "{}", parts.body);
 
+    // logit_bias: +100 makes every token a favoured id; -100 bans the one that would win.
+    let greedy = |bias: Value| {
+        let r = s
+            .post(
+                "/v1/completions",
+                &json!({"prompt": "ROMEO:", "max_tokens": 4, "temperature": 0, "logit_bias": bias}),
+            )
+            .json();
+        r["choices"][0]["text"].as_str().unwrap().to_string()
+    };
+    let id = |text: &str| {
+        let t = s.post("/tokenize", &json!({"content": text})).json();
+        assert_eq!(t["count"], 1, "{text:?} is one token");
+        t["tokens"][0].as_u64().unwrap().to_string()
+    };
+    let (e, t) = (id("e"), id("t"));
+    let both = greedy(json!({&e: 100, &t: 100}));
+    assert!(both == "eeee" || both == "tttt", "{both:?}");
+    let (won, other, lost) = if both == "eeee" {
+        (&e, &t, "tttt")
+    } else {
+        (&t, &e, "eeee")
+    };
+    assert_eq!(greedy(json!({won: -100, other: 100})), lost);
+
     // Message text that spells a special token stays text.
     let t = s.post("/tokenize", &json!({"content": "<|user|>"})).json();
     assert!(t["count"].as_u64().unwrap() > 1, "{t}");
@@ -166,6 +191,10 @@ fn serve_refuses_bad_requests_with_openai_errors_naming_the_parameter() {
     p(json!({"max_tokens": 0})).refused(400, Some("max_tokens"), "at least 1");
     p(json!({"stop": 5})).refused(400, Some("stop"), "string");
     p(json!({"seed": "x"})).refused(400, Some("seed"), "integer");
+    p(json!({"logit_bias": {"5": -101}})).refused(400, Some("logit_bias"), "-100 to 100");
+    p(json!({"logit_bias": {"x": 1}})).refused(400, Some("logit_bias"), "token id");
+    p(json!({"logit_bias": {"400000": 1}})).refused(400, Some("logit_bias"), "400000");
+    p(json!({"logit_bias": [1]})).refused(400, Some("logit_bias"), "object");
     p(json!({"messages": []})).refused(400, Some("messages"), "1 to");
     p(json!({"messages": [{"role": "tool", "content": "x"}]})).refused(
         400,
@@ -227,7 +256,9 @@ fn a_client_that_disconnects_stops_its_generation_and_a_full_queue_answers_503()
         &["--max-batch", "1", "--max-queue", "0"],
         &[("EMBER_SERVE_TOKEN_DELAY_MS", "100")],
     );
-    let body = json!({"prompt": "ROMEO:", "max_tokens": 50, "seed": 3, "stream": true}).to_string();
+    let body = json!({"prompt": "ROMEO:", "max_tokens": 50, "seed": 3, "stream": true,
+        "logit_bias": crate::http::no_end("sft")})
+    .to_string();
     let mut c = TcpStream::connect(&s.addr).unwrap();
     write!(
         c,

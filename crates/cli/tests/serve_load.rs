@@ -72,7 +72,9 @@ fn concurrent_requests_decode_together_and_each_gets_its_own_text() {
 #[test]
 fn a_non_streaming_request_stops_when_its_client_leaves() {
     let s = Server::start(&[], &[("EMBER_SERVE_TOKEN_DELAY_MS", "100")]);
-    let body = json!({"prompt": "ROMEO:", "max_tokens": 50, "seed": 3, "stop": []}).to_string();
+    let body = json!({"prompt": "ROMEO:", "max_tokens": 50, "seed": 3, "stop": [],
+        "logit_bias": crate::http::no_end("sft")})
+    .to_string();
     let mut c = TcpStream::connect(&s.addr).unwrap();
     write!(
         c,
@@ -146,9 +148,14 @@ fn the_chat_page_streams_and_stops_in_a_real_browser() {
         &[],
         &[("EMBER_SERVE_TOKEN_DELAY_MS", "150")],
     );
+    let end_ids: Vec<String> = crate::http::end_ids("run")
+        .iter()
+        .map(u32::to_string)
+        .collect();
     let out = std::process::Command::new("python3")
         .arg(&script)
         .arg(format!("http://{}", s.addr))
+        .arg(end_ids.join(","))
         .output()
         .unwrap();
     assert!(

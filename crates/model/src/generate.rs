@@ -36,6 +36,9 @@ pub struct SamplingConfig {
     pub stop_ids: Vec<u32>,
     /// Stop when the text generated so far contains any of these (cut before it).
     pub stop_strings: Vec<String>,
+    /// Added to these ids' logits before sampling (OpenAI's `logit_bias`); -100 or less bans
+    /// the id outright, 100 all but forces it.
+    pub logit_bias: Vec<(u32, f32)>,
 }
 
 impl Default for SamplingConfig {
@@ -49,6 +52,7 @@ impl Default for SamplingConfig {
             seed: 1337,
             stop_ids: Vec::new(),
             stop_strings: Vec::new(),
+            logit_bias: Vec::new(),
         }
     }
 }
@@ -107,12 +111,51 @@ impl SamplingConfig {
                 "a number above 0 and at most 1",
             ));
         }
+        if let Some((id, b)) = self
+            .logit_bias
+            .iter()
+            .find(|(_, b)| !(*b >= -100.0 && *b <= 100.0))
+        {
+            return Err(bad(
+                "logit_bias",
+                format!("{id}: {b}"),
+                "a bias from -100 to 100",
+            ));
+        }
         if !(self.repetition_penalty > 0.0 && self.repetition_penalty <= 10.0) {
             return Err(bad(
                 "repetition_penalty",
                 self.repetition_penalty.to_string(),
                 "a number above 0 and at most 10 (1: off)",
             ));
+        }
+        Ok(())
+    }
+}
+
+impl SamplingConfig {
+    /// Checks every biased id is in a vocabulary of `vocab` ids and that the bias leaves at
+    /// least one id to draw.
+    pub fn check_bias(&self, vocab: usize) -> Result<()> {
+        if let Some((id, _)) = self.logit_bias.iter().find(|(id, _)| *id as usize >= vocab) {
+            return Err(ModelError::Config {
+                field: "logit_bias",
+                value: id.to_string(),
+                expected: format!("a token id from 0 to {}", vocab.saturating_sub(1)),
+            });
+        }
+        let banned: std::collections::BTreeSet<u32> = self
+            .logit_bias
+            .iter()
+            .filter(|(_, b)| *b <= -100.0)
+            .map(|(id, _)| *id)
+            .collect();
+        if banned.len() >= vocab {
+            return Err(ModelError::Config {
+                field: "logit_bias",
+                value: format!("-100 for all {vocab} ids"),
+                expected: "at least one id left to generate".into(),
+            });
         }
         Ok(())
     }
@@ -150,6 +193,16 @@ pub fn sample(logits: &mut [f32], history: &[u32], cfg: &SamplingConfig, rng: &m
                     *l * cfg.repetition_penalty
                 };
             }
+        }
+    }
+    for &(id, b) in &cfg.logit_bias {
+        if let Some(l) = logits.get_mut(id as usize) {
+            // A ban is exact (not a very unlikely draw), as OpenAI documents -100.
+            *l = if b <= -100.0 {
+                f32::NEG_INFINITY
+            } else {
+                *l + b
+            };
         }
     }
     let argmax = || {
@@ -260,6 +313,7 @@ impl<'t> Decoder<'t> {
         cfg: &SamplingConfig,
     ) -> Result<(Decoder<'t>, Vec<f32>)> {
         cfg.validate()?;
+        cfg.check_bias(model.wte.weight.dims()[0])?;
         check_fits(prompt.len(), cfg.max_new_tokens, model.block_size)?;
         let started = Instant::now();
         let device = model.wte.weight.device();

@@ -24,6 +24,50 @@ fn greedy_picks_the_largest_logit() {
 }
 
 #[test]
+fn logit_bias_bans_and_favours_ids() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let ban = SamplingConfig {
+        temperature: 2.0,
+        top_k: 0,
+        logit_bias: vec![(3, -100.0), (5, -100.0)],
+        ..Default::default()
+    };
+    for _ in 0..2000 {
+        let id = sample(&mut logits(), &[], &ban, &mut rng);
+        assert!(id != 3 && id != 5, "drew banned id {id}");
+    }
+    let greedy = SamplingConfig {
+        temperature: 0.0,
+        logit_bias: vec![(4, 4.5)],
+        ..Default::default()
+    };
+    // Id 4's logit -1 + 4.5 = 3.5 now beats id 3's 3.0.
+    assert_eq!(sample(&mut logits(), &[], &greedy, &mut rng), 4);
+    assert!(ban.check_bias(8).is_ok());
+    let e = ban.check_bias(4).unwrap_err().to_string();
+    assert!(
+        e.contains("logit_bias") && e.contains('5') && e.contains("0 to 3"),
+        "{e}"
+    );
+    let all = SamplingConfig {
+        logit_bias: (0..8).map(|i| (i, -100.0)).collect(),
+        ..Default::default()
+    };
+    let e = all.check_bias(8).unwrap_err().to_string();
+    assert!(e.contains("at least one id"), "{e}");
+    let big = SamplingConfig {
+        logit_bias: vec![(1, 150.0)],
+        ..Default::default()
+    };
+    assert!(
+        big.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("-100 to 100")
+    );
+}
+
+#[test]
 fn top_k_and_top_p_never_leave_their_sets() {
     let mut rng = StdRng::seed_from_u64(7);
     let top3 = SamplingConfig {

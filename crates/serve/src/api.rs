@@ -77,6 +77,8 @@ pub struct Sampling {
     pub stop: Vec<String>,
     /// RNG seed; `None`: a fresh one.
     pub seed: Option<u64>,
+    /// Token id → bias from -100 (banned) to 100, added to the logits before sampling.
+    pub logit_bias: Vec<(u32, f32)>,
     /// Stream the reply as server-sent events.
     pub stream: bool,
     /// Send usage as a last chunk (`stream_options.include_usage`).
@@ -87,6 +89,44 @@ pub struct Sampling {
 pub const MAX_MESSAGES: usize = 512;
 /// Most stop strings.
 pub const MAX_STOP: usize = 16;
+/// Most `logit_bias` entries (OpenAI's limit).
+pub const MAX_BIAS: usize = 300;
+
+/// `logit_bias`: an object from token ids (as strings, JSON keys) to biases from -100 to 100.
+fn logit_bias(v: &Value) -> Result<Vec<(u32, f32)>, ApiError> {
+    let map = match v.get("logit_bias") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(m)) if m.len() <= MAX_BIAS => m,
+        Some(other) => {
+            return Err(ApiError::bad(
+                "logit_bias",
+                format!(
+                    "logit_bias = {other}: expected an object of at most {MAX_BIAS} token ids mapped to biases from -100 to 100"
+                ),
+            ));
+        }
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (key, b) in map {
+        let id = key.parse::<u32>().map_err(|_| {
+            ApiError::bad(
+                "logit_bias",
+                format!("logit_bias key {key:?}: expected a token id (a whole number)"),
+            )
+        })?;
+        let b = b
+            .as_f64()
+            .filter(|b| (-100.0..=100.0).contains(b))
+            .ok_or_else(|| {
+                ApiError::bad(
+                    "logit_bias",
+                    format!("logit_bias[{key:?}] = {b}: expected a number from -100 to 100"),
+                )
+            })?;
+        out.push((id, b as f32));
+    }
+    Ok(out)
+}
 
 fn number(v: &Value, param: &str, lo: f64, hi: f64, what: &str) -> Result<Option<f64>, ApiError> {
     match v.get(param) {
@@ -176,6 +216,7 @@ pub fn sampling(v: &Value) -> Result<Sampling, ApiError> {
             ));
         }
     };
+    let logit_bias = logit_bias(v)?;
     let stream = match v.get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -197,6 +238,7 @@ pub fn sampling(v: &Value) -> Result<Sampling, ApiError> {
         top_k,
         stop,
         seed,
+        logit_bias,
         stream,
         include_usage,
     })

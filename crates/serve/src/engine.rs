@@ -51,6 +51,8 @@ pub struct ModelInfo {
     pub id: String,
     /// Context length in tokens.
     pub context_length: usize,
+    /// Ids the model scores (`logit_bias` keys must be below it).
+    pub vocab_size: usize,
     /// `fp_` and the first 12 hex digits of the SHA-256 of the checkpoint's manifest.
     pub fingerprint: String,
     /// The checkpoint directory.
@@ -146,6 +148,7 @@ pub fn start(
                 let _ = shared.info.set(ModelInfo {
                     id,
                     context_length: ck.config.block_size,
+                    vocab_size: ck.config.vocab_size,
                     fingerprint: format!("fp_{}", &ember_files::sha256_hex(&manifest)[..12]),
                     checkpoint: checkpoint_dir.clone(),
                     tokenizer,

@@ -259,7 +259,10 @@ fn prepare(
         }),
         stop_ids: stops,
         stop_strings: s.stop.clone(),
+        logit_bias: s.logit_bias.clone(),
     };
+    cfg.check_bias(info.vocab_size)
+        .map_err(|e| ApiError::bad("logit_bias", e.to_string()))?;
     Ok(Prepared {
         prompt,
         cfg,

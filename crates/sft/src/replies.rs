@@ -112,6 +112,7 @@ pub fn sample_replies(
             seed: s.seed.wrapping_add(i as u64),
             stop_ids: stop_ids.clone(),
             stop_strings: vec![],
+            logit_bias: Vec::new(),
         };
         let g = generate(model, tok, &prompt, &cfg, |_| true)?;
         let ended = matches!(g.stop, StopReason::StopToken(id) if Some(id) == end);
