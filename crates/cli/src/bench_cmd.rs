@@ -9,7 +9,7 @@ use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use ember_model::{GptConfig, SamplingConfig, generate, masked_loss};
 use ember_tokenizer::{TrainerConfig, train_from_texts};
-use ember_train::optim::{AdamW, AdamWConfig};
+use ember_train::optim::{AdamWConfig, Optimizer};
 
 use crate::device_args::DeviceArgs;
 
@@ -91,7 +91,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut model = cfg.init(&device);
     // The optimizer `ember pretrain` runs (fused on the CPU), with PyTorch's AdamW defaults
     // as in benches/model/bench.py; no clipping on either side.
-    let mut optim = AdamW::new(
+    let mut optim = Optimizer::new(
         AdamWConfig {
             beta1: 0.9,
             beta2: 0.999,

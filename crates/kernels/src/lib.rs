@@ -18,6 +18,9 @@
 //! The fifth is layer normalisation, forward and backward ([`layer_norm_forward`],
 //! [`layer_norm_backward`]): one pass per row each way instead of Burn's composition.
 //!
+//! The sixth is the Muon update of a weight matrix ([`muon_update`]): momentum orthogonalised
+//! by Newton–Schulz iterations ([`newton_schulz5`]) on `gemm`.
+//!
 //! Besides the training kernels, [`max_u16_le`] and [`max_u32_le`] find the largest token id in
 //! a shard's bytes, the range check run on every shard when it is opened.
 //!
@@ -73,6 +76,7 @@ mod ids;
 mod lanes;
 mod layer_norm;
 mod matmul;
+mod muon;
 mod rows;
 mod softmax_xent;
 
@@ -84,6 +88,7 @@ pub use gelu::{erf, gelu_backward, gelu_forward};
 pub use heads::{HeadLayout, heads_to_rows, rope_in_place, rows_to_heads};
 pub use ids::{max_u16_le, max_u32_le};
 pub use layer_norm::{layer_norm_backward, layer_norm_forward};
+pub use muon::{MuonScalars, NS_COEFFICIENTS, NS_STEPS, muon_update, newton_schulz5};
 pub use rows::{MAX_ROWS, rows_times, rows_times_t};
 pub use softmax_xent::{
     nll_backward, nll_backward_in_place, nll_forward, softcap_in_place,

@@ -34,6 +34,25 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Columns.
+    pub(crate) fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Rows `start..start + n`, without copying.
+    pub(crate) fn row_range(self, start: usize, n: usize) -> Self {
+        assert!(start + n <= self.rows, "row range out of bounds");
+        View {
+            data: if n == 0 {
+                &self.data[..0]
+            } else {
+                &self.data[start * self.rs..]
+            },
+            rows: n,
+            ..self
+        }
+    }
+
     /// The transpose, without copying.
     pub(crate) fn t(self) -> Self {
         View {

@@ -10,5 +10,6 @@ mod exp;
 mod gelu;
 mod ids;
 mod layer_norm;
+mod muon;
 mod rows;
 mod softmax_xent;

@@ -3,7 +3,8 @@
 //! A stage implements [`Task`] (deterministic batches for `(step, micro-batch)` and a fixed
 //! held-out set) and calls [`train`]. The loop does gradient accumulation to a token budget,
 //! a NaN/Inf guard, global gradient-norm clipping, AdamW ([`optim`]) with decay on matrices
-//! only, warmup + cosine/linear decay ([`schedule`]), held-out loss and bits per byte,
+//! only or Muon for the blocks' matrices ([`muon`]), warmup + cosine/linear/WSD decay
+//! ([`schedule`]), held-out loss and bits per byte,
 //! `metrics.jsonl` + `loss.svg` (`ember_formats::metrics`), a progress bar, atomic checkpoints with
 //! `keep_last` retention, exact resume ([`state`]) and a clean stop on Ctrl-C.
 //!
@@ -19,16 +20,18 @@
 pub mod config;
 mod error;
 pub mod fused_adamw;
+pub mod muon;
 pub mod optim;
 pub mod peak;
 pub mod progress;
 mod resume;
 pub mod schedule;
+mod sections;
 pub mod state;
 pub mod task;
 pub mod trainer;
 
-pub use config::{Cooldown, Decay, TrainSection};
+pub use config::{Cooldown, Decay, OptimizerKind, TrainSection};
 pub use ember_model::HostBatch;
 pub use error::{Result, TrainError};
 pub use schedule::lr_at;

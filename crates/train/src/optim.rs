@@ -1,5 +1,6 @@
-//! AdamW with the update of PyTorch's `torch.optim.AdamW`, global gradient-norm clipping, and
-//! state keyed by parameter *name*.
+//! AdamW with the update of PyTorch's `torch.optim.AdamW` (optionally Muon for the blocks'
+//! matrices, [`crate::muon`]), global gradient-norm clipping, and state keyed by parameter
+//! *name*.
 //!
 //! Why not Burn's `AdamW` + `ModuleOptimizer`: its state is keyed by `ParamId`, which a
 //! SafeTensors checkpoint does not keep (docs/burn.md, "Checkpoints and resume"), so resuming would need
@@ -22,10 +23,14 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use crate::error::{Result, TrainError};
 use crate::fused_adamw::adamw_step;
+use crate::muon::{MuonConfig, blocks, muon_step};
 use ember_kernels::AdamWScalars;
 
-/// Format name in `optimizer.safetensors` metadata.
+/// Format name in `optimizer.safetensors` metadata of an AdamW run.
 pub const FORMAT: &str = "ember-adamw";
+/// Format name of a Muon run's state: `momentum_buffer.NAME` for Muon's matrices, AdamW's
+/// moments for the rest.
+pub const MUON_FORMAT: &str = "ember-muon";
 
 /// AdamW hyper-parameters (the learning rate is given per step).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,19 +50,22 @@ struct Moments {
     v: Tensor<1>,
 }
 
-/// The optimizer: hyper-parameters, step count and the two moments of every parameter.
-pub struct AdamW {
+/// The optimizer: hyper-parameters, step count, the two moments of every AdamW parameter and
+/// the momentum of every Muon matrix.
+pub struct Optimizer {
     cfg: AdamWConfig,
+    muon: Option<MuonConfig>,
     tied: bool,
     step: u64,
     moments: BTreeMap<String, Moments>,
+    buffers: BTreeMap<String, Tensor<1>>,
 }
 
-/// Name and element count of every trainable parameter, in module order.
-pub fn param_shapes(model: &Gpt) -> Vec<(String, usize)> {
+/// Name, element count and rank of every trainable parameter, in module order.
+pub fn param_shapes(model: &Gpt) -> Vec<(String, usize, usize)> {
     struct V {
         path: Vec<String>,
-        out: Vec<(String, usize)>,
+        out: Vec<(String, usize, usize)>,
     }
     impl ModuleVisitor for V {
         fn enter_module(&mut self, name: &str, _: &str) {
@@ -68,7 +76,7 @@ pub fn param_shapes(model: &Gpt) -> Vec<(String, usize)> {
         }
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
             self.out
-                .push((self.path.join("."), p.shape().num_elements()));
+                .push((self.path.join("."), p.shape().num_elements(), D));
         }
     }
     let mut v = V {
@@ -107,15 +115,37 @@ fn decays(path: &str, rank: usize, tied: bool) -> bool {
     rank >= 2 && !path.starts_with("wpe") && (tied || !path.starts_with("wte"))
 }
 
-impl AdamW {
-    /// A fresh optimizer (step 0, zero moments created on first use).
+impl Optimizer {
+    /// A fresh AdamW optimizer (step 0, zero moments created on first use).
     pub fn new(cfg: AdamWConfig, tied_embeddings: bool) -> Self {
-        AdamW {
+        Optimizer {
             cfg,
+            muon: None,
             tied: tied_embeddings,
             step: 0,
             moments: BTreeMap::new(),
+            buffers: BTreeMap::new(),
         }
+    }
+
+    /// The same with Muon for the blocks' matrices ([`crate::muon::blocks`]).
+    pub fn with_muon(self, muon: MuonConfig) -> Self {
+        Optimizer {
+            muon: Some(muon),
+            ..self
+        }
+    }
+
+    fn format(&self) -> &'static str {
+        if self.muon.is_some() {
+            MUON_FORMAT
+        } else {
+            FORMAT
+        }
+    }
+
+    fn is_muon(&self, name: &str, rank: usize) -> bool {
+        self.muon.is_some() && blocks(name, rank).is_some()
     }
 
     /// Updates taken so far.
@@ -140,19 +170,28 @@ impl AdamW {
     }
 
     /// The state as SafeTensors bytes: `exp_avg.NAME` and `exp_avg_sq.NAME` (f32, flattened)
-    /// per parameter, the step count in the metadata.
+    /// per AdamW parameter, `momentum_buffer.NAME` per Muon matrix, the step count in the
+    /// metadata.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut bufs: Vec<(String, Vec<u8>, usize)> = Vec::new();
-        for (name, mo) in &self.moments {
-            for (prefix, t) in [("exp_avg", &mo.m), ("exp_avg_sq", &mo.v)] {
-                let data = t.to_data();
-                let v: Vec<f32> = data.convert::<f32>().try_to_vec::<f32>().map_err(|e| {
-                    TrainError::Data(format!("reading optimizer state {name}: {e:?}"))
-                })?;
-                let n = v.len();
-                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                bufs.push((format!("{prefix}.{name}"), bytes, n));
-            }
+        let tensors = self
+            .moments
+            .iter()
+            .flat_map(|(name, mo)| [("exp_avg", name, &mo.m), ("exp_avg_sq", name, &mo.v)])
+            .chain(
+                self.buffers
+                    .iter()
+                    .map(|(name, b)| ("momentum_buffer", name, b)),
+            );
+        for (prefix, name, t) in tensors {
+            let data = t.to_data();
+            let v: Vec<f32> = data
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .map_err(|e| TrainError::Data(format!("reading optimizer state {name}: {e:?}")))?;
+            let n = v.len();
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            bufs.push((format!("{prefix}.{name}"), bytes, n));
         }
         let mut views = Vec::new();
         for (name, bytes, n) in &bufs {
@@ -161,7 +200,7 @@ impl AdamW {
             views.push((name.clone(), view));
         }
         let meta = std::collections::HashMap::from([
-            ("format".to_string(), FORMAT.to_string()),
+            ("format".to_string(), self.format().to_string()),
             ("version".to_string(), "1".to_string()),
             ("step".to_string(), self.step.to_string()),
         ]);
@@ -174,7 +213,7 @@ impl AdamW {
     pub fn load_bytes(
         &mut self,
         bytes: &[u8],
-        params: &[(String, usize)],
+        params: &[(String, usize, usize)],
         device: &Device,
         origin: &std::path::Path,
     ) -> Result<()> {
@@ -185,11 +224,24 @@ impl AdamW {
         let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
             .map_err(|e| bad(format!("damaged optimizer state: {e}")))?;
         let md = meta.metadata().clone().unwrap_or_default();
-        if md.get("format").map(String::as_str) != Some(FORMAT)
+        let format = self.format();
+        if md.get("format").map(String::as_str) != Some(format)
             || md.get("version").map(String::as_str) != Some("1")
         {
+            let other = if format == FORMAT { "muon" } else { "adamw" };
             return Err(bad(format!(
-                "not {FORMAT} version 1 state (metadata {md:?})"
+                "not {format} version 1 state (metadata {md:?}); a run's optimizer cannot change when it resumes{}",
+                if md.get("format").map(String::as_str)
+                    == Some(if format == FORMAT {
+                        MUON_FORMAT
+                    } else {
+                        FORMAT
+                    })
+                {
+                    format!(" (this state is train.optimizer = \"{other}\")")
+                } else {
+                    String::new()
+                }
             )));
         }
         let step: u64 = md
@@ -199,7 +251,9 @@ impl AdamW {
         let st = safetensors::SafeTensors::deserialize(bytes)
             .map_err(|e| bad(format!("damaged optimizer state: {e}")))?;
         let mut moments = BTreeMap::new();
-        for (name, n) in params {
+        let mut buffers = BTreeMap::new();
+        let mut expected = 0;
+        for (name, n, rank) in params {
             let get = |prefix: &str| -> Result<Tensor<1>> {
                 let key = format!("{prefix}.{name}");
                 let view = st
@@ -219,19 +273,26 @@ impl AdamW {
                     .collect();
                 Ok(Tensor::from_data(TensorData::new(v, [*n]), device))
             };
-            let m = get("exp_avg")?;
-            let v = get("exp_avg_sq")?;
-            moments.insert(name.clone(), Moments { m, v });
+            if self.is_muon(name, *rank) {
+                buffers.insert(name.clone(), get("momentum_buffer")?);
+                expected += 1;
+            } else {
+                let m = get("exp_avg")?;
+                let v = get("exp_avg_sq")?;
+                moments.insert(name.clone(), Moments { m, v });
+                expected += 2;
+            }
         }
-        if st.len() != 2 * params.len() {
+        if st.len() != expected {
             return Err(bad(format!(
-                "holds {} tensors, the model has {} parameters (2 each)",
+                "holds {} tensors, the model's {} parameters need {expected}",
                 st.len(),
                 params.len()
             )));
         }
         self.step = step;
         self.moments = moments;
+        self.buffers = buffers;
         Ok(())
     }
 }
@@ -239,7 +300,7 @@ impl AdamW {
 struct Update<'a> {
     path: Vec<String>,
     grads: GradientsParams,
-    opt: &'a mut AdamW,
+    opt: &'a mut Optimizer,
     lr: f64,
     grad_scale: f64,
     /// The update's number (1-based), for the bias corrections.
@@ -264,6 +325,23 @@ impl ModuleMapper for Update<'_> {
         let dims = tensor.dims();
         let n = tensor.shape().num_elements();
         let require_grad = tensor.is_require_grad();
+        if let (Some(muon), Some(blocks)) = (self.opt.muon, blocks(&name, D)) {
+            let s = muon.scalars(self.t as u64, self.lr, self.grad_scale);
+            let [rows, cols] = [dims[0], dims[1]];
+            let buf = self
+                .opt
+                .buffers
+                .remove(&name)
+                .map(|b| b.reshape([rows, cols]));
+            let p = tensor.inner().reshape([rows, cols]);
+            let (p, b) = muon_step(p, grad.reshape([rows, cols]), buf, s, blocks);
+            self.opt.buffers.insert(name, b.reshape([n]));
+            let mut out = Tensor::from_inner(p.reshape(dims));
+            if require_grad {
+                out = out.require_grad();
+            }
+            return Param::from_mapped_value(id, out, mapper);
+        }
         let c = self.opt.cfg;
         let weight_decay = if decays(&name, D, self.opt.tied) {
             c.weight_decay

@@ -8,8 +8,10 @@ use burn::prelude::*;
 use ember_model::{Gpt, GptConfig, checkpoint};
 use ember_tokenizer::Tokenizer;
 
+use crate::config::OptimizerKind;
 use crate::error::Result;
-use crate::optim::{AdamW, AdamWConfig, param_shapes};
+use crate::muon::MuonConfig;
+use crate::optim::{AdamWConfig, Optimizer, param_shapes};
 use ember_formats::run::{self as run_dir, TrainState};
 
 use crate::state::{config_diff, resume_error};
@@ -19,10 +21,10 @@ pub(crate) fn start(
     run: &Run<'_>,
     micro: usize,
     device: &Device,
-) -> Result<(Gpt, TrainState, AdamW, bool)> {
+) -> Result<(Gpt, TrainState, Optimizer, bool)> {
     let t = &run.train;
     let cfg = &run.model_config;
-    let optim = AdamW::new(
+    let mut optim = Optimizer::new(
         AdamWConfig {
             beta1: t.beta1,
             beta2: t.beta2,
@@ -31,6 +33,16 @@ pub(crate) fn start(
         },
         cfg.tie_embeddings,
     );
+    if t.optimizer == OptimizerKind::Muon {
+        optim = optim.with_muon(MuonConfig {
+            lr: t.muon_lr,
+            adamw_lr: t.lr,
+            momentum: t.muon_momentum,
+            momentum_start: t.muon_momentum_start,
+            momentum_warmup: t.muon_momentum_warmup,
+            weight_decay: t.muon_weight_decay,
+        });
+    }
     let fresh_state = TrainState::fresh(run.stage, t.seed, micro, run.tokenizer);
     match &run.start {
         Start::Fresh | Start::Init(_) => {
@@ -79,9 +91,9 @@ fn load_checked(dir: &Path, cfg: &GptConfig, tok: &Tokenizer, device: &Device) -
 
 fn resume(
     run: &Run<'_>,
-    mut optim: AdamW,
+    mut optim: Optimizer,
     device: &Device,
-) -> Result<(Gpt, TrainState, AdamW, bool)> {
+) -> Result<(Gpt, TrainState, Optimizer, bool)> {
     run_dir::clean_interrupted_saves(&run.dir);
     let Some((_, dir)) = run_dir::newest_valid(&run.dir) else {
         return Err(resume_error(

@@ -12,12 +12,12 @@ use ember_model::{Gpt, GptConfig};
 use ember_tokenizer::Tokenizer;
 
 use crate::error::{Result, TrainError};
-use crate::optim::AdamW;
+use crate::optim::Optimizer;
 
 /// What `save` writes besides the model.
 pub struct SaveParts<'a> {
     /// Optimizer state.
-    pub optim: &'a AdamW,
+    pub optim: &'a Optimizer,
     /// Loop state.
     pub state: &'a TrainState,
     /// The resolved run config.

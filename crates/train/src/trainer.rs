@@ -16,7 +16,7 @@ use ember_tokenizer::Tokenizer;
 
 use crate::config::TrainSection;
 use crate::error::{Result, TrainError};
-use crate::optim::{AdamW, grad_norm, weights_finite};
+use crate::optim::{Optimizer, grad_norm, weights_finite};
 use crate::progress::Progress;
 use crate::schedule::lr_at;
 use ember_formats::metrics::{MetricsLog, Row};
@@ -118,7 +118,7 @@ struct Loop<'a, 'b> {
     log: MetricsLog,
     progress: Progress,
     state: TrainState,
-    optim: AdamW,
+    optim: Optimizer,
 }
 
 /// Trains `run` on `task` until `max_steps` or a stop request.

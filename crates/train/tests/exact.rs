@@ -5,13 +5,26 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::common::*;
-use ember_train::{Start, TrainSection};
+use ember_train::{OptimizerKind, Start, TrainSection};
 
 #[test]
 fn stop_and_resume_equals_an_uninterrupted_run_bit_for_bit() {
+    stop_and_resume(train_section());
+}
+
+#[test]
+fn stop_and_resume_with_muon_equals_an_uninterrupted_run_bit_for_bit() {
+    // The momentum still rising when the run stops: its warmup must resume where it was.
+    stop_and_resume(TrainSection {
+        optimizer: OptimizerKind::Muon,
+        muon_momentum_warmup: 10,
+        ..train_section()
+    });
+}
+
+fn stop_and_resume(t: TrainSection) {
     let tok = tokenizer();
     let straight = tempfile::tempdir().unwrap();
-    let t = train_section();
     // Dropout on, so the per-step reseeding of the dropout RNG is exercised too.
     fn with_dropout(mut r: ember_train::Run<'_>) -> ember_train::Run<'_> {
         r.model_config.dropout = 0.1;
@@ -97,6 +110,36 @@ fn resume_refuses_another_tokenizer() {
         err.contains("vocab_size: checkpoint 261, now 262") || err.contains("tokenizer"),
         "{err}"
     );
+}
+
+#[test]
+fn resume_refuses_another_optimizer() {
+    let tok = tokenizer();
+    let dir = tempfile::tempdir().unwrap();
+    let t = TrainSection {
+        max_steps: 4,
+        optimizer: OptimizerKind::Muon,
+        ..train_section()
+    };
+    train(
+        &run(dir.path(), &tok, t.clone(), Start::Fresh),
+        &Cycle::new(4),
+    )
+    .unwrap();
+    let before = weights(&dir.path().join("checkpoints/step-00000004"));
+    let adamw = TrainSection {
+        max_steps: 8,
+        optimizer: OptimizerKind::AdamW,
+        ..t
+    };
+    let err = train(&run(dir.path(), &tok, adamw, Start::Resume), &Cycle::new(4))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ember-adamw") && err.contains("optimizer = \"muon\""),
+        "{err}"
+    );
+    assert!(before == weights(&dir.path().join("checkpoints/step-00000004")));
 }
 
 #[test]

@@ -1,0 +1,173 @@
+//! Muon for the blocks' weight matrices (`ember_kernels::muon_update` on the CPU backend, the
+//! same update composed from Burn's tensor operations elsewhere) and which parameters it takes.
+//!
+//! Muon takes every 2-D weight inside the transformer blocks (`h.N.…weight`): attention's
+//! fused query/key/value projection as three matrices (each orthogonalised on its own, as
+//! modded-nanogpt and nanochat split them), its output projection and the MLP's matrices.
+//! Embeddings, an untied head, norms and biases stay with AdamW, as in both.
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
+use burn::prelude::*;
+use ember_kernels::{MuonScalars, NS_COEFFICIENTS, NS_STEPS};
+use ember_model::fused::whole;
+
+/// Muon's settings (the learning rate of a step is `lr` scaled as the schedule scales AdamW's).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MuonConfig {
+    /// Peak learning rate of the matrices.
+    pub lr: f64,
+    /// AdamW's peak learning rate: the step's rate divided by it is the schedule's factor.
+    pub adamw_lr: f64,
+    /// Momentum after the warmup.
+    pub momentum: f64,
+    /// Momentum of the first update.
+    pub momentum_start: f64,
+    /// Updates over which the momentum rises linearly.
+    pub momentum_warmup: u64,
+    /// Decoupled weight decay of the matrices.
+    pub weight_decay: f64,
+}
+
+impl MuonConfig {
+    /// The scalars of update number `t` (1-based) when AdamW's rate is `adamw_lr_now`.
+    pub fn scalars(&self, t: u64, adamw_lr_now: f64, grad_scale: f64) -> MuonScalars {
+        let frac = if self.momentum_warmup == 0 {
+            1.0
+        } else {
+            ((t - 1) as f64 / self.momentum_warmup as f64).min(1.0)
+        };
+        MuonScalars {
+            grad_scale: grad_scale as f32,
+            momentum: (self.momentum_start + frac * (self.momentum - self.momentum_start)) as f32,
+            lr: (self.lr * adamw_lr_now / self.adamw_lr) as f32,
+            weight_decay: self.weight_decay as f32,
+        }
+    }
+}
+
+/// How many matrices side by side a parameter holds if Muon updates it: 3 for attention's
+/// query/key/value projection, 1 for the blocks' other weight matrices; `None`: AdamW's.
+pub fn blocks(name: &str, rank: usize) -> Option<usize> {
+    if rank != 2 || !name.starts_with("h.") || !name.ends_with(".weight") {
+        return None;
+    }
+    Some(if name.ends_with("attn.c_attn.weight") {
+        3
+    } else {
+        1
+    })
+}
+
+/// The fused update, implemented for the CPU backend.
+#[backend_extension(Flex)]
+pub trait CpuMuon: Backend {
+    /// `(param, buf)` after one update from `grad`; `param` is `[rows, cols]`, the others
+    /// hold as many elements.
+    fn fused_muon(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        buf: FloatTensor<Self>,
+        s: MuonScalars,
+        blocks: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+impl CpuMuon for Flex {
+    fn fused_muon(
+        param: FlexTensor,
+        grad: FlexTensor,
+        buf: FlexTensor,
+        s: MuonScalars,
+        blocks: usize,
+    ) -> (FlexTensor, FlexTensor) {
+        let (rows, cols) = match param.layout().shape().as_slice() {
+            &[r, c] => (r, c),
+            other => panic!("fused Muon: expected a matrix, got shape {other:?}"),
+        };
+        let [mut param, mut buf] = [param, buf].map(whole);
+        let grad = grad.to_contiguous();
+        let g = match grad.as_slice::<f32>() {
+            Some(g) => g,
+            None => panic!("fused Muon: expected an f32 gradient, got {grad:?}"),
+        };
+        // In place when the buffers are not shared, copied once otherwise (as fused AdamW).
+        ember_kernels::muon_update(
+            &s,
+            param.storage_mut::<f32>(),
+            g,
+            buf.storage_mut::<f32>(),
+            rows,
+            cols,
+            blocks,
+        );
+        (param, buf)
+    }
+}
+
+/// One update of the `[rows, cols]` weight `param`: `(param, buf)` after it; `buf` is `None`
+/// on the first update (taken as zero). Fused on the CPU backend, composed elsewhere.
+pub fn muon_step(
+    param: Tensor<2>,
+    grad: Tensor<2>,
+    buf: Option<Tensor<2>>,
+    s: MuonScalars,
+    blocks: usize,
+) -> (Tensor<2>, Tensor<2>) {
+    if !ember_model::ops::fused_here(&param) {
+        return composed_muon_step(param, grad, buf, s, blocks);
+    }
+    let buf = buf.unwrap_or_else(|| param.zeros_like());
+    let (p, b) = <Dispatch as CpuMuon>::fused_muon(
+        param.into_dispatch(),
+        grad.into_dispatch(),
+        buf.into_dispatch(),
+        s,
+        blocks,
+    );
+    (Tensor::from_dispatch(p), Tensor::from_dispatch(b))
+}
+
+/// Orthogonalises `x` `[rows, cols]` with the quintic Newton–Schulz iteration, from tensor
+/// operations.
+fn newton_schulz5(x: Tensor<2>) -> Tensor<2> {
+    let [rows, cols] = x.dims();
+    let tall = rows > cols;
+    let mut w = if tall { x.transpose() } else { x };
+    let norm = w.clone().square().sum().sqrt().clamp_min(1e-7);
+    w = w / norm.unsqueeze::<2>();
+    let (a, b, c) = NS_COEFFICIENTS;
+    for _ in 0..NS_STEPS {
+        let gram = w.clone().matmul(w.clone().transpose());
+        let poly = gram.clone().mul_scalar(b) + gram.clone().matmul(gram).mul_scalar(c);
+        w = w.clone().mul_scalar(a) + poly.matmul(w);
+    }
+    if tall { w.transpose() } else { w }
+}
+
+/// The same update from Burn's tensor operations (every device).
+pub fn composed_muon_step(
+    param: Tensor<2>,
+    grad: Tensor<2>,
+    buf: Option<Tensor<2>>,
+    s: MuonScalars,
+    blocks: usize,
+) -> (Tensor<2>, Tensor<2>) {
+    let [rows, cols] = param.dims();
+    let m = s.momentum;
+    let g = grad.mul_scalar(s.grad_scale);
+    let buf = match buf {
+        Some(b) => b.mul_scalar(m) + g.clone().mul_scalar(1.0 - m),
+        None => g.clone().mul_scalar(1.0 - m),
+    };
+    let u = g.mul_scalar(1.0 - m) + buf.clone().mul_scalar(m);
+    let width = cols / blocks;
+    let parts: Vec<Tensor<2>> = (0..blocks)
+        .map(|b| newton_schulz5(u.clone().slice([0..rows, b * width..(b + 1) * width])))
+        .collect();
+    let o = Tensor::cat(parts, 1);
+    let step = s.lr * (width as f32 / rows as f32).max(1.0).sqrt();
+    let p = param.mul_scalar(1.0 - s.lr * s.weight_decay) - o.mul_scalar(step);
+    (p, buf)
+}
