@@ -18,7 +18,7 @@ use crate::{fused, fused_norm, fused_qkv, fused_rows};
 
 /// The operations the CPU runs as fused kernels (shown in the device line). AdamW's fused
 /// update is called from the training loop (`ember_train::fused_adamw`) on the same condition.
-pub const FUSED_OPS: &str = "cross-entropy, GELU, layer norm, attention and AdamW";
+pub const FUSED_OPS: &str = "cross-entropy, GELU, layer norm, attention, AdamW and Muon";
 
 /// The fused CPU kernels are on unless the environment sets `EMBER_FUSED_CPU=0` (Burn's own
 /// operations then run everywhere: for A/B measurements, or to rule the kernels out when

@@ -66,6 +66,27 @@ pub struct MixSource {
     /// First optimizer step that draws from it (nanochat's mid-training starts late).
     #[serde(default)]
     pub start_step: u64,
+    /// Which of its tokens are trained on: `"all"` (every next token) or `"replies"` (the
+    /// assistant's replies of rendered conversations, as fine-tuning trains them).
+    #[serde(default, skip_serializing_if = "MixLoss::is_all")]
+    pub loss: MixLoss,
+}
+
+/// Which tokens of a mixed source count in the loss.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MixLoss {
+    /// Every next token.
+    #[default]
+    All,
+    /// Only targets inside an assistant reply (and the `<|end|>` closing it).
+    Replies,
+}
+
+impl MixLoss {
+    fn is_all(&self) -> bool {
+        *self == MixLoss::All
+    }
 }
 
 /// `[model]`: a preset and/or explicit fields (explicit fields win). Unset fields take the

@@ -29,6 +29,7 @@
 pub mod config;
 mod error;
 pub mod prepare;
+pub mod replies;
 pub mod run;
 pub mod task;
 

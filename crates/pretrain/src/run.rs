@@ -10,8 +10,9 @@ use ember_model::SelectedDevice;
 use ember_train::config::ConfigSource;
 use ember_train::{FaultPlan, Outcome, Run, Start};
 
-use crate::config::{ModelSection, PretrainConfig};
+use crate::config::{MixLoss, ModelSection, PretrainConfig};
 use crate::error::Result;
+use crate::replies::ReplyIds;
 use crate::task::{Mixed, ShardTask};
 
 /// What to run.
@@ -122,12 +123,25 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
             .mix
             .iter()
             .zip(&mixed)
-            .map(|(m, p)| Mixed {
-                data: p,
-                weight: m.weight,
-                start_step: m.start_step,
+            .map(|(m, p)| {
+                let replies = match m.loss {
+                    MixLoss::All => None,
+                    MixLoss::Replies => Some(ReplyIds::of(&p.tokenizer).ok_or_else(|| {
+                        crate::error::PretrainError::Option {
+                            option: "data.mix.loss",
+                            value: format!("\"replies\" for {}", m.dir.display()),
+                            expected: "a tokenizer with the chat tokens <|assistant|> and <|end|> (or loss = \"all\")".into(),
+                        }
+                    })?),
+                };
+                Ok(Mixed {
+                    data: p,
+                    weight: m.weight,
+                    start_step: m.start_step,
+                    replies,
+                })
             })
-            .collect(),
+            .collect::<Result<Vec<_>>>()?,
     )?;
     println!(
         "data {}: {} train tokens, {} held-out tokens; model: {} parameters",

@@ -6,7 +6,9 @@
 
 use ember_train::{HostBatch, Result, Task, TrainError, mix_seed};
 
-use ember_formats::Prepared;
+use ember_formats::{Prepared, TokenStream};
+
+use crate::replies::ReplyIds;
 
 /// A prepared directory mixed into the training rows.
 pub struct Mixed<'a> {
@@ -16,7 +18,12 @@ pub struct Mixed<'a> {
     pub weight: f64,
     /// First step that draws from it.
     pub start_step: u64,
+    /// Train on the assistant's replies only (`loss = "replies"`); `None`: every token.
+    pub replies: Option<ReplyIds>,
 }
+
+/// A row's start, its stream, and the reply ids if only replies count.
+type Start<'s> = (usize, &'s TokenStream, Option<&'s ReplyIds>);
 
 /// The [`Task`] the shared loop trains on.
 pub struct ShardTask<'a> {
@@ -99,19 +106,20 @@ impl<'a> ShardTask<'a> {
         Ok(self)
     }
 
-    /// The stream a training row of `step` draws from, given a uniform draw `u` in [0, 1).
-    fn source(&self, step: u64, u: f64) -> &'a ember_formats::TokenStream {
+    /// The stream a training row of `step` draws from, given a uniform draw `u` in [0, 1),
+    /// with its reply ids if only replies count.
+    fn source(&self, step: u64, u: f64) -> (&'a TokenStream, Option<&ReplyIds>) {
         let mut acc = 0.0;
         for m in self.mix.iter().filter(|m| step >= m.start_step) {
             acc += m.weight;
             if u < acc {
-                return &m.data.train;
+                return (&m.data.train, m.replies.as_ref());
             }
         }
-        &self.data.train
+        (&self.data.train, None)
     }
 
-    fn assemble(&self, starts: &[(usize, &ember_formats::TokenStream)], eval: bool) -> HostBatch {
+    fn assemble(&self, starts: &[Start<'_>], eval: bool) -> HostBatch {
         let (b, t) = (starts.len(), self.seq);
         let mut hb = HostBatch {
             batch: b,
@@ -122,16 +130,23 @@ impl<'a> ShardTask<'a> {
             target_bytes: 0,
         };
         let mut w = Vec::with_capacity(t + 1);
-        for &(s, stream) in starts {
+        let mut reply = Vec::with_capacity(t);
+        for &(s, stream, replies) in starts {
             w.clear();
             stream.read(s, t + 1, &mut w);
             w.resize(t + 1, 0);
             hb.inputs.extend_from_slice(&w[..t]);
-            for &y in &w[1..] {
+            reply.clear();
+            match replies {
+                Some(r) => r.mask(&w, r.inside_at(stream, s), &mut reply),
+                None => reply.resize(t, 1.0),
+            }
+            for (&y, &r) in w[1..].iter().zip(&reply) {
                 let bytes = self.byte_len.get(y as usize).copied().unwrap_or(0);
-                // Training predicts every next token, document boundaries included; the
-                // held-out figures leave special tokens out so bits per byte means text.
-                let m = if eval && bytes == 0 { 0.0 } else { 1.0 };
+                // Training predicts every next token, document boundaries included (only the
+                // replies of a `loss = "replies"` source); the held-out figures leave special
+                // tokens out so bits per byte means text.
+                let m = if eval && bytes == 0 { 0.0 } else { r };
                 if m > 0.0 {
                     hb.target_bytes += u64::from(bytes);
                 }
@@ -146,18 +161,18 @@ impl<'a> ShardTask<'a> {
 impl Task for ShardTask<'_> {
     fn train_batch(&self, step: u64, micro: usize) -> Result<HostBatch> {
         let mut state = mix_seed(self.seed ^ 0x5EED_DA7A, step, micro as u64);
-        let starts: Vec<(usize, &ember_formats::TokenStream)> = (0..self.batch)
+        let starts: Vec<Start<'_>> = (0..self.batch)
             .map(|_| {
                 state = mix_seed(state, 1, 0);
-                let stream = if self.mix.is_empty() {
-                    &self.data.train
+                let (stream, replies) = if self.mix.is_empty() {
+                    (&self.data.train, None)
                 } else {
                     // The source's draw comes from a stream of its own (53 bits → [0, 1)).
                     let u = (mix_seed(state, 2, 0) >> 11) as f64 / (1u64 << 53) as f64;
                     self.source(step, u)
                 };
                 let span = (stream.len() - self.seq) as u64;
-                ((state % span) as usize, stream)
+                ((state % span) as usize, stream, replies)
             })
             .collect();
         Ok(self.assemble(&starts, false))
@@ -170,12 +185,12 @@ impl Task for ShardTask<'_> {
     /// Windows spread evenly over the whole held-out stream (not just its first books), never
     /// overlapping.
     fn eval_batch(&self, i: usize) -> Result<HostBatch> {
-        let starts: Vec<(usize, &ember_formats::TokenStream)> = (i * self.eval_batch
-            ..(i + 1) * self.eval_batch)
+        let starts: Vec<Start<'_>> = (i * self.eval_batch..(i + 1) * self.eval_batch)
             .map(|w| {
                 (
                     w * self.all_windows / self.eval_windows * self.seq,
                     &self.data.val,
+                    None,
                 )
             })
             .collect();

@@ -216,6 +216,7 @@ fn mixed_rows_come_from_the_mix_after_its_start_and_leave_the_main_draws_alone()
             data: &dialogue,
             weight: 0.5,
             start_step: 5,
+            replies: None,
         }])
         .unwrap();
     let rows = |b: &ember_train::HostBatch| -> Vec<Vec<u32>> {
@@ -256,4 +257,92 @@ fn mixed_rows_come_from_the_mix_after_its_start_and_leave_the_main_draws_alone()
         (0.35..0.65).contains(&share),
         "{from_mix} of {total} rows from the mix"
     );
+}
+
+/// With `loss = "replies"`, a mixed dialogue row trains exactly the targets inside assistant
+/// replies (and the `<|end|>` closing each), however the window falls: the mask equals one
+/// computed from the whole stream; main-data rows still train every token.
+#[test]
+fn reply_only_mixed_rows_train_the_replies_and_nothing_else() {
+    use ember_pretrain::replies::ReplyIds;
+    use ember_pretrain::task::Mixed;
+    use ember_train::Task;
+    let dir = tempfile::tempdir().unwrap();
+    let (c, t) = setup(dir.path(), 300);
+    ember_pretrain::prepare::prepare(&options(dir.path(), &c, &t, "text")).unwrap();
+    let dlg = dir.path().join("d.jsonl");
+    // Replies longer than a window, so some windows start inside one.
+    let reply = "The wind was high, and the book was at its end. ".repeat(3);
+    let line = format!(
+        r#"{{"messages":[{{"role":"system","content":"Be kind."}},{{"role":"user","content":"It was the night?"}},{{"role":"assistant","content":"{reply}"}},{{"role":"user","content":"And then?"}},{{"role":"assistant","content":"Then morning."}}]}}"#
+    );
+    std::fs::write(&dlg, format!("{line}\n").repeat(30)).unwrap();
+    let mut o = options(dir.path(), &dlg, &t, "dialogue");
+    o.dialogue = true;
+    o.doc_separator = None;
+    ember_pretrain::prepare::prepare(&o).unwrap();
+    let text = Prepared::open(&dir.path().join("text")).unwrap();
+    let dialogue = Prepared::open(&dir.path().join("dialogue")).unwrap();
+    let tok = &text.tokenizer;
+    let id = |s: &str| tok.token_to_id(s).unwrap();
+    let (assistant, end) = (id("<|assistant|>"), id("<|end|>"));
+    // The expected mask from the whole stream: a target is trained when the last chat token
+    // before it opened an assistant turn.
+    let mut stream = Vec::new();
+    dialogue.train.read(0, dialogue.train.len(), &mut stream);
+    let mut inside = vec![false; stream.len()];
+    let mut state = false;
+    for (i, &x) in stream.iter().enumerate() {
+        if x == assistant {
+            state = true;
+        } else if [end, id("<|user|>"), id("<|system|>"), id("<|endoftext|>")].contains(&x) {
+            state = false;
+        }
+        inside[i] = state; // the turn after input i: whether target i + 1 is trained
+    }
+    let seq = 16;
+    let mixed = ShardTask::new(&text, 16, seq, 3, 0)
+        .unwrap()
+        .with_mix(vec![Mixed {
+            data: &dialogue,
+            weight: 0.6,
+            start_step: 0,
+            replies: ReplyIds::of(tok),
+        }])
+        .unwrap();
+    let (mut dialogue_rows, mut starts_inside, mut trained_ends) = (0, 0, 0);
+    for step in 0..30 {
+        let b = mixed.train_batch(step, 0).unwrap();
+        for r in 0..b.batch {
+            let row = &b.inputs[r * seq..(r + 1) * seq];
+            let mask = &b.mask[r * seq..(r + 1) * seq];
+            let targets = &b.targets[r * seq..(r + 1) * seq];
+            let at: Vec<usize> = (0..=stream.len() - seq - 1)
+                .filter(|&s| stream[s..s + seq] == *row && stream[s + 1..s + seq + 1] == *targets)
+                .collect();
+            let Some(&s) = at.first() else {
+                assert!(
+                    mask.iter().all(|&m| m == 1.0),
+                    "a main-data row trains every token"
+                );
+                continue;
+            };
+            dialogue_rows += 1;
+            // Identical windows elsewhere in the stream must agree (the stream repeats).
+            let want: Vec<f32> = (0..seq)
+                .map(|j| f32::from(u8::from(inside[s + j])))
+                .collect();
+            assert_eq!(mask, want.as_slice(), "row at {s}");
+            starts_inside += usize::from(s > 0 && inside[s - 1]);
+            trained_ends += (0..seq)
+                .filter(|&j| mask[j] == 1.0 && targets[j] == end)
+                .count();
+        }
+    }
+    assert!(dialogue_rows > 100, "{dialogue_rows} dialogue rows");
+    assert!(
+        starts_inside > 10,
+        "{starts_inside} rows start inside a reply"
+    );
+    assert!(trained_ends > 0, "the <|end|> closing a reply is trained");
 }

@@ -9,4 +9,5 @@ mod exact;
 mod guards;
 mod learning;
 mod optim;
+mod reference;
 mod schedule;
