@@ -64,17 +64,7 @@ fn stop_and_resume(t: TrainSection) {
 
 #[test]
 fn resume_refuses_a_changed_model_shape_naming_both_values() {
-    let tok = tokenizer();
-    let dir = tempfile::tempdir().unwrap();
-    let t = TrainSection {
-        max_steps: 4,
-        ..train_section()
-    };
-    train(
-        &run(dir.path(), &tok, t.clone(), Start::Fresh),
-        &Cycle::new(4),
-    )
-    .unwrap();
+    let (tok, dir, t) = four_steps(train_section());
     let mut r = run(
         dir.path(),
         &tok,
@@ -88,17 +78,7 @@ fn resume_refuses_a_changed_model_shape_naming_both_values() {
 
 #[test]
 fn resume_refuses_another_tokenizer() {
-    let tok = tokenizer();
-    let dir = tempfile::tempdir().unwrap();
-    let t = TrainSection {
-        max_steps: 4,
-        ..train_section()
-    };
-    train(
-        &run(dir.path(), &tok, t.clone(), Start::Fresh),
-        &Cycle::new(4),
-    )
-    .unwrap();
+    let (_, dir, t) = four_steps(train_section());
     let other =
         ember_tokenizer::train_from_texts(&["xyz xyz"], &ember_tokenizer::TrainerConfig::new(262))
             .unwrap()
@@ -114,18 +94,10 @@ fn resume_refuses_another_tokenizer() {
 
 #[test]
 fn resume_refuses_another_optimizer() {
-    let tok = tokenizer();
-    let dir = tempfile::tempdir().unwrap();
-    let t = TrainSection {
-        max_steps: 4,
+    let (tok, dir, t) = four_steps(TrainSection {
         optimizer: OptimizerKind::Muon,
         ..train_section()
-    };
-    train(
-        &run(dir.path(), &tok, t.clone(), Start::Fresh),
-        &Cycle::new(4),
-    )
-    .unwrap();
+    });
     let before = weights(&dir.path().join("checkpoints/step-00000004"));
     let adamw = TrainSection {
         max_steps: 8,
@@ -158,21 +130,25 @@ fn resume_without_a_checkpoint_is_an_error_not_a_fresh_start() {
 
 #[test]
 fn a_fresh_run_never_overwrites_an_existing_one() {
-    let tok = tokenizer();
-    let dir = tempfile::tempdir().unwrap();
-    let t = TrainSection {
-        max_steps: 4,
-        ..train_section()
-    };
-    train(
-        &run(dir.path(), &tok, t.clone(), Start::Fresh),
-        &Cycle::new(4),
-    )
-    .unwrap();
+    let (tok, dir, t) = four_steps(train_section());
     let before = weights(&dir.path().join("checkpoints/step-00000004"));
     let err = train(&run(dir.path(), &tok, t, Start::Fresh), &Cycle::new(4))
         .unwrap_err()
         .to_string();
     assert!(err.contains("--resume"), "{err}");
     assert!(before == weights(&dir.path().join("checkpoints/step-00000004")));
+}
+
+/// A finished four-step run of `t` (its `max_steps` replaced) in a fresh directory, for tests
+/// of what a second run over it may do.
+fn four_steps(t: TrainSection) -> (ember_tokenizer::Tokenizer, tempfile::TempDir, TrainSection) {
+    let tok = tokenizer();
+    let dir = tempfile::tempdir().unwrap();
+    let t = TrainSection { max_steps: 4, ..t };
+    train(
+        &run(dir.path(), &tok, t.clone(), Start::Fresh),
+        &Cycle::new(4),
+    )
+    .unwrap();
+    (tok, dir, t)
 }
