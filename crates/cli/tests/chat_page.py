@@ -63,7 +63,7 @@ with sync_playwright() as p:
     page.click("#reset")  # a fresh conversation: the test model's context is short
     page.fill("#max", "30")
 
-    # The test model ends about a quarter of such replies on its own within 30 tokens: the
+    # The test model can end such a reply on its own before Stop reaches the server: the
     # request goes out with those ids banned (logit_bias), so only Stop can end it early.
     def ban_end(route):
         body = json.loads(route.request.post_data)

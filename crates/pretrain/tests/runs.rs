@@ -190,24 +190,31 @@ fn every_shipped_config_parses_and_resolves() {
     assert!(n >= 4, "found {n} configs");
 }
 
-/// Rows draw from a mixed source only from its start step, and then about its share; the main
-/// data's windows are the same draws as without a mix.
-#[test]
-fn mixed_rows_come_from_the_mix_after_its_start_and_leave_the_main_draws_alone() {
-    use ember_pretrain::task::Mixed;
-    use ember_train::Task;
+/// The test corpus and `copies` of the conversation `line` (JSONL), each prepared with the
+/// same 300-id tokenizer; the directory holds both.
+fn text_and_dialogue(line: &str, copies: usize) -> (tempfile::TempDir, Prepared, Prepared) {
     let dir = tempfile::tempdir().unwrap();
     let (c, t) = setup(dir.path(), 300);
     ember_pretrain::prepare::prepare(&options(dir.path(), &c, &t, "text")).unwrap();
     let dlg = dir.path().join("d.jsonl");
-    let line = r#"{"messages":[{"role":"user","content":"It was the night?"},{"role":"assistant","content":"The wind was high, and the book was at its end."}]}"#;
-    std::fs::write(&dlg, format!("{line}\n").repeat(40)).unwrap();
+    std::fs::write(&dlg, format!("{line}\n").repeat(copies)).unwrap();
     let mut o = options(dir.path(), &dlg, &t, "dialogue");
     o.dialogue = true;
     o.doc_separator = None;
     ember_pretrain::prepare::prepare(&o).unwrap();
     let text = Prepared::open(&dir.path().join("text")).unwrap();
     let dialogue = Prepared::open(&dir.path().join("dialogue")).unwrap();
+    (dir, text, dialogue)
+}
+
+/// Rows draw from a mixed source only from its start step, and then about its share; the main
+/// data's windows are the same draws as without a mix.
+#[test]
+fn mixed_rows_come_from_the_mix_after_its_start_and_leave_the_main_draws_alone() {
+    use ember_pretrain::task::Mixed;
+    use ember_train::Task;
+    let line = r#"{"messages":[{"role":"user","content":"It was the night?"},{"role":"assistant","content":"The wind was high, and the book was at its end."}]}"#;
+    let (_dir, text, dialogue) = text_and_dialogue(line, 40);
     let assistant = text.tokenizer.token_to_id("<|assistant|>").unwrap();
     let plain = ShardTask::new(&text, 16, 16, 3, 0).unwrap();
     let mixed = ShardTask::new(&text, 16, 16, 3, 0)
@@ -267,22 +274,12 @@ fn reply_only_mixed_rows_train_the_replies_and_nothing_else() {
     use ember_pretrain::replies::ReplyIds;
     use ember_pretrain::task::Mixed;
     use ember_train::Task;
-    let dir = tempfile::tempdir().unwrap();
-    let (c, t) = setup(dir.path(), 300);
-    ember_pretrain::prepare::prepare(&options(dir.path(), &c, &t, "text")).unwrap();
-    let dlg = dir.path().join("d.jsonl");
     // Replies longer than a window, so some windows start inside one.
     let reply = "The wind was high, and the book was at its end. ".repeat(3);
     let line = format!(
         r#"{{"messages":[{{"role":"system","content":"Be kind."}},{{"role":"user","content":"It was the night?"}},{{"role":"assistant","content":"{reply}"}},{{"role":"user","content":"And then?"}},{{"role":"assistant","content":"Then morning."}}]}}"#
     );
-    std::fs::write(&dlg, format!("{line}\n").repeat(30)).unwrap();
-    let mut o = options(dir.path(), &dlg, &t, "dialogue");
-    o.dialogue = true;
-    o.doc_separator = None;
-    ember_pretrain::prepare::prepare(&o).unwrap();
-    let text = Prepared::open(&dir.path().join("text")).unwrap();
-    let dialogue = Prepared::open(&dir.path().join("dialogue")).unwrap();
+    let (_dir, text, dialogue) = text_and_dialogue(&line, 30);
     let tok = &text.tokenizer;
     let id = |s: &str| tok.token_to_id(s).unwrap();
     let (assistant, end) = (id("<|assistant|>"), id("<|end|>"));

@@ -225,23 +225,15 @@ impl Optimizer {
             .map_err(|e| bad(format!("damaged optimizer state: {e}")))?;
         let md = meta.metadata().clone().unwrap_or_default();
         let format = self.format();
-        if md.get("format").map(String::as_str) != Some(format)
-            || md.get("version").map(String::as_str) != Some("1")
-        {
-            let other = if format == FORMAT { "muon" } else { "adamw" };
+        let found = md.get("format").map(String::as_str);
+        if found != Some(format) || md.get("version").map(String::as_str) != Some("1") {
+            let was = match found {
+                Some(FORMAT) => " (this state is train.optimizer = \"adamw\")",
+                Some(MUON_FORMAT) => " (this state is train.optimizer = \"muon\")",
+                _ => "",
+            };
             return Err(bad(format!(
-                "not {format} version 1 state (metadata {md:?}); a run's optimizer cannot change when it resumes{}",
-                if md.get("format").map(String::as_str)
-                    == Some(if format == FORMAT {
-                        MUON_FORMAT
-                    } else {
-                        FORMAT
-                    })
-                {
-                    format!(" (this state is train.optimizer = \"{other}\")")
-                } else {
-                    String::new()
-                }
+                "not {format} version 1 state (metadata {md:?}); a run's optimizer cannot change when it resumes{was}"
             )));
         }
         let step: u64 = md
@@ -307,6 +299,58 @@ struct Update<'a> {
     t: i32,
 }
 
+impl Update<'_> {
+    /// Muon's update of the matrix `name` (`[rows, cols]`, `blocks` side by side), flattened.
+    fn muon<const D: usize>(
+        &mut self,
+        muon: MuonConfig,
+        blocks: usize,
+        name: String,
+        param: Tensor<D>,
+        grad: Tensor<D>,
+    ) -> Tensor<1> {
+        let dims = param.dims();
+        let [rows, cols] = [dims[0], dims[1]];
+        let s = muon.scalars(self.t as u64, self.lr, self.grad_scale);
+        let buf = self
+            .opt
+            .buffers
+            .remove(&name)
+            .map(|b| b.reshape([rows, cols]));
+        let (p, b) = muon_step(
+            param.reshape([rows, cols]),
+            grad.reshape([rows, cols]),
+            buf,
+            s,
+            blocks,
+        );
+        self.opt.buffers.insert(name, b.reshape([rows * cols]));
+        p.reshape([rows * cols])
+    }
+
+    /// AdamW's update of the flattened parameter `name` of rank `rank`.
+    fn adamw(&mut self, name: String, rank: usize, p: Tensor<1>, grad: Tensor<1>) -> Tensor<1> {
+        let c = self.opt.cfg;
+        let weight_decay = if decays(&name, rank, self.opt.tied) {
+            c.weight_decay
+        } else {
+            0.0
+        };
+        let scalars = AdamWScalars::for_step(
+            self.t,
+            self.lr,
+            [c.beta1, c.beta2],
+            c.eps,
+            weight_decay,
+            self.grad_scale,
+        );
+        let moments = self.opt.moments.remove(&name).map(|mo| (mo.m, mo.v));
+        let (p, m, v) = adamw_step(p, grad, moments, scalars);
+        self.opt.moments.insert(name, Moments { m, v });
+        p
+    }
+}
+
 impl ModuleMapper for Update<'_> {
     fn enter_module(&mut self, name: &str, _: &str) {
         self.path.push(name.to_string());
@@ -325,41 +369,10 @@ impl ModuleMapper for Update<'_> {
         let dims = tensor.dims();
         let n = tensor.shape().num_elements();
         let require_grad = tensor.is_require_grad();
-        if let (Some(muon), Some(blocks)) = (self.opt.muon, blocks(&name, D)) {
-            let s = muon.scalars(self.t as u64, self.lr, self.grad_scale);
-            let [rows, cols] = [dims[0], dims[1]];
-            let buf = self
-                .opt
-                .buffers
-                .remove(&name)
-                .map(|b| b.reshape([rows, cols]));
-            let p = tensor.inner().reshape([rows, cols]);
-            let (p, b) = muon_step(p, grad.reshape([rows, cols]), buf, s, blocks);
-            self.opt.buffers.insert(name, b.reshape([n]));
-            let mut out = Tensor::from_inner(p.reshape(dims));
-            if require_grad {
-                out = out.require_grad();
-            }
-            return Param::from_mapped_value(id, out, mapper);
-        }
-        let c = self.opt.cfg;
-        let weight_decay = if decays(&name, D, self.opt.tied) {
-            c.weight_decay
-        } else {
-            0.0
+        let p = match (self.opt.muon, blocks(&name, D)) {
+            (Some(muon), Some(blocks)) => self.muon(muon, blocks, name, tensor.inner(), grad),
+            _ => self.adamw(name, D, tensor.inner().reshape([n]), grad.reshape([n])),
         };
-        let scalars = AdamWScalars::for_step(
-            self.t,
-            self.lr,
-            [c.beta1, c.beta2],
-            c.eps,
-            weight_decay,
-            self.grad_scale,
-        );
-        let moments = self.opt.moments.remove(&name).map(|mo| (mo.m, mo.v));
-        let p = tensor.inner().reshape([n]);
-        let (p, m, v) = adamw_step(p, grad.reshape([n]), moments, scalars);
-        self.opt.moments.insert(name, Moments { m, v });
         let mut out = Tensor::from_inner(p.reshape(dims));
         if require_grad {
             out = out.require_grad();
