@@ -43,6 +43,7 @@ impl Windows {
             targets,
             mask: vec![1.0; n],
             target_bytes: n as u64,
+            bidirectional: 0,
         }
     }
 }

@@ -279,6 +279,7 @@ pub fn pad_batch(examples: &[&Example], pad: u32) -> (HostBatch, usize) {
         targets: Vec::new(),
         mask: Vec::new(),
         target_bytes: 0,
+        bidirectional: 0,
     };
     let mut padding = 0;
     for e in examples {

@@ -1,4 +1,5 @@
-//! Causal self-attention, forward and backward, one head per task.
+//! Causal self-attention, forward and backward, one head per task. Leading heads may attend
+//! both ways instead (`AttnShape::bidirectional`: the masked rows of the hybrid objective).
 //!
 //! Burn's autodiff runs attention as its generic composition (product, scale, causal mask,
 //! a NaN-safe softmax of a dozen passes, product) and differentiates each step, so every layer
@@ -27,6 +28,8 @@ pub struct AttnShape {
     pub seq: usize,
     /// Width of one head.
     pub head_dim: usize,
+    /// The first `bidirectional` heads see every key (no causal mask); the rest are causal.
+    pub bidirectional: usize,
 }
 
 impl AttnShape {
@@ -41,10 +44,53 @@ impl AttnShape {
             self.heads * self.seq * self.seq,
             "probs must be [heads, seq, seq]"
         );
+        assert!(
+            self.bidirectional <= self.heads,
+            "{} bidirectional heads of {}",
+            self.bidirectional,
+            self.heads
+        );
+    }
+
+    /// Which keys the queries of `head` see.
+    fn keys(&self, head: usize) -> Visible {
+        if head < self.bidirectional {
+            Visible::All(self.seq)
+        } else {
+            Visible::Causal
+        }
     }
 }
 
-/// `out = softmax(scale · q·kᵀ, causal) · v` per head; also writes the attention weights to
+/// Which keys a head's queries see.
+#[derive(Clone, Copy)]
+enum Visible {
+    /// Keys up to the query's own position.
+    Causal,
+    /// All `t` keys.
+    All(usize),
+}
+
+impl Visible {
+    /// Keys row `i` sees.
+    fn row(self, i: usize) -> usize {
+        match self {
+            Visible::Causal => i + 1,
+            Visible::All(t) => t,
+        }
+    }
+
+    /// Keys any row of a block ending before row `i1` sees.
+    fn block(self, i1: usize) -> usize {
+        match self {
+            Visible::Causal => i1,
+            Visible::All(t) => t,
+        }
+    }
+}
+
+/// `out = softmax(scale · q·kᵀ, causal) · v` per head (without the causal mask for the
+/// leading `shape.bidirectional` heads); also writes the attention weights to
 /// `probs` for [`causal_attention_backward`].
 ///
 /// # Panics
@@ -67,7 +113,7 @@ pub fn causal_attention_forward(
         .enumerate()
         .for_each(|(h, (y, p))| {
             let at = |x| head(x, h, t * hd);
-            forward_head(t, hd, [at(q), at(k), at(v)], scale, p, y);
+            forward_head(t, hd, shape.keys(h), [at(q), at(k), at(v)], scale, p, y);
         });
 }
 
@@ -78,13 +124,13 @@ fn blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
         .map(move |i0| (i0, (i0 + BLOCK).min(t)))
 }
 
-/// `dst[r, j] = scale · a[i0 + r] · b[j]` for the block's rows `r` and keys `j < i1` (the only
-/// keys a causal row of the block can see); `dst` has row stride `t`.
+/// `dst[r, j] = scale · a[i0 + r] · b[j]` for the block's rows `r` and keys `j < n` (the only
+/// keys a row of the block can see: `n = i1` when causal); `dst` has row stride `t`.
 fn block_products(
     dst: &mut [f32],
     t: usize,
     [a, b]: [&[f32]; 2],
-    (i0, i1): (usize, usize),
+    (i0, i1, n): (usize, usize, usize),
     hd: usize,
     scale: f32,
 ) {
@@ -93,29 +139,29 @@ fn block_products(
         dst,
         t,
         rows,
-        View::rows(&b[..i1 * hd], i1, hd).t(),
+        View::rows(&b[..n * hd], n, hd).t(),
         scale,
         false,
     );
 }
 
-/// `dst[r] = scale · Σ_{j < i1} m[i0 + r, j] · b[j]` for the block's rows `r`: a block of a
-/// causal `[t, t]` matrix `m` (zero past the diagonal, so keys ≥ i1 add nothing) times the
-/// first `i1` rows of `b` (`[t, hd]`); `dst` is the block's rows of a `[t, hd]` output.
+/// `dst[r] = scale · Σ_{j < n} m[i0 + r, j] · b[j]` for the block's rows `r`: a block of a
+/// `[t, t]` matrix `m` (zero past the keys its rows see, so keys ≥ n add nothing) times the
+/// first `n` rows of `b` (`[t, hd]`); `dst` is the block's rows of a `[t, hd]` output.
 fn block_times(
     dst: &mut [f32],
     [m, b]: [&[f32]; 2],
-    (i0, i1): (usize, usize),
+    (i0, i1, n): (usize, usize, usize),
     t: usize,
     hd: usize,
     scale: f32,
 ) {
-    let rows = View::strided(&m[i0 * t..i1 * t], i1 - i0, i1, t, 1);
+    let rows = View::strided(&m[i0 * t..i1 * t], i1 - i0, n, t, 1);
     matmul(
         &mut dst[i0 * hd..i1 * hd],
         hd,
         rows,
-        View::rows(&b[..i1 * hd], i1, hd),
+        View::rows(&b[..n * hd], n, hd),
         scale,
         false,
     );
@@ -129,20 +175,22 @@ fn head(x: &[f32], h: usize, len: usize) -> &[f32] {
 fn forward_head(
     t: usize,
     hd: usize,
+    keys: Visible,
     [q, k, v]: [&[f32]; 3],
     scale: f32,
     p: &mut [f32],
     y: &mut [f32],
 ) {
     for (i0, i1) in blocks(t) {
-        // Scores of these rows against keys 0..i1, into the rows' part of P.
-        block_products(&mut p[i0 * t..i1 * t], t, [q, k], (i0, i1), hd, scale);
+        // Scores of these rows against the keys they see, into the rows' part of P.
+        let n = keys.block(i1);
+        block_products(&mut p[i0 * t..i1 * t], t, [q, k], (i0, i1, n), hd, scale);
         for i in i0..i1 {
-            let (live, dead) = p[i * t..(i + 1) * t].split_at_mut(i + 1);
+            let (live, dead) = p[i * t..(i + 1) * t].split_at_mut(keys.row(i));
             softmax_in_place(live);
             dead.fill(0.0);
         }
-        block_times(y, [p, v], (i0, i1), t, hd, 1.0);
+        block_times(y, [p, v], (i0, i1, n), t, hd, 1.0);
     }
 }
 
@@ -180,6 +228,7 @@ pub fn causal_attention_backward(
                 backward_head(
                     t,
                     hd,
+                    shape.keys(h),
                     [at(q), at(k), at(v)],
                     p,
                     at(d_out),
@@ -195,6 +244,7 @@ pub fn causal_attention_backward(
 fn backward_head(
     t: usize,
     hd: usize,
+    keys: Visible,
     [q, k, v]: [&[f32]; 3],
     p: &[f32],
     dy: &[f32],
@@ -202,7 +252,7 @@ fn backward_head(
     ds: &mut [f32],
     [dq, dk, dv]: [&mut [f32]; 3],
 ) {
-    // dV = Pᵀ·dY (P is zero above the diagonal, so the full product is the causal one).
+    // dV = Pᵀ·dY (P is zero past the keys each row sees, so the full product is the masked one).
     matmul(
         dv,
         hd,
@@ -212,15 +262,17 @@ fn backward_head(
         false,
     );
     for (i0, i1) in blocks(t) {
-        // dP = dY·Vᵀ for these rows and keys 0..i1.
-        block_products(&mut ds[i0 * t..i1 * t], t, [dy, v], (i0, i1), hd, 1.0);
+        // dP = dY·Vᵀ for these rows and the keys they see.
+        let n = keys.block(i1);
+        block_products(&mut ds[i0 * t..i1 * t], t, [dy, v], (i0, i1, n), hd, 1.0);
         for i in i0..i1 {
-            let (live, dead) = ds[i * t..(i + 1) * t].split_at_mut(i + 1);
-            softmax_backward_in_place(&p[i * t..i * t + i + 1], live);
+            let seen = keys.row(i);
+            let (live, dead) = ds[i * t..(i + 1) * t].split_at_mut(seen);
+            softmax_backward_in_place(&p[i * t..i * t + seen], live);
             dead.fill(0.0);
         }
         // dQ = scale · dS·K for these rows.
-        block_times(dq, [ds, k], (i0, i1), t, hd, scale);
+        block_times(dq, [ds, k], (i0, i1, n), t, hd, scale);
     }
     // dK = scale · dSᵀ·Q.
     matmul(

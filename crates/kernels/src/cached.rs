@@ -194,6 +194,7 @@ fn prompt(shape: CachedShape, [q, k, v]: [&[f32]; 3], scale: f32, out: &mut [f32
         heads: n_head,
         seq: new,
         head_dim,
+        bidirectional: 0,
     };
     causal_attention_forward(heads, [&qh, &kh, &vh], scale, &mut probs, &mut y);
     heads_to_rows(l, &y, out, width, 0);

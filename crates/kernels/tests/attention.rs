@@ -1,10 +1,12 @@
 use ember_kernels::{AttnShape, causal_attention_backward, causal_attention_forward};
 
-/// float64 reference of one head: (out, dq, dk, dv) for upstream gradient `dy`.
-#[allow(clippy::type_complexity)]
+/// float64 reference of one head: (out, dq, dk, dv) for upstream gradient `dy`; `all`: every
+/// query sees every key (no causal mask).
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn reference(
     t: usize,
     hd: usize,
+    all: bool,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -12,14 +14,15 @@ fn reference(
     scale: f64,
 ) -> [Vec<f64>; 4] {
     let at = |x: &[f32], i: usize, j: usize| x[i * hd + j] as f64;
+    let last = |i: usize| if all { t - 1 } else { i };
     let mut p = vec![0.0f64; t * t];
     for i in 0..t {
-        let s: Vec<f64> = (0..=i)
+        let s: Vec<f64> = (0..=last(i))
             .map(|j| scale * (0..hd).map(|c| at(q, i, c) * at(k, j, c)).sum::<f64>())
             .collect();
         let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
-        for j in 0..=i {
+        for j in 0..=last(i) {
             p[i * t + j] = (s[j] - m).exp() / z;
         }
     }
@@ -29,13 +32,13 @@ fn reference(
     let mut dk = vec![0.0; t * hd];
     for i in 0..t {
         for c in 0..hd {
-            out[i * hd + c] = (0..=i).map(|j| p[i * t + j] * at(v, j, c)).sum();
+            out[i * hd + c] = (0..=last(i)).map(|j| p[i * t + j] * at(v, j, c)).sum();
         }
-        let dp: Vec<f64> = (0..=i)
+        let dp: Vec<f64> = (0..=last(i))
             .map(|j| (0..hd).map(|c| at(dy, i, c) * at(v, j, c)).sum())
             .collect();
-        let dot: f64 = (0..=i).map(|j| p[i * t + j] * dp[j]).sum();
-        for j in 0..=i {
+        let dot: f64 = (0..=last(i)).map(|j| p[i * t + j] * dp[j]).sum();
+        for j in 0..=last(i) {
             let ds = p[i * t + j] * (dp[j] - dot) * scale;
             for c in 0..hd {
                 dv[j * hd + c] += p[i * t + j] * at(dy, i, c);
@@ -64,11 +67,12 @@ fn data(n: usize, seed: usize) -> Vec<f32> {
         .collect()
 }
 
-fn check(heads: usize, t: usize, hd: usize) {
+fn check(heads: usize, t: usize, hd: usize, bidirectional: usize) {
     let shape = AttnShape {
         heads,
         seq: t,
         head_dim: hd,
+        bidirectional,
     };
     let n = heads * t * hd;
     let (q, k, v, dy) = (data(n, 1), data(n, 2), data(n, 3), data(n, 4));
@@ -76,9 +80,11 @@ fn check(heads: usize, t: usize, hd: usize) {
     let (probs, [out, dq, dk, dv]) = run(shape, [&q, &k, &v], &dy, scale);
     for h in 0..heads {
         let r = h * t * hd..(h + 1) * t * hd;
+        let all = h < bidirectional;
         let want = reference(
             t,
             hd,
+            all,
             &q[r.clone()],
             &k[r.clone()],
             &v[r.clone()],
@@ -98,10 +104,12 @@ fn check(heads: usize, t: usize, hd: usize) {
                 );
             }
         }
-        // Weights above the diagonal are exactly zero, each row sums to one.
+        // Weights above the diagonal are exactly zero (causal heads), each row sums to one.
         for i in 0..t {
             let row = &probs[(h * t + i) * t..(h * t + i + 1) * t];
-            assert!(row[i + 1..].iter().all(|&x| x == 0.0));
+            let seen = if all { t } else { i + 1 };
+            assert!(row[seen..].iter().all(|&x| x == 0.0));
+            assert!(row[..seen].iter().all(|&x| x > 0.0));
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         }
     }
@@ -109,9 +117,16 @@ fn check(heads: usize, t: usize, hd: usize) {
 
 #[test]
 fn matches_f64_reference_across_block_boundaries() {
-    check(3, 70, 5); // 70 rows: one full block of 64 and a partial one
-    check(2, 128, 16);
-    check(1, 1, 4);
+    check(3, 70, 5, 0); // 70 rows: one full block of 64 and a partial one
+    check(2, 128, 16, 0);
+    check(1, 1, 4, 0);
+}
+
+#[test]
+fn leading_heads_attend_both_ways() {
+    check(3, 70, 5, 2); // the first two heads see every key, the third is causal
+    check(2, 128, 16, 2);
+    check(1, 1, 4, 1);
 }
 
 #[test]
@@ -120,6 +135,7 @@ fn thread_count_does_not_change_results() {
         heads: 6,
         seq: 90,
         head_dim: 8,
+        bidirectional: 2,
     };
     let n = 6 * 90 * 8;
     let (q, k, v, dy) = (data(n, 5), data(n, 6), data(n, 7), data(n, 8));

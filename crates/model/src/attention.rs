@@ -147,7 +147,7 @@ impl CausalSelfAttention {
                 .enumerate()
                 .map(|(i, (slot, &start))| {
                     let row = qkv.clone().slice(s![i..i + 1, .., ..]);
-                    ops::attention(row, self.n_head, start, rope, Some(slot))
+                    ops::attention(row, self.n_head, start, rope, Some(slot), 0)
                 })
                 .collect();
             Tensor::cat(rows, 0)
@@ -158,7 +158,8 @@ impl CausalSelfAttention {
     /// `[batch, seq, n_embd] -> [batch, seq, n_embd]`. `start` is the position of the first
     /// token of `x`; with a `cache`, keys and values of earlier calls are attended to and this
     /// call's are appended. With `record` (a whole sequence, no cache), the attention weights
-    /// `[batch, heads, seq, seq]` are appended to it.
+    /// `[batch, heads, seq, seq]` are appended to it. The first `bidirectional` batch rows
+    /// (whole sequences, no cache) attend both ways.
     pub fn forward(
         &self,
         x: Tensor<3>,
@@ -166,6 +167,7 @@ impl CausalSelfAttention {
         rope: Option<&RotaryEncoding>,
         cache: Option<&mut LayerKv>,
         record: Option<&mut Vec<Tensor<4>>>,
+        bidirectional: usize,
     ) -> Tensor<3> {
         let qkv = self.projections(x);
         let y = match record {
@@ -174,7 +176,7 @@ impl CausalSelfAttention {
                 weights.push(w);
                 y
             }
-            None => ops::attention(qkv, self.n_head, start, rope, cache),
+            None => ops::attention(qkv, self.n_head, start, rope, cache, bidirectional),
         };
         self.dropout.forward(apply(&self.c_proj, y))
     }

@@ -20,6 +20,9 @@ pub struct HostBatch {
     pub mask: Vec<f32>,
     /// UTF-8 bytes of the weighted targets, special tokens excluded (for bits per byte).
     pub target_bytes: u64,
+    /// The first `bidirectional` rows attend both ways: masked sequences of the hybrid
+    /// objective (`Gpt::hybrid_nll_sum`). 0 everywhere else.
+    pub bidirectional: usize,
 }
 
 impl HostBatch {

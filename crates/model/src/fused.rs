@@ -87,7 +87,7 @@ impl CpuFused for Flex {
 
     fn fused_causal_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor) -> FlexTensor {
         let [q, k, v] = [&q, &k, &v].map(FlexTensor::to_contiguous);
-        attn_forward(&q, &k, &v).0
+        attn_forward(&q, &k, &v, 0).0
     }
 }
 
@@ -166,7 +166,7 @@ impl<C: CheckpointStrategy> CpuFused for Autodiff<Flex, C> {
         let prep = AttnBackward.prepare::<C>(nodes).compute_bound().stateful();
         let [q, k, v] =
             [q.primitive(), k.primitive(), v.primitive()].map(FlexTensor::to_contiguous);
-        let (y, probs) = attn_forward(&q, &k, &v);
+        let (y, probs) = attn_forward(&q, &k, &v, 0);
         match prep {
             OpsKind::Tracked(prep) => prep.finish((q, k, v, probs), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
@@ -184,7 +184,7 @@ impl Backward<Flex, 3> for AttnBackward {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (q, k, v, probs) = ops.state;
         let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let (shape, scale) = attn_shape(&q);
+        let (shape, scale) = attn_shape(&q, 0);
         let n = q.layout().shape().num_elements();
         let (mut dq, mut dk, mut dv) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
         ember_kernels::causal_attention_backward(
@@ -204,13 +204,15 @@ impl Backward<Flex, 3> for AttnBackward {
     }
 }
 
-/// `(out, probs)` for contiguous `[batch, heads, seq, head_dim]` inputs.
+/// `(out, probs)` for contiguous `[batch, heads, seq, head_dim]` inputs, the first
+/// `bidirectional` batch rows attending both ways.
 pub(crate) fn attn_forward(
     q: &FlexTensor,
     k: &FlexTensor,
     v: &FlexTensor,
+    bidirectional: usize,
 ) -> (FlexTensor, FlexTensor) {
-    let (shape, scale) = attn_shape(q);
+    let (shape, scale) = attn_shape(q, bidirectional);
     let dims = q.layout().shape().to_vec();
     let mut out = vec![0.0f32; q.layout().shape().num_elements()];
     let mut probs = vec![0.0f32; shape.heads * shape.seq * shape.seq];
@@ -225,14 +227,16 @@ pub(crate) fn attn_forward(
     (to_flex(out, dims), probs)
 }
 
-/// Kernel sizes and the 1/√head_dim scale of `[batch, heads, seq, head_dim]`.
-pub(crate) fn attn_shape(q: &FlexTensor) -> (AttnShape, f32) {
+/// Kernel sizes and the 1/√head_dim scale of `[batch, heads, seq, head_dim]` whose first
+/// `bidirectional` batch rows attend both ways.
+pub(crate) fn attn_shape(q: &FlexTensor, bidirectional: usize) -> (AttnShape, f32) {
     match q.layout().shape().as_slice() {
         &[b, h, t, hd] => {
             let shape = AttnShape {
                 heads: b * h,
                 seq: t,
                 head_dim: hd,
+                bidirectional: bidirectional.min(b) * h,
             };
             (shape, 1.0 / (hd as f32).sqrt())
         }

@@ -347,7 +347,11 @@ impl<'t> Decoder<'t> {
                 next: None,
             };
         }
-        let next = sample(logits, &self.history, &self.cfg, &mut self.rng);
+        // Only ids the tokenizer can write: a model may have more rows than it (a padded
+        // vocabulary, the hybrid objective's mask token), never trained as targets but never
+        // exactly impossible either.
+        let ids = self.tokenizer.vocab_size().min(logits.len());
+        let next = sample(&mut logits[..ids], &self.history, &self.cfg, &mut self.rng);
         if self.cfg.stop_ids.contains(&next) {
             return self.end(StopReason::StopToken(next), String::new());
         }

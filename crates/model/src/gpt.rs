@@ -47,9 +47,12 @@ impl Block {
         rope: Option<&RotaryEncoding>,
         cache: Option<&mut LayerKv>,
         record: Option<&mut Vec<Tensor<4>>>,
+        bidirectional: usize,
     ) -> Tensor<3> {
         let h = self.ln_1.forward(x.clone());
-        let x = x + self.attn.forward(h, start, rope, cache, record);
+        let x = x + self
+            .attn
+            .forward(h, start, rope, cache, record, bidirectional);
         x.clone() + self.mlp.forward(self.ln_2.forward(x))
     }
 }
@@ -143,7 +146,20 @@ impl Gpt {
         targets: Tensor<2, Int>,
         mask: Tensor<2>,
     ) -> (Tensor<1>, Tensor<1>) {
-        let x = self.hidden(tokens, 0, None, None);
+        self.hybrid_nll_sum(tokens, targets, mask, 0)
+    }
+
+    /// [`Gpt::nll_sum`] with the first `bidirectional` rows attending both ways: the masked
+    /// sequences of the hybrid objective, whose hidden tokens are predicted, as every target
+    /// is, from the position before them (GPT-BERT's masked next-token prediction).
+    pub fn hybrid_nll_sum(
+        &self,
+        tokens: Tensor<2, Int>,
+        targets: Tensor<2, Int>,
+        mask: Tensor<2>,
+        bidirectional: usize,
+    ) -> (Tensor<1>, Tensor<1>) {
+        let x = self.hidden(tokens, 0, None, None, bidirectional);
         let logits = self.uncapped_head(x);
         masked_nll_sum_capped(logits, targets, mask, self.logit_softcap)
     }
@@ -163,7 +179,7 @@ impl Gpt {
     pub fn forward_cached_last(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
         let start = cache.len();
         let [b, n] = tokens.dims();
-        let x = self.hidden(tokens, start, Some(cache), None);
+        let x = self.hidden(tokens, start, Some(cache), None, 0);
         cache.advance(n);
         let last = x.slice(s![.., n - 1..n, ..]);
         let v = self.wte.weight.dims()[0];
@@ -209,7 +225,7 @@ impl Gpt {
     }
 
     fn run(&self, tokens: Tensor<2, Int>, start: usize, cache: Option<&mut KvCache>) -> Tensor<3> {
-        let x = self.hidden(tokens, start, cache, None);
+        let x = self.hidden(tokens, start, cache, None, 0);
         self.head(x)
     }
 
@@ -217,17 +233,19 @@ impl Gpt {
     /// `[batch, heads, seq, seq]`, computed by the same layers (rotary positions included).
     pub fn forward_with_attention(&self, tokens: Tensor<2, Int>) -> (Tensor<3>, Vec<Tensor<4>>) {
         let mut weights = Vec::with_capacity(self.h.len());
-        let x = self.hidden(tokens, 0, None, Some(&mut weights));
+        let x = self.hidden(tokens, 0, None, Some(&mut weights), 0);
         (self.head(x), weights)
     }
 
-    /// The final hidden states `[batch, seq, n_embd]` before `ln_f` and the output layer.
+    /// The final hidden states `[batch, seq, n_embd]` before `ln_f` and the output layer; the
+    /// first `bidirectional` rows attend both ways.
     fn hidden(
         &self,
         tokens: Tensor<2, Int>,
         start: usize,
         mut cache: Option<&mut KvCache>,
         mut record: Option<&mut Vec<Tensor<4>>>,
+        bidirectional: usize,
     ) -> Tensor<3> {
         let [_, t] = tokens.dims();
         let device = tokens.device();
@@ -246,7 +264,14 @@ impl Gpt {
         x = self.drop.forward(x);
         for (i, block) in self.h.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| c.layer(i));
-            x = block.forward(x, start, self.rope.as_ref(), slot, record.as_deref_mut());
+            x = block.forward(
+                x,
+                start,
+                self.rope.as_ref(),
+                slot,
+                record.as_deref_mut(),
+                bidirectional,
+            );
         }
         x
     }

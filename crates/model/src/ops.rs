@@ -129,22 +129,55 @@ pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     }
 }
 
+/// [`causal_attention`] whose first `bidirectional` batch rows see every key (Burn's operations
+/// for those rows; the masked sequences of the hybrid objective).
+fn partly_bidirectional(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    bidirectional: usize,
+) -> Tensor<4> {
+    let b = q.dims()[0];
+    let m = bidirectional.min(b);
+    let rows = |x: &Tensor<4>, r: std::ops::Range<usize>| x.clone().slice(s![r, .., .., ..]);
+    let both = burn_attention(
+        rows(&q, 0..m),
+        rows(&k, 0..m),
+        rows(&v, 0..m),
+        None,
+        None,
+        AttentionModuleOptions::default(),
+    );
+    if m == b {
+        return both;
+    }
+    let causal = causal_attention(rows(&q, m..b), rows(&k, m..b), rows(&v, m..b));
+    Tensor::cat(vec![both, causal], 0)
+}
+
 /// Multi-head causal self-attention from the packed projection `qkv [batch, seq, 3·d]`
 /// (queries, keys, values side by side) → the heads' outputs side by side, `[batch, seq, d]`.
 /// `start` is the position of the first token; rotary embeddings are applied when `rope` is
 /// given; with a `cache`, keys and values of earlier calls are attended to and this call's are
 /// appended. Training on the CPU (whole sequences, no cache) takes the packed kernel, which
-/// splits heads and applies rotary embeddings in the same pass.
+/// splits heads and applies rotary embeddings in the same pass. The first `bidirectional`
+/// batch rows (whole sequences, no cache) attend both ways: the masked rows of the hybrid
+/// objective.
 pub fn attention(
     qkv: Tensor<3>,
     n_head: usize,
     start: usize,
     rope: Option<&RotaryEncoding>,
     mut cache: Option<&mut LayerKv>,
+    bidirectional: usize,
 ) -> Tensor<3> {
     if start == 0 && cache.is_none() && fused_here(&qkv) && qkv.device().is_autodiff() {
-        return fused_qkv::qkv_attention(qkv, rope, n_head);
+        return fused_qkv::qkv_attention(qkv, rope, n_head, bidirectional);
     }
+    assert!(
+        bidirectional == 0 || (start == 0 && cache.is_none()),
+        "bidirectional rows are whole sequences without a cache"
+    );
     if let Some(slot) = cache.as_deref_mut()
         && cached_rows_here(&qkv, std::slice::from_ref(&&*slot))
     {
@@ -161,7 +194,12 @@ pub fn attention(
         }
         *slot = LayerKv::Tensors(Box::new((k.clone(), v.clone())));
     }
-    causal_attention(q, k, v).swap_dims(1, 2).reshape([b, t, d])
+    let y = if bidirectional == 0 {
+        causal_attention(q, k, v)
+    } else {
+        partly_bidirectional(q, k, v, bidirectional)
+    };
+    y.swap_dims(1, 2).reshape([b, t, d])
 }
 
 /// Whether [`attention_rows`] runs for `qkv` continuing the caches `slots`: inference on the

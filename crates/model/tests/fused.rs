@@ -217,15 +217,24 @@ fn fused_attention_matches_burn_forward_and_backward() {
 
 #[test]
 fn packed_qkv_attention_matches_the_split_heads_path() {
-    packed_qkv_case(false);
+    packed_qkv_case(false, 0);
 }
 
 #[test]
 fn packed_qkv_attention_with_rope_matches_burns_rotary_encoding() {
-    packed_qkv_case(true);
+    packed_qkv_case(true, 0);
 }
 
-fn packed_qkv_case(with_rope: bool) {
+/// The hybrid objective's masked rows: the first rows of the batch attend both ways, in the
+/// kernel as in Burn's attention without the causal mask, and through the model's door on a
+/// device without autodiff (Burn's operations, rows split).
+#[test]
+fn leading_rows_attend_both_ways_in_the_kernel_and_in_burns_path() {
+    packed_qkv_case(true, 1);
+    packed_qkv_case(false, 2);
+}
+
+fn packed_qkv_case(with_rope: bool, bidirectional: usize) {
     use burn::nn::RotaryEncodingConfig;
     use burn::tensor::module::attention;
     use burn::tensor::ops::AttentionModuleOptions;
@@ -240,13 +249,18 @@ fn packed_qkv_case(with_rope: bool) {
     let w = Tensor::<3>::random([b, t, d], normal, &device);
     let rope = with_rope.then(|| RotaryEncodingConfig::new(80, hd).init(&device));
     assert!(is_fused(&qkv) && qkv.device().is_autodiff());
-    let fused = qkv_attention(qkv.clone(), rope.as_ref(), h);
+    let fused = qkv_attention(qkv.clone(), rope.as_ref(), h, bidirectional);
     // The model's door takes the same kernel for a whole sequence without a cache.
-    let door = ember_model::ops::attention(qkv.clone(), h, 0, rope.as_ref(), None);
-    assert_eq!(
-        door.clone().into_data().try_to_vec::<f32>().unwrap(),
-        fused.clone().into_data().try_to_vec::<f32>().unwrap()
-    );
+    let door = ember_model::ops::attention(qkv.clone(), h, 0, rope.as_ref(), None, bidirectional);
+    let values = |x: Tensor<3>| x.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(values(door), values(fused.clone()));
+    // Without autodiff the door takes Burn's operations.
+    let inner = qkv.clone().inner();
+    let inner_rope = with_rope.then(|| RotaryEncodingConfig::new(80, hd).init(&inner.device()));
+    let plain = ember_model::ops::attention(inner, h, 0, inner_rope.as_ref(), None, bidirectional);
+    for (a, b) in values(plain).iter().zip(values(fused.clone())) {
+        assert!((a - b).abs() < 1e-5, "Burn's path {a} vs the kernel's {b}");
+    }
     let heads = |m: Tensor<3>| m.reshape([b, t, h, hd]).swap_dims(1, 2);
     let (mut q, mut k, v) = (
         heads(qkv.clone().slice(s![.., .., 0..d])),
@@ -256,12 +270,28 @@ fn packed_qkv_case(with_rope: bool) {
     if let Some(r) = &rope {
         (q, k) = (r.apply(q, 0), r.apply(k, 0));
     }
-    let options = AttentionModuleOptions {
-        is_causal: true,
-        ..Default::default()
+    let rows = |x: &Tensor<4>, r: std::ops::Range<usize>| x.clone().slice(s![r, .., .., ..]);
+    let part = |r: std::ops::Range<usize>, is_causal: bool| {
+        let options = AttentionModuleOptions {
+            is_causal,
+            ..Default::default()
+        };
+        attention(
+            rows(&q, r.clone()),
+            rows(&k, r.clone()),
+            rows(&v, r),
+            None,
+            None,
+            options,
+        )
     };
-    let reference = attention(q, k, v, None, None, options)
-        .swap_dims(1, 2)
-        .reshape([b, t, d]);
+    let mut parts = vec![];
+    if bidirectional > 0 {
+        parts.push(part(0..bidirectional, false));
+    }
+    if bidirectional < b {
+        parts.push(part(bidirectional..b, true));
+    }
+    let reference = Tensor::cat(parts, 0).swap_dims(1, 2).reshape([b, t, d]);
     assert_same(fused, reference, w, &[("qkv", &qkv)], 1e-5);
 }

@@ -10,6 +10,7 @@ pub use ember_train::config::RunSection;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PretrainError, Result};
+use crate::objective::ObjectiveSection;
 
 /// A whole pretraining run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -29,6 +30,9 @@ pub struct PretrainConfig {
     /// Optimizer, schedule and cadence.
     #[serde(default)]
     pub train: TrainSection,
+    /// What the model learns to predict (next token by default).
+    #[serde(default, skip_serializing_if = "ObjectiveSection::is_default")]
+    pub objective: ObjectiveSection,
 }
 
 /// `[init]`.
@@ -267,6 +271,7 @@ const MLPS: [&str; 3] = ["gelu", "swiglu", "relu2"];
 impl ember_train::config::Validate for PretrainConfig {
     fn check(&self) -> Result<(), FieldError> {
         self.train.check_fields()?;
+        self.objective.check()?;
         let m = &self.model;
         for (field, v) in [
             ("vocab_size", m.vocab_size),

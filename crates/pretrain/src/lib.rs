@@ -28,6 +28,7 @@
 
 pub mod config;
 mod error;
+pub mod objective;
 pub mod prepare;
 pub mod replies;
 pub mod run;

@@ -12,6 +12,7 @@ use ember_train::{FaultPlan, Outcome, Run, Start};
 
 use crate::config::{MixLoss, ModelSection, PretrainConfig};
 use crate::error::Result;
+use crate::objective::{Masking, ObjectiveKind};
 use crate::replies::ReplyIds;
 use crate::task::{Mixed, ShardTask};
 
@@ -93,14 +94,35 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
         (None, Some(i)) => Some(ember_formats::resolve_checkpoint(&i.checkpoint)),
         _ => None,
     };
+    // The hybrid objective's mask token is the first id past the tokenizer's.
+    let tokenizer_ids = data.tokenizer.vocab_size();
+    let ids = tokenizer_ids + config.objective.extra_ids();
+    let room = |vocab: usize| {
+        if vocab >= ids {
+            return Ok(());
+        }
+        Err(crate::error::PretrainError::Option {
+            option: "model.vocab_size",
+            value: vocab.to_string(),
+            expected: if ids > tokenizer_ids {
+                format!(
+                    "at least {ids}: the tokenizer's {tokenizer_ids} ids and the hybrid objective's mask token"
+                )
+            } else {
+                format!("at least the tokenizer's {ids} ids")
+            },
+        })
+    };
     let model_config = match &init {
         Some(dir) if config.model == ModelSection::default() => {
-            let c = ember_model::checkpoint::verify(dir)?.config(dir)?;
-            c.check_tokenizer(data.tokenizer.vocab_size())?;
-            c
+            ember_model::checkpoint::verify(dir)?.config(dir)?
         }
-        _ => config.model.resolve(data.tokenizer.vocab_size())?,
+        _ => {
+            room(config.model.vocab_size.unwrap_or(ids))?;
+            config.model.resolve(ids)?
+        }
     };
+    room(model_config.vocab_size)?;
     // The batch must be a whole number of context-long rows: checked before any data is read.
     config
         .train
@@ -143,6 +165,17 @@ pub fn pretrain(opts: PretrainOptions) -> Result<Outcome> {
             })
             .collect::<Result<Vec<_>>>()?,
     )?;
+    let task = match config.objective.kind {
+        ObjectiveKind::Causal => task,
+        ObjectiveKind::Hybrid => task.with_masking(Masking {
+            share: config.objective.masked_share,
+            rate: config.objective.mask_rate,
+            mask_id: tokenizer_ids as u32,
+            ordinary: (0..tokenizer_ids as u32)
+                .filter(|&id| data.tokenizer.text_len(id) > 0)
+                .collect(),
+        }),
+    };
     println!(
         "data {}: {} train tokens, {} held-out tokens; model: {} parameters",
         data.dir.display(),

@@ -8,6 +8,7 @@ use ember_train::{HostBatch, Result, Task, TrainError, mix_seed};
 
 use ember_formats::{Prepared, TokenStream};
 
+use crate::objective::Masking;
 use crate::replies::ReplyIds;
 
 /// A prepared directory mixed into the training rows.
@@ -37,6 +38,8 @@ pub struct ShardTask<'a> {
     all_windows: usize,
     /// UTF-8 length of each id; 0 for special tokens, which bpb leaves out.
     byte_len: Vec<u32>,
+    /// The hybrid objective's masking; `None`: every row causal.
+    masking: Option<Masking>,
 }
 
 impl<'a> ShardTask<'a> {
@@ -87,7 +90,15 @@ impl<'a> ShardTask<'a> {
             eval_batch,
             all_windows: all,
             byte_len,
+            masking: None,
         })
+    }
+
+    /// Trains with the hybrid objective: a share of the training rows masked (the held-out
+    /// batches stay causal).
+    pub fn with_masking(mut self, masking: Masking) -> Self {
+        self.masking = Some(masking);
+        self
     }
 
     /// Mixes `sources` into the training rows; each must hold at least one window.
@@ -128,6 +139,7 @@ impl<'a> ShardTask<'a> {
             targets: Vec::with_capacity(b * t),
             mask: Vec::with_capacity(b * t),
             target_bytes: 0,
+            bidirectional: 0,
         };
         let mut w = Vec::with_capacity(t + 1);
         let mut reply = Vec::with_capacity(t);
@@ -161,21 +173,41 @@ impl<'a> ShardTask<'a> {
 impl Task for ShardTask<'_> {
     fn train_batch(&self, step: u64, micro: usize) -> Result<HostBatch> {
         let mut state = mix_seed(self.seed ^ 0x5EED_DA7A, step, micro as u64);
-        let starts: Vec<Start<'_>> = (0..self.batch)
+        let rows: Vec<(Start<'_>, u64)> = (0..self.batch)
             .map(|_| {
                 state = mix_seed(state, 1, 0);
                 let (stream, replies) = if self.mix.is_empty() {
                     (&self.data.train, None)
                 } else {
                     // The source's draw comes from a stream of its own (53 bits → [0, 1)).
-                    let u = (mix_seed(state, 2, 0) >> 11) as f64 / (1u64 << 53) as f64;
-                    self.source(step, u)
+                    self.source(step, crate::objective::unit(mix_seed(state, 2, 0)))
                 };
                 let span = (stream.len() - self.seq) as u64;
-                ((state % span) as usize, stream, replies)
+                (((state % span) as usize, stream, replies), state)
             })
             .collect();
-        Ok(self.assemble(&starts, false))
+        let Some(masking) = &self.masking else {
+            let starts: Vec<Start<'_>> = rows.into_iter().map(|(s, _)| s).collect();
+            return Ok(self.assemble(&starts, false));
+        };
+        // Masked rows first (the attention sees the first `bidirectional` rows both ways);
+        // the order of rows does not change the loss.
+        let (masked, causal): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|(_, seed)| masking.masks(*seed));
+        let starts: Vec<Start<'_>> = masked.iter().chain(&causal).map(|(s, _)| *s).collect();
+        let mut hb = self.assemble(&starts, false);
+        for (r, (_, seed)) in masked.iter().enumerate() {
+            masking.mask_row(&mut hb, r, *seed);
+        }
+        hb.bidirectional = masked.len();
+        hb.target_bytes = hb
+            .targets
+            .iter()
+            .zip(&hb.mask)
+            .filter(|(_, m)| **m > 0.0)
+            .map(|(&y, _)| u64::from(self.byte_len.get(y as usize).copied().unwrap_or(0)))
+            .sum();
+        Ok(hb)
     }
 
     fn eval_batches(&self) -> usize {

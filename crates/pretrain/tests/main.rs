@@ -5,6 +5,7 @@
 
 mod common;
 mod golden;
+mod hybrid;
 mod prepare;
 mod runs;
 mod shards;

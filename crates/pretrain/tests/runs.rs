@@ -22,7 +22,7 @@ fn config(dir: &Path) -> std::path::PathBuf {
     p
 }
 
-fn opts(
+pub fn opts(
     config: Option<std::path::PathBuf>,
     resume: Option<std::path::PathBuf>,
     sets: &[&str],

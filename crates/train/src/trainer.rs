@@ -273,7 +273,7 @@ impl Loop<'_, '_> {
         for (m, hb) in batches.iter().enumerate() {
             self.device.seed(mix_seed(self.state.seed, step, m as u64));
             let (x, y, mask) = hb.to_device(&self.device)?;
-            let (nll, _) = model.nll_sum(x, y, mask);
+            let (nll, _) = model.hybrid_nll_sum(x, y, mask, hb.bidirectional);
             let mut loss = nll.div_scalar(weight);
             if self.run.faults.nan_at.contains(&step) {
                 loss = loss.mul_scalar(f32::NAN);

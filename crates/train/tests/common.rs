@@ -79,6 +79,7 @@ impl Cycle {
             targets: vec![],
             mask: vec![],
             target_bytes: 0,
+            bidirectional: 0,
         };
         for s in seeds {
             let (x, y) = self.window(s);
