@@ -3,13 +3,14 @@
 # novels (红楼梦 and 水浒传; every 20th chapter held out whole), with Chinese conversations
 # (KdConv, ChatterBot) mixed in, fine-tuned on those conversations (every 20th held out), then
 # evaluated: held-out bits per byte, reply ranking and context gain on the held-out
-# conversations, samples and a short chat. About 25 minutes on 2 CPU cores after the build
-# (pretraining 15 of them; benches/RESULTS.md, "Chinese").
+# conversations, samples from Chinese prompts and a short chat. About 40 minutes on 2 CPU cores
+# after the build (pretraining 30 of them; benches/RESULTS.md, "Chinese").
 #   bash scripts/zh.sh [DATA_DIR]   # DATA_DIR (../shared/data) holds zh_*.txt, sft/*_zh.jsonl and
 #                                   # gutenberg_en_train.txt (the English tokenizer compared)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ember() { cargo run --quiet --bin ember -- "$@"; }
+# EMBER_BIN: a built binary to run instead of `cargo run` (so edits made meanwhile do not rebuild it).
+ember() { if [ -n "${EMBER_BIN:-}" ]; then "$EMBER_BIN" "$@"; else cargo run --quiet --bin ember -- "$@"; fi; }
 D="${1:-../shared/data}"
 R=runs/zh
 T=$R/text
@@ -48,8 +49,12 @@ for q in "你好！" "你喜欢看什么电影？"; do
   ember chat --checkpoint $R/sft --message "$q" --max-new-tokens 60 --seed 1
 done
 # 6. Evaluation of the base and the fine-tuned model: held-out chapters (bits per byte), reply
-#    ranking (dialogue-choice, chance 25%) and context gain on the held-out conversations,
-#    sampled replies.
-ember eval --checkpoint $R/pretrain --checkpoint $R/sft --tasks text,dialogue-choice,context-gain,samples \
-  --text $T/novels.held.txt --dialogue $T/dialogue.held.jsonl --samples 3 --out $R/results.json
-echo "runs: $R/pretrain and $R/sft (metrics.jsonl, loss.svg); evaluation: $R/results.json"
+#    ranking (dialogue-choice, chance 25%) and context gain on the held-out conversations; then
+#    samples from Chinese prompts (text starts for the base model, messages for the chat model).
+ember eval --checkpoint $R/pretrain --checkpoint $R/sft --tasks text,dialogue-choice,context-gain \
+  --text $T/novels.held.txt --dialogue $T/dialogue.held.jsonl --out $R/results.json
+ember eval --checkpoint $R/pretrain --tasks samples --samples 3 --prompt "却说宝玉" \
+  --prompt "话说宋江" --prompt "黛玉笑道：" --out $R/samples-base.json
+ember eval --checkpoint $R/sft --tasks samples --samples 3 --prompt "你好！" \
+  --prompt "你喜欢看什么电影？" --prompt "你觉得《红楼梦》怎么样？" --out $R/samples-chat.json
+echo "runs: $R/pretrain and $R/sft (metrics.jsonl, loss.svg); evaluation: $R/results.json, samples: $R/samples-*.json"

@@ -114,3 +114,12 @@ pub fn val_fraction(s: &str) -> Result<f64, String> {
         Err(format!("expected {expected}"))
     }
 }
+
+/// A prompt of the samples task: some text.
+pub fn prompt(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("expected some text to continue (the prompt is empty)".into())
+    } else {
+        Ok(s.to_string())
+    }
+}

@@ -48,6 +48,10 @@ pub struct EvalArgs {
     /// Seed for the samples task.
     #[arg(long, default_value_t = 1337)]
     seed: u64,
+    /// A prompt for the samples task, instead of the fixed English ones (repeat for several;
+    /// cycled through --samples generations): a text start, or a user message for a chat model.
+    #[arg(long = "prompt", value_parser = checks::prompt)]
+    prompts: Vec<String>,
     /// Most new tokens per generation (gsm8k; samples use at most 96).
     #[arg(long, default_value_t = 256, value_parser = checks::max_new_tokens)]
     max_new_tokens: usize,
@@ -170,6 +174,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         dialogue: a.dialogue.clone(),
         eval_data: a.eval_data.clone(),
         samples: a.samples,
+        prompts: a.prompts.clone(),
         seed: a.seed,
         max_new_tokens: a.max_new_tokens,
         details: details_tmp.clone(),

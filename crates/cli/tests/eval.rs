@@ -209,3 +209,54 @@ fn run_reports_show_attention_maps_and_embedding_neighbours() {
     let md = std::fs::read_to_string(f.root.join("run/report.md")).unwrap();
     assert!(md.contains("## Embedding neighbours"), "{md}");
 }
+
+/// The samples task continues the user's own prompts (Chinese ones for a Chinese model, say),
+/// cycled over the generations; an empty prompt is refused before anything runs.
+#[test]
+fn samples_continue_the_prompts_given() {
+    let f = crate::battery::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let args = |prompt: &'static str| {
+        let o = s(&out);
+        let ck = f.p("run");
+        ember(&[
+            "eval",
+            "--checkpoint",
+            &ck,
+            "--device",
+            "cpu",
+            "--tasks",
+            "samples",
+            "--samples",
+            "3",
+            "--max-new-tokens",
+            "6",
+            "--prompt",
+            "却说宝玉",
+            "--prompt",
+            prompt,
+            "--out",
+            &o,
+            "--no-report",
+        ])
+    };
+    let r = args("Once");
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let samples = v["checkpoints"][0]["tasks"]["samples"]["samples"]
+        .as_array()
+        .unwrap();
+    let prompts: Vec<&str> = samples
+        .iter()
+        .map(|x| x["prompt"].as_str().unwrap())
+        .collect();
+    assert_eq!(prompts, ["却说宝玉", "Once", "却说宝玉"]);
+    let r = args(" ");
+    assert!(
+        !r.ok && r.stderr.contains("--prompt") && r.stderr.contains("empty"),
+        "{}",
+        r.stderr
+    );
+}

@@ -78,6 +78,9 @@ pub struct EvalOptions {
     pub eval_data: PathBuf,
     /// Number of `samples`.
     pub samples: usize,
+    /// Prompts of `samples`, cycled (empty: [`generation::TEXT_PROMPTS`] for a pretrained
+    /// model, [`generation::CHAT_PROMPTS`] for a chat model).
+    pub prompts: Vec<String>,
     /// Seed for `samples`.
     pub seed: u64,
     /// Most new tokens per generation (`gsm8k`, `samples`).
@@ -98,6 +101,7 @@ impl Default for EvalOptions {
             dialogue: None,
             eval_data: PathBuf::from("data/eval-mini"),
             samples: 6,
+            prompts: Vec::new(),
             seed: 1337,
             max_new_tokens: 256,
             details: None,
@@ -338,6 +342,7 @@ fn run_task(
                 model,
                 tok,
                 chat,
+                &opts.prompts,
                 opts.samples,
                 opts.seed,
                 block,

@@ -45,6 +45,36 @@ pub struct AdamWConfig {
     pub weight_decay: f64,
 }
 
+/// AdamW rates of some parameters relative to the scheduled rate (1: the same).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateScales {
+    /// `wte`, `wpe`.
+    pub embedding: f64,
+    /// An untied `lm_head`.
+    pub head: f64,
+}
+
+impl Default for RateScales {
+    fn default() -> Self {
+        RateScales {
+            embedding: 1.0,
+            head: 1.0,
+        }
+    }
+}
+
+impl RateScales {
+    fn of(&self, name: &str) -> f64 {
+        if name.starts_with("wte.") || name.starts_with("wpe.") {
+            self.embedding
+        } else if name.starts_with("lm_head.") {
+            self.head
+        } else {
+            1.0
+        }
+    }
+}
+
 struct Moments {
     m: Tensor<1>,
     v: Tensor<1>,
@@ -54,6 +84,8 @@ struct Moments {
 /// the momentum of every Muon matrix.
 pub struct Optimizer {
     cfg: AdamWConfig,
+    /// Rates of the embeddings and of an untied head relative to the AdamW rate.
+    scales: RateScales,
     muon: Option<MuonConfig>,
     tied: bool,
     step: u64,
@@ -120,12 +152,18 @@ impl Optimizer {
     pub fn new(cfg: AdamWConfig, tied_embeddings: bool) -> Self {
         Optimizer {
             cfg,
+            scales: RateScales::default(),
             muon: None,
             tied: tied_embeddings,
             step: 0,
             moments: BTreeMap::new(),
             buffers: BTreeMap::new(),
         }
+    }
+
+    /// The same with the embeddings' and the head's rates scaled relative to the others'.
+    pub fn with_scales(self, scales: RateScales) -> Self {
+        Optimizer { scales, ..self }
     }
 
     /// The same with Muon for the blocks' matrices ([`crate::muon::blocks`]).
@@ -338,7 +376,7 @@ impl Update<'_> {
         };
         let scalars = AdamWScalars::for_step(
             self.t,
-            self.lr,
+            self.lr * self.opt.scales.of(&name),
             [c.beta1, c.beta2],
             c.eps,
             weight_decay,

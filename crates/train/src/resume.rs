@@ -11,7 +11,7 @@ use ember_tokenizer::Tokenizer;
 use crate::config::OptimizerKind;
 use crate::error::Result;
 use crate::muon::MuonConfig;
-use crate::optim::{AdamWConfig, Optimizer, param_shapes};
+use crate::optim::{AdamWConfig, Optimizer, RateScales, param_shapes};
 use ember_formats::run::{self as run_dir, TrainState};
 
 use crate::state::{config_diff, resume_error};
@@ -32,7 +32,11 @@ pub(crate) fn start(
             weight_decay: t.weight_decay,
         },
         cfg.tie_embeddings,
-    );
+    )
+    .with_scales(RateScales {
+        embedding: t.embedding_lr.unwrap_or(t.lr) / t.lr,
+        head: t.head_lr.unwrap_or(t.lr) / t.lr,
+    });
     if t.optimizer == OptimizerKind::Muon {
         optim = optim.with_muon(MuonConfig {
             lr: t.muon_lr,

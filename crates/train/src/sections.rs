@@ -87,6 +87,11 @@ pub struct TrainSection {
     pub muon_momentum_warmup: u64,
     /// With Muon: decoupled weight decay of the matrices it updates (`p ← p·(1 − lr·wd)`).
     pub muon_weight_decay: f64,
+    /// Peak AdamW rate of the token and position embeddings (a tied embedding is the output
+    /// layer too); unset: `lr`. The schedule scales it as it scales `lr`.
+    pub embedding_lr: Option<f64>,
+    /// Peak AdamW rate of an untied output layer (`lm_head`); unset: `lr`.
+    pub head_lr: Option<f64>,
     /// AdamW β₁.
     pub beta1: f64,
     /// AdamW β₂.
@@ -133,6 +138,8 @@ impl Default for TrainSection {
             muon_momentum_start: 0.85,
             muon_momentum_warmup: 300,
             muon_weight_decay: 0.0,
+            embedding_lr: None,
+            head_lr: None,
             beta1: 0.9,
             beta2: 0.95,
             eps: 1e-8,
@@ -221,6 +228,14 @@ impl TrainSection {
                 "0".into(),
                 "at least 1 (the newest checkpoint is never deleted)",
             );
+        }
+        for (f, v) in [
+            ("embedding_lr", self.embedding_lr),
+            ("head_lr", self.head_lr),
+        ] {
+            if let Some(v) = v.filter(|v| !(*v > 0.0 && v.is_finite())) {
+                return bad(f, v.to_string(), "a positive number (unset: lr)");
+            }
         }
         if let Some(p) = self.peak_flops.filter(|p| !(*p > 0.0 && p.is_finite())) {
             return bad("peak_flops", p.to_string(), "a positive number of FLOP/s");

@@ -101,3 +101,78 @@ fn fused_muon_matches_composed_and_its_parameter_groups() {
     assert_eq!(blocks("wte.weight", 2), None);
     assert_eq!(blocks("lm_head.weight", 2), None);
 }
+
+/// `embedding_lr` and `head_lr`: AdamW's update of the embeddings and of an untied head
+/// scales with their own rate (step 1: the update is the rate times the gradient's sign, decay
+/// included), and every other parameter's update is unchanged, bit for bit.
+#[test]
+fn embedding_and_head_rates_scale_only_their_parameters() {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::optim::GradientsParams;
+    use ember_model::GptConfig;
+    use ember_train::optim::{AdamWConfig, Optimizer, RateScales};
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let mut cfg = GptConfig::new(64, 1, 2, 16, 8);
+    cfg.tie_embeddings = false;
+    let model = cfg.init(&device);
+    let ids = |o: i64| Tensor::<1, Int>::arange(o..o + 8, &device).reshape([1, 8]);
+    let grads = || {
+        let (sum, _) = model.nll_sum(ids(0), ids(1), Tensor::ones([1, 8], &device));
+        GradientsParams::from_grads(sum.backward(), &model)
+    };
+    let adamw = AdamWConfig {
+        beta1: 0.9,
+        beta2: 0.99,
+        eps: 1e-8,
+        weight_decay: 0.1,
+    };
+    struct Values(Vec<String>, Vec<(String, Vec<f32>)>);
+    impl ModuleVisitor for Values {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let v = p.val().to_data().try_to_vec::<f32>().unwrap();
+            self.1.push((self.0.join("."), v));
+        }
+    }
+    let values = |m: &ember_model::Gpt| {
+        let mut v = Values(vec![], vec![]);
+        m.visit(&mut v);
+        v.1
+    };
+    let before = values(&model);
+    let after = |scales: RateScales| {
+        let mut opt = Optimizer::new(adamw, false).with_scales(scales);
+        values(&opt.step(model.clone(), grads(), 1e-3, 1.0))
+    };
+    let plain = after(RateScales::default());
+    let scaled = after(RateScales {
+        embedding: 3.0,
+        head: 0.5,
+    });
+    let mut seen = 0;
+    for (((name, b), (_, p)), (_, s)) in before.iter().zip(&plain).zip(&scaled) {
+        let factor = match name.as_str() {
+            "wte.weight" | "wpe.weight" => 3.0,
+            "lm_head.weight" => 0.5,
+            _ => {
+                assert_eq!(p, s, "{name} changed with the other rates");
+                continue;
+            }
+        };
+        seen += 1;
+        for ((b, p), s) in b.iter().zip(p).zip(s) {
+            let (dp, ds) = (f64::from(p - b), f64::from(s - b));
+            assert!(
+                (ds - factor * dp).abs() <= 1e-3 * dp.abs() + 1e-7,
+                "{name}: {ds} against {factor} × {dp}"
+            );
+        }
+    }
+    assert_eq!(seen, 3);
+}

@@ -187,11 +187,13 @@ pub struct SamplesResult {
     pub samples: Vec<Sample>,
 }
 
-/// `n` samples from the fixed prompts (cycled), seeded.
+/// `n` samples from `prompts`, or the fixed prompts when it is empty (cycled), seeded.
+#[allow(clippy::too_many_arguments)]
 pub fn samples(
     model: &Gpt,
     tok: &Tokenizer,
     chat: bool,
+    prompts: &[String],
     n: usize,
     seed: u64,
     block: usize,
@@ -200,7 +202,9 @@ pub fn samples(
     let temperature = 0.8;
     let mut out = Vec::new();
     for i in 0..n {
-        let prompt = if chat {
+        let prompt = if !prompts.is_empty() {
+            prompts[i % prompts.len()].as_str()
+        } else if chat {
             CHAT_PROMPTS[i % CHAT_PROMPTS.len()]
         } else {
             TEXT_PROMPTS[i % TEXT_PROMPTS.len()]
