@@ -187,6 +187,32 @@ fn neighbors_lists_the_nearest_tokens_as_text_and_json() {
     assert!(!out.ok && out.stderr.contains("--token"), "{}", out.stderr);
 }
 
+/// `--map`: the tokenizer's first merges of whole text drawn on the embeddings' first two
+/// principal components, one labelled dot each.
+#[test]
+fn neighbors_map_draws_the_most_frequent_tokens() {
+    let f = crate::battery::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("map.svg");
+    let out = ember(&[
+        "neighbors",
+        "--checkpoint",
+        &f.p("run"),
+        "--map",
+        &svg.display().to_string(),
+        "--map-tokens",
+        "40",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.ok, "{}", out.stderr);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.contains("principal components"));
+    assert_eq!(text.matches("<circle").count(), 40, "{text}");
+    let out = ember(&["neighbors", "--checkpoint", &f.p("run"), "--device", "cpu"]);
+    assert!(!out.ok && out.stderr.contains("--token"), "{}", out.stderr);
+}
+
 #[test]
 fn attention_draws_every_head_and_prints_causal_weights() {
     let f = crate::battery::fixture();

@@ -199,3 +199,49 @@ pub fn attention_svg(
     }
     out + "</svg>\n"
 }
+
+/// Points with text labels as an SVG scatter plot (`title` above): each point a dot with its
+/// token beside it, the axes scaled to the points.
+pub fn labelled_scatter_svg(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    points: &[(String, f64, f64)],
+) -> String {
+    let (w, h, pad) = (900.0, 700.0, 40.0);
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let finite = || points.iter().filter(|p| p.1.is_finite() && p.2.is_finite());
+    let (x0, x1) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
+        (a.0.min(p.1), a.1.max(p.1))
+    });
+    let (y0, y1) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
+        (a.0.min(p.2), a.1.max(p.2))
+    });
+    let span = |a: f64, b: f64| if b > a { b - a } else { 1.0 };
+    let px = |x: f64| pad + (x - x0) / span(x0, x1) * (w - 2.0 * pad - 60.0);
+    let py = |y: f64| h - pad - (y - y0) / span(y0, y1) * (h - 2.0 * pad - 20.0);
+    let mut out = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" font-family="sans-serif" font-size="11"><rect width="100%" height="100%" fill="white"/><text x="{pad:.0}" y="22" font-size="15">{}</text><text x="{:.0}" y="{:.0}" text-anchor="middle" fill="#555">{}</text><text transform="translate(14,{:.0}) rotate(-90)" text-anchor="middle" fill="#555">{}</text>"##,
+        esc(title),
+        w / 2.0,
+        h - 10.0,
+        esc(x_desc),
+        h / 2.0,
+        esc(y_desc)
+    );
+    for (label, x, y) in finite() {
+        let (cx, cy) = (px(*x), py(*y));
+        out += &format!(
+            r##"<circle cx="{cx:.1}" cy="{cy:.1}" r="2.5" fill="#4669c8"/><text x="{:.1}" y="{:.1}">{}</text>"##,
+            cx + 4.0,
+            cy + 4.0,
+            esc(label)
+        );
+    }
+    out + "</svg>\n"
+}
