@@ -470,7 +470,7 @@ fn the_mfu_peak_comes_from_the_machine_and_is_recorded_with_the_run() {
 
 /// A hybrid-trained model has one embedding row past the tokenizer's ids (the mask token):
 /// `ember neighbors` listed it as a neighbour with empty text. Only ids the tokenizer can
-/// write are listed; generation and evaluation of the model work unchanged.
+/// write are listed; generation and export of the model work unchanged.
 #[test]
 fn neighbors_of_a_hybrid_model_never_list_the_mask_token() {
     let f = crate::battery::fixture();
@@ -544,4 +544,19 @@ fn neighbors_of_a_hybrid_model_never_list_the_mask_token() {
         out.stdout,
         out.stderr
     );
+    // The export keeps the extra row (Hugging Face models may have more ids than their tokenizer).
+    let hf = dir.path().join("hf");
+    let out = ember(&[
+        "export",
+        "--checkpoint",
+        &run,
+        "--out",
+        &hf.display().to_string(),
+    ]);
+    assert!(out.ok, "{}", out.stderr);
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(hf.join("config.json")).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config["vocab_size"].as_u64(), Some(n as u64 + 1));
 }
