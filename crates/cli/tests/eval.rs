@@ -192,9 +192,9 @@ fn dialogue_choice_and_context_gain_on_the_runs_held_out_conversations() {
 }
 
 /// A run's report shows what its newest checkpoint attends to in a fixed sentence (every layer
-/// and head) and the embedding neighbours of a few fixed words.
+/// and head), the embedding neighbours of a few fixed words and a map of its frequent tokens.
 #[test]
-fn run_reports_show_attention_maps_and_embedding_neighbours() {
+fn run_reports_show_attention_maps_embedding_neighbours_and_map() {
     let f = crate::battery::fixture();
     let html = std::fs::read_to_string(f.root.join("run/report.html")).unwrap();
     assert!(
@@ -206,6 +206,12 @@ fn run_reports_show_attention_maps_and_embedding_neighbours() {
         "every layer and head is drawn"
     );
     assert!(html.contains("Embedding neighbours") && html.contains("&quot; king&quot;"));
+    // The map: the fixture's tokenizer has about 140 merges; most are whole text.
+    let map = &html[html
+        .find("<h2>Embedding map</h2>")
+        .expect("embedding map section")..];
+    let dots = map.matches("<circle").count();
+    assert!((50..=150).contains(&dots), "{dots} tokens on the map");
     let md = std::fs::read_to_string(f.root.join("run/report.md")).unwrap();
     assert!(md.contains("## Embedding neighbours"), "{md}");
 }

@@ -11,6 +11,8 @@ use crate::error::{EvalError, Result};
 pub const REPORT_SENTENCE: &str = "The trophy did not fit in the suitcase because it was too big.";
 /// The words the report lists neighbours of.
 pub const REPORT_WORDS: [&str; 4] = [" king", " love", " said", " good"];
+/// How many tokens the report's embedding map shows.
+pub const REPORT_MAP_TOKENS: usize = 150;
 
 /// A text's tokens (as text) and `weights[layer][head]`, each row-major `[t, t]` (query rows).
 pub struct AttentionMaps {

@@ -215,4 +215,12 @@ fn look_inside(d: &mut ReportData, ck: &Path) {
             ));
         }
     }
+    if let Ok(points) = crate::inspect::embedding_map(&c, crate::inspect::REPORT_MAP_TOKENS) {
+        d.embedding_map_svg = Some(crate::plot::labelled_scatter_svg(
+            "input embeddings, first two principal components",
+            "component 1",
+            "component 2",
+            &points,
+        ));
+    }
 }

@@ -31,4 +31,7 @@ pub struct ReportData {
     pub attention_svg: Option<String>,
     /// Nearest tokens by input embedding for [`crate::inspect::REPORT_WORDS`].
     pub neighbors: Vec<(String, Vec<(String, f32)>)>,
+    /// The newest checkpoint's most frequent tokens on the input embeddings' first two
+    /// principal components ([`crate::inspect::embedding_map`]), as an SVG.
+    pub embedding_map_svg: Option<String>,
 }

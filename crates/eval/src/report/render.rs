@@ -272,6 +272,13 @@ th{{background:#f3f3f3}}pre{{background:#f7f7f7;padding:1em;overflow-x:auto}}fig
         }
         h.push_str("</table>\n");
     }
+    if let Some(svg) = &d.embedding_map_svg {
+        let _ = writeln!(
+            h,
+            "<h2>Embedding map</h2><p>The tokenizer's first {} merges of whole text (its most frequent pairs) at their input embeddings' coordinates on the first two principal components (newest checkpoint): tokens the model treats alike lie close.</p><figure>{svg}</figure>",
+            crate::inspect::REPORT_MAP_TOKENS
+        );
+    }
     if let Some(c) = &d.config {
         let _ = writeln!(h, "<h2>Config</h2><pre>{}</pre>", esc(c));
     }
@@ -338,8 +345,8 @@ pub fn markdown(d: &ReportData) -> String {
                 md_cell(&list.join(", "))
             );
         }
-        if d.attention_svg.is_some() {
-            m.push_str("\nAttention maps: see `report.html`.\n");
+        if d.attention_svg.is_some() || d.embedding_map_svg.is_some() {
+            m.push_str("\nAttention maps and the embedding map: see `report.html`.\n");
         }
     }
     if let Some(c) = &d.config {
