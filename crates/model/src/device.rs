@@ -7,7 +7,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::pin;
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use burn::tensor::wgpu::wgpu::{AdapterInfo, Backends, DeviceType, Instance, InstanceDescriptor};
@@ -188,6 +188,20 @@ fn cpu() -> SelectedDevice {
         is_wgpu: false,
     }
 }
+
+/// Seeds `device`'s generator and runs `draw` (an initialisation, a forward pass with dropout)
+/// while holding one process-wide lock. Burn keeps one generator per backend, shared by every
+/// thread, and `Device::seed` resets it, so a seed and the draws that rely on it must not
+/// interleave with another thread's: two trainings in one process (tests run in threads) got
+/// different initial weights when one's seed landed between the other's seed and its draws
+/// (`accumulating_two_micro_batches_equals_one_batch_of_twice_the_size` failed under load).
+pub fn with_seed<R>(device: &Device, seed: u64, draw: impl FnOnce() -> R) -> R {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _held = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+    device.seed(seed);
+    draw()
+}
+
 
 /// Runs `work` (a whole command: training, evaluation, generation) as a thread of the global
 /// rayon pool — the pool Burn's CPU backend, the `gemm` crate and Ember's kernels split their

@@ -39,7 +39,9 @@ pub mod ops;
 pub use attention::KvCache;
 pub use batch::HostBatch;
 pub use config::{GptConfig, MlpKind, NormKind, PRESETS, Positions};
-pub use device::{DeviceChoice, Precision, SelectedDevice, on_compute_threads, select_device};
+pub use device::{
+    DeviceChoice, Precision, SelectedDevice, on_compute_threads, select_device, with_seed,
+};
 pub use error::{ModelError, Result};
 pub use generate::{Decoder, Generation, SamplingConfig, Step, StopReason, generate, sample};
 pub use gpt::{Block, Gpt, masked_loss, masked_nll_sum};

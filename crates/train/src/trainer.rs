@@ -271,9 +271,12 @@ impl Loop<'_, '_> {
         let mut loss_sum = 0f32;
         let mut single = None;
         for (m, hb) in batches.iter().enumerate() {
-            self.device.seed(mix_seed(self.state.seed, step, m as u64));
             let (x, y, mask) = hb.to_device(&self.device)?;
-            let (nll, _) = model.hybrid_nll_sum(x, y, mask, hb.bidirectional);
+            // Dropout's draws come from the generator seeded here (see `with_seed`).
+            let seed = mix_seed(self.state.seed, step, m as u64);
+            let (nll, _) = ember_model::with_seed(&self.device, seed, || {
+                model.hybrid_nll_sum(x, y, mask, hb.bidirectional)
+            });
             let mut loss = nll.div_scalar(weight);
             if self.run.faults.nan_at.contains(&step) {
                 loss = loss.mul_scalar(f32::NAN);

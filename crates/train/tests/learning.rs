@@ -67,3 +67,41 @@ fn accumulating_two_micro_batches_equals_one_batch_of_twice_the_size() {
         assert!((x - y).abs() < 1e-5, "losses {la:?} vs {lb:?}");
     }
 }
+
+/// Runs trained at the same time in one process (threads share Burn's generator) end with the
+/// weights a run alone gets, bit for bit, dropout included: before seeding and drawing held a
+/// lock (`ember_model::with_seed`), one run's seed could land between another's seed and its
+/// draws, and the accumulation test above failed under load.
+#[test]
+fn runs_trained_at_once_in_threads_get_the_weights_of_a_run_alone() {
+    let tok = tokenizer();
+    let t = TrainSection {
+        max_steps: 4,
+        eval_every: 0,
+        save_every: 0,
+        ..train_section()
+    };
+    let train_in = |dir: &std::path::Path, dropout: f64| {
+        let mut r = run(dir, &tok, t.clone(), Start::Fresh);
+        r.model_config.dropout = dropout;
+        train(&r, &Cycle::new(4)).unwrap();
+        weights(&dir.join("checkpoints/step-00000004"))
+    };
+    for dropout in [0.0, 0.1] {
+        let alone = train_in(tempfile::tempdir().unwrap().path(), dropout);
+        let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+        let together: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = dirs
+                .iter()
+                .map(|d| s.spawn(move || train_in(d.path(), dropout)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for w in together {
+            assert!(
+                w == alone,
+                "dropout {dropout}: a run beside others got other weights"
+            );
+        }
+    }
+}
