@@ -313,3 +313,96 @@ fn greedy_text_is_the_same_with_and_without_the_decoding_kernels() {
     assert!(log.contains("fused kernels off"), "{log}");
     assert_eq!(with, without);
 }
+
+/// A hybrid-trained model has one embedding row past the tokenizer's ids (the mask token):
+/// `ember neighbors` listed it as a neighbour with empty text. Only ids the tokenizer can
+/// write are listed; generation and export of the model work unchanged.
+#[test]
+fn neighbors_of_a_hybrid_model_never_list_the_mask_token() {
+    let f = crate::battery::fixture();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let run = dir.path().join("hybrid").display().to_string();
+    let tiny = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs/tiny.toml")
+        .display()
+        .to_string();
+    let sets = [
+        format!("run.out_dir={run:?}"),
+        format!("data.dir={:?}", f.p("data")),
+        "model.block_size=64".into(),
+        "train.max_steps=3".into(),
+        "train.warmup_steps=1".into(),
+        "objective.kind=\"hybrid\"".into(),
+        "objective.masked_share=0.5".into(),
+    ];
+    let mut args = vec!["pretrain", "--device", "cpu", "--config", &tiny];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    let out = ember(&args);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    let tok: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(f.root.join("tok.json")).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let n = tok["model"]["vocab"].as_object().map_or(0, |v| v.len())
+        + tok["added_tokens"].as_array().map_or(0, |v| v.len());
+    let out = ember(&[
+        "neighbors",
+        "--checkpoint",
+        &run,
+        "--token",
+        "the",
+        "--k",
+        "1000",
+        "--json",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.ok, "{}", out.stderr);
+    let v: serde_json::Value =
+        serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<u64> = v["neighbors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .filter_map(|x| x["id"].as_u64())
+        .collect();
+    assert!(ids.len() > 300, "{}", ids.len());
+    assert!(
+        ids.iter().all(|&id| (id as usize) < n),
+        "an id past the tokenizer's {n}: {ids:?}"
+    );
+    let out = ember(&[
+        "generate",
+        "--checkpoint",
+        &run,
+        "--prompt",
+        "ROMEO:",
+        "--max-new-tokens",
+        "5",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        out.ok && out.stdout.starts_with("ROMEO:"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    // The export keeps the extra row (Hugging Face models may have more ids than their tokenizer).
+    let hf = dir.path().join("hf");
+    let out = ember(&[
+        "export",
+        "--checkpoint",
+        &run,
+        "--out",
+        &hf.display().to_string(),
+    ]);
+    assert!(out.ok, "{}", out.stderr);
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(hf.join("config.json")).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config["vocab_size"].as_u64(), Some(n as u64 + 1));
+}

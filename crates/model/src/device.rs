@@ -202,7 +202,6 @@ pub fn with_seed<R>(device: &Device, seed: u64, draw: impl FnOnce() -> R) -> R {
     draw()
 }
 
-
 /// Runs `work` (a whole command: training, evaluation, generation) as a thread of the global
 /// rayon pool — the pool Burn's CPU backend, the `gemm` crate and Ember's kernels split their
 /// work over — and returns its result. Call it from the main thread, first thing.
