@@ -186,27 +186,26 @@ impl Task for ShardTask<'_> {
                 (((state % span) as usize, stream, replies), state)
             })
             .collect();
-        let Some(masking) = &self.masking else {
-            let starts: Vec<Start<'_>> = rows.into_iter().map(|(s, _)| s).collect();
-            return Ok(self.assemble(&starts, false));
-        };
-        // Masked rows first (the attention sees the first `bidirectional` rows both ways);
-        // the order of rows does not change the loss.
-        let (masked, causal): (Vec<_>, Vec<_>) =
-            rows.into_iter().partition(|(_, seed)| masking.masks(*seed));
+        // Masked rows first (the attention sees the first `bidirectional` rows both ways; the
+        // order of rows does not change the loss). Without masking every row stays in order.
+        let (masked, causal): (Vec<_>, Vec<_>) = rows
+            .into_iter()
+            .partition(|(_, seed)| self.masking.as_ref().is_some_and(|m| m.masks(*seed)));
         let starts: Vec<Start<'_>> = masked.iter().chain(&causal).map(|(s, _)| *s).collect();
         let mut hb = self.assemble(&starts, false);
-        for (r, (_, seed)) in masked.iter().enumerate() {
-            masking.mask_row(&mut hb, r, *seed);
+        if let Some(masking) = self.masking.as_ref().filter(|_| !masked.is_empty()) {
+            for (r, (_, seed)) in masked.iter().enumerate() {
+                masking.mask_row(&mut hb, r, *seed);
+            }
+            hb.bidirectional = masked.len();
+            hb.target_bytes = hb
+                .targets
+                .iter()
+                .zip(&hb.mask)
+                .filter(|(_, m)| **m > 0.0)
+                .map(|(&y, _)| u64::from(self.byte_len.get(y as usize).copied().unwrap_or(0)))
+                .sum();
         }
-        hb.bidirectional = masked.len();
-        hb.target_bytes = hb
-            .targets
-            .iter()
-            .zip(&hb.mask)
-            .filter(|(_, m)| **m > 0.0)
-            .map(|(&y, _)| u64::from(self.byte_len.get(y as usize).copied().unwrap_or(0)))
-            .sum();
         Ok(hb)
     }
 
