@@ -44,6 +44,7 @@ impl Windows {
             mask: vec![1.0; n],
             target_bytes: n as u64,
             bidirectional: 0,
+            doc_starts: Vec::new(),
         }
     }
 }

@@ -199,3 +199,86 @@ pub fn tuned_model(dir: &Path) -> std::path::PathBuf {
     assert!(out.ok, "{}", out.stderr);
     run
 }
+
+/// Packed fine-tuning (`data.pack = true`): rows hold several conversations, and a run killed
+/// during its last save resumes from the save before to the uninterrupted run's weights (each micro-batch's conversations depend on how many every earlier one took).
+#[test]
+fn packed_fine_tuning_trains_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_model(dir.path());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cfg = root.join("configs/sft-tiny.toml");
+    let run = |name: &str, faults: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ember"));
+        c.args([
+            "sft",
+            "--device",
+            "cpu",
+            "--config",
+            &s(&cfg),
+            "--init",
+            &s(&base),
+        ]);
+        for x in [
+            format!("run.out_dir={:?}", s(&dir.path().join(name))),
+            format!(
+                "data.files=[{{path={:?}}}]",
+                s(&root.join("data/chatterbot_en.jsonl"))
+            ),
+            "data.pack=true".into(),
+            "train.max_steps=12".into(),
+            "train.save_every=6".into(),
+            "train.eval_every=12".into(),
+            "sample.replies=2".into(),
+        ] {
+            c.args(["--set", &x]);
+        }
+        c.env("EMBER_FAULTS", faults).output().unwrap()
+    };
+    let out = run("straight", "");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().find(|l| l.starts_with("padding:")).unwrap();
+    assert!(line.contains("rows packed"), "{line}");
+    let per_row: f64 = line
+        .split(';')
+        .nth(1)
+        .and_then(|x| x.split_whitespace().next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        per_row > 2.0,
+        "ChatterBot's short exchanges share rows: {line}"
+    );
+    let crashed = run("killed", "abort-save@12");
+    assert!(!crashed.status.success());
+    let out = ember(&[
+        "sft",
+        "--device",
+        "cpu",
+        "--resume",
+        &s(&dir.path().join("killed")),
+    ]);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("(step 6,"),
+        "it resumed from step 6: {}",
+        out.stdout
+    );
+    let weights = |name: &str| {
+        std::fs::read(
+            dir.path()
+                .join(name)
+                .join("checkpoints/step-00000012/model.safetensors"),
+        )
+        .unwrap()
+    };
+    assert!(
+        weights("straight") == weights("killed"),
+        "the resumed packed run differs"
+    );
+}

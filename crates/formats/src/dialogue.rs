@@ -280,6 +280,7 @@ pub fn pad_batch(examples: &[&Example], pad: u32) -> (HostBatch, usize) {
         mask: Vec::new(),
         target_bytes: 0,
         bidirectional: 0,
+        doc_starts: Vec::new(),
     };
     let mut padding = 0;
     for e in examples {
@@ -292,6 +293,79 @@ pub fn pad_batch(examples: &[&Example], pad: u32) -> (HostBatch, usize) {
         hb.mask.resize(hb.mask.len() + seq - n, 0.0);
         hb.target_bytes += e.target_bytes;
         padding += seq - n;
+    }
+    (hb, padding)
+}
+
+/// Packs examples, in order, into `rows` rows of at most `cap` positions each: every example
+/// goes into the first row with room for it, and packing stops at the first example no row has
+/// room for (the next batch starts there). Returns the row of each packed example, a prefix of
+/// `lengths` (positions per example: its ids less one). An example longer than `cap` is packed
+/// alone into an empty row, so a batch always takes at least one.
+pub fn first_fit(lengths: impl IntoIterator<Item = usize>, rows: usize, cap: usize) -> Vec<usize> {
+    let mut used = vec![0usize; rows.max(1)];
+    let mut placed = Vec::new();
+    for n in lengths {
+        let row = used.iter().position(|&u| u + n <= cap);
+        let row = match row {
+            Some(r) => r,
+            None if placed.is_empty() => 0,
+            None => break,
+        };
+        used[row] += n;
+        placed.push(row);
+    }
+    placed
+}
+
+/// Builds one batch of `rows` rows packed with `examples` placed by [`first_fit`] (`rows_of`),
+/// each row's conversations side by side with their document starts (`HostBatch::doc_starts`)
+/// so that attention stays inside each; rows are padded to the longest (rounded up to a
+/// multiple of 16, within `cap`). Returns the batch and its count of padding positions.
+pub fn pack_batch(
+    examples: &[&Example],
+    rows_of: &[usize],
+    rows: usize,
+    cap: usize,
+    pad: u32,
+) -> (HostBatch, usize) {
+    let rows = rows.max(1);
+    let mut parts: Vec<Vec<&Example>> = vec![Vec::new(); rows];
+    for (e, &r) in examples.iter().zip(rows_of) {
+        parts[r].push(e);
+    }
+    let len = |r: &Vec<&Example>| r.iter().map(|e| e.ids.len() - 1).sum::<usize>();
+    let longest = parts.iter().map(len).max().unwrap_or(1).max(1);
+    let seq = (longest.div_ceil(16) * 16).min(cap.max(longest));
+    let mut hb = HostBatch {
+        batch: rows,
+        seq,
+        inputs: Vec::with_capacity(rows * seq),
+        targets: Vec::with_capacity(rows * seq),
+        mask: Vec::with_capacity(rows * seq),
+        target_bytes: 0,
+        bidirectional: 0,
+        doc_starts: Vec::with_capacity(rows * seq),
+    };
+    let mut padding = 0;
+    for part in &parts {
+        let row_start = hb.inputs.len();
+        for e in part {
+            let n = e.ids.len() - 1;
+            let start = (hb.inputs.len() - row_start) as u32;
+            hb.inputs.extend_from_slice(&e.ids[..n]);
+            hb.targets.extend_from_slice(&e.ids[1..]);
+            hb.mask.extend(e.mask[1..].iter().map(|&m| f32::from(m)));
+            hb.doc_starts.extend(std::iter::repeat_n(start, n));
+            hb.target_bytes += e.target_bytes;
+        }
+        // Padding positions are one-token documents of their own, with no weight.
+        let used = hb.inputs.len() - row_start;
+        hb.inputs.resize(row_start + seq, pad);
+        hb.targets.resize(row_start + seq, pad);
+        hb.mask.resize(row_start + seq, 0.0);
+        hb.doc_starts.extend((used..seq).map(|i| i as u32));
+        padding += seq - used;
     }
     (hb, padding)
 }

@@ -1,5 +1,7 @@
 //! Causal self-attention, forward and backward, one head per task. Leading heads may attend
-//! both ways instead (`AttnShape::bidirectional`: the masked rows of the hybrid objective).
+//! both ways instead (`AttnShape::bidirectional`: the masked rows of the hybrid objective), and
+//! rows packed with several documents may keep each query inside its own document
+//! (`AttnShape::starts`: fine-tuning rows holding several conversations).
 //!
 //! Burn's autodiff runs attention as its generic composition (product, scale, causal mask,
 //! a NaN-safe softmax of a dozen passes, product) and differentiates each step, so every layer
@@ -19,9 +21,9 @@ use rayon::prelude::*;
 /// Query rows per block: products only cover keys up to the block's last row.
 const BLOCK: usize = 64;
 
-/// Sizes of one call.
+/// Sizes of one call, and which keys each query sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AttnShape {
+pub struct AttnShape<'a> {
     /// Batch rows × heads.
     pub heads: usize,
     /// Sequence length (queries and keys).
@@ -30,9 +32,13 @@ pub struct AttnShape {
     pub head_dim: usize,
     /// The first `bidirectional` heads see every key (no causal mask); the rest are causal.
     pub bidirectional: usize,
+    /// Packed rows: `[rows, seq]`, for each position the position where its document starts;
+    /// the `heads / rows` consecutive heads of a row see, from each query, only the keys from
+    /// its document's start up to itself. Empty: each row is one document.
+    pub starts: &'a [u32],
 }
 
-impl AttnShape {
+impl AttnShape<'_> {
     fn check(&self, qkv: [&[f32]; 3], probs: usize) {
         let n = self.heads * self.seq * self.head_dim;
         assert!(
@@ -50,43 +56,69 @@ impl AttnShape {
             self.bidirectional,
             self.heads
         );
+        if !self.starts.is_empty() {
+            let t = self.seq.max(1);
+            let rows = self.starts.len() / t;
+            assert!(
+                self.starts.len().is_multiple_of(t) && rows > 0 && self.heads.is_multiple_of(rows),
+                "starts must be [rows, seq] with a whole number of heads per row"
+            );
+            assert_eq!(self.bidirectional, 0, "packed rows are causal");
+            assert!(
+                self.starts
+                    .chunks(t)
+                    .all(|r| r.iter().enumerate().all(|(i, &s)| s as usize <= i)),
+                "a document starts at or before each of its positions"
+            );
+        }
     }
 
     /// Which keys the queries of `head` see.
-    fn keys(&self, head: usize) -> Visible {
+    fn keys(&self, head: usize) -> Visible<'_> {
         if head < self.bidirectional {
             Visible::All(self.seq)
-        } else {
+        } else if self.starts.is_empty() {
             Visible::Causal
+        } else {
+            let per_row = self.heads / (self.starts.len() / self.seq);
+            Visible::Documents(head_of(self.starts, head / per_row, self.seq))
         }
     }
 }
 
 /// Which keys a head's queries see.
 #[derive(Clone, Copy)]
-enum Visible {
+enum Visible<'a> {
     /// Keys up to the query's own position.
     Causal,
     /// All `t` keys.
     All(usize),
+    /// Keys from the query's document start (one per position) up to the query.
+    Documents(&'a [u32]),
 }
 
-impl Visible {
-    /// Keys row `i` sees.
-    fn row(self, i: usize) -> usize {
+impl Visible<'_> {
+    /// The keys `lo..hi` row `i` sees.
+    fn row(self, i: usize) -> (usize, usize) {
         match self {
-            Visible::Causal => i + 1,
-            Visible::All(t) => t,
+            Visible::Causal => (0, i + 1),
+            Visible::All(t) => (0, t),
+            Visible::Documents(s) => (s[i] as usize, i + 1),
         }
     }
 
-    /// Keys any row of a block ending before row `i1` sees.
+    /// Keys any row of a block ending before row `i1` sees lie below this.
     fn block(self, i1: usize) -> usize {
         match self {
-            Visible::Causal => i1,
+            Visible::Causal | Visible::Documents(_) => i1,
             Visible::All(t) => t,
         }
     }
+}
+
+/// Row `r` of a `[rows, len]` slice.
+fn head_of<T>(x: &[T], r: usize, len: usize) -> &[T] {
+    &x[r * len..(r + 1) * len]
 }
 
 /// `out = softmax(scale · q·kᵀ, causal) · v` per head (without the causal mask for the
@@ -169,7 +201,7 @@ fn block_times(
 
 /// Head `h` of a tensor whose heads are `len` elements each.
 fn head(x: &[f32], h: usize, len: usize) -> &[f32] {
-    &x[h * len..(h + 1) * len]
+    head_of(x, h, len)
 }
 
 fn forward_head(
@@ -186,9 +218,11 @@ fn forward_head(
         let n = keys.block(i1);
         block_products(&mut p[i0 * t..i1 * t], t, [q, k], (i0, i1, n), hd, scale);
         for i in i0..i1 {
-            let (live, dead) = p[i * t..(i + 1) * t].split_at_mut(keys.row(i));
-            softmax_in_place(live);
-            dead.fill(0.0);
+            let (lo, hi) = keys.row(i);
+            let row = &mut p[i * t..(i + 1) * t];
+            row[..lo].fill(0.0);
+            softmax_in_place(&mut row[lo..hi]);
+            row[hi..].fill(0.0);
         }
         block_times(y, [p, v], (i0, i1, n), t, hd, 1.0);
     }
@@ -266,10 +300,11 @@ fn backward_head(
         let n = keys.block(i1);
         block_products(&mut ds[i0 * t..i1 * t], t, [dy, v], (i0, i1, n), hd, 1.0);
         for i in i0..i1 {
-            let seen = keys.row(i);
-            let (live, dead) = ds[i * t..(i + 1) * t].split_at_mut(seen);
-            softmax_backward_in_place(&p[i * t..i * t + seen], live);
-            dead.fill(0.0);
+            let (lo, hi) = keys.row(i);
+            let row = &mut ds[i * t..(i + 1) * t];
+            row[..lo].fill(0.0);
+            softmax_backward_in_place(&p[i * t + lo..i * t + hi], &mut row[lo..hi]);
+            row[hi..].fill(0.0);
         }
         // dQ = scale · dS·K for these rows.
         block_times(dq, [ds, k], (i0, i1, n), t, hd, scale);

@@ -195,6 +195,7 @@ fn prompt(shape: CachedShape, [q, k, v]: [&[f32]; 3], scale: f32, out: &mut [f32
         seq: new,
         head_dim,
         bidirectional: 0,
+        starts: &[],
     };
     causal_attention_forward(heads, [&qh, &kh, &vh], scale, &mut probs, &mut y);
     heads_to_rows(l, &y, out, width, 0);

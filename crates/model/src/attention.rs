@@ -3,6 +3,7 @@
 use burn::nn::{Dropout, DropoutConfig, Linear, RotaryEncoding};
 use burn::prelude::*;
 
+use crate::Visibility;
 use crate::config::GptConfig;
 use crate::layers::{apply, linear};
 use crate::ops;
@@ -147,7 +148,14 @@ impl CausalSelfAttention {
                 .enumerate()
                 .map(|(i, (slot, &start))| {
                     let row = qkv.clone().slice(s![i..i + 1, .., ..]);
-                    ops::attention(row, self.n_head, start, rope, Some(slot), 0)
+                    ops::attention(
+                        row,
+                        self.n_head,
+                        start,
+                        rope,
+                        Some(slot),
+                        &Visibility::causal(),
+                    )
                 })
                 .collect();
             Tensor::cat(rows, 0)
@@ -158,8 +166,9 @@ impl CausalSelfAttention {
     /// `[batch, seq, n_embd] -> [batch, seq, n_embd]`. `start` is the position of the first
     /// token of `x`; with a `cache`, keys and values of earlier calls are attended to and this
     /// call's are appended. With `record` (a whole sequence, no cache), the attention weights
-    /// `[batch, heads, seq, seq]` are appended to it. The first `bidirectional` batch rows
-    /// (whole sequences, no cache) attend both ways.
+    /// `[batch, heads, seq, seq]` are appended to it. Queries see the keys `seeing` allows
+    /// (causal rows; or, for whole sequences without a cache, rows attending both ways or
+    /// packed with several documents).
     pub fn forward(
         &self,
         x: Tensor<3>,
@@ -167,7 +176,7 @@ impl CausalSelfAttention {
         rope: Option<&RotaryEncoding>,
         cache: Option<&mut LayerKv>,
         record: Option<&mut Vec<Tensor<4>>>,
-        bidirectional: usize,
+        seeing: &Visibility,
     ) -> Tensor<3> {
         let qkv = self.projections(x);
         let y = match record {
@@ -176,7 +185,7 @@ impl CausalSelfAttention {
                 weights.push(w);
                 y
             }
-            None => ops::attention(qkv, self.n_head, start, rope, cache, bidirectional),
+            None => ops::attention(qkv, self.n_head, start, rope, cache, seeing),
         };
         self.dropout.forward(apply(&self.c_proj, y))
     }

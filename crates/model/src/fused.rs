@@ -30,6 +30,8 @@ use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, backend_extension}
 use burn::prelude::*;
 use ember_kernels::AttnShape;
 
+use crate::Visibility;
+
 /// The fused operations, implemented for the CPU backend with and without autodiff.
 #[backend_extension(Flex, Autodiff)]
 pub trait CpuFused: Backend {
@@ -87,7 +89,7 @@ impl CpuFused for Flex {
 
     fn fused_causal_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor) -> FlexTensor {
         let [q, k, v] = [&q, &k, &v].map(FlexTensor::to_contiguous);
-        attn_forward(&q, &k, &v, 0).0
+        attn_forward(&q, &k, &v, &Visibility::causal()).0
     }
 }
 
@@ -166,7 +168,7 @@ impl<C: CheckpointStrategy> CpuFused for Autodiff<Flex, C> {
         let prep = AttnBackward.prepare::<C>(nodes).compute_bound().stateful();
         let [q, k, v] =
             [q.primitive(), k.primitive(), v.primitive()].map(FlexTensor::to_contiguous);
-        let (y, probs) = attn_forward(&q, &k, &v, 0);
+        let (y, probs) = attn_forward(&q, &k, &v, &Visibility::causal());
         match prep {
             OpsKind::Tracked(prep) => prep.finish((q, k, v, probs), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
@@ -184,7 +186,8 @@ impl Backward<Flex, 3> for AttnBackward {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (q, k, v, probs) = ops.state;
         let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let (shape, scale) = attn_shape(&q, 0);
+        let causal = Visibility::causal();
+        let (shape, scale) = attn_shape(&q, &causal);
         let n = q.layout().shape().num_elements();
         let (mut dq, mut dk, mut dv) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
         ember_kernels::causal_attention_backward(
@@ -204,15 +207,15 @@ impl Backward<Flex, 3> for AttnBackward {
     }
 }
 
-/// `(out, probs)` for contiguous `[batch, heads, seq, head_dim]` inputs, the first
-/// `bidirectional` batch rows attending both ways.
+/// `(out, probs)` for contiguous `[batch, heads, seq, head_dim]` inputs, the queries seeing
+/// the keys `seeing` allows.
 pub(crate) fn attn_forward(
     q: &FlexTensor,
     k: &FlexTensor,
     v: &FlexTensor,
-    bidirectional: usize,
+    seeing: &Visibility,
 ) -> (FlexTensor, FlexTensor) {
-    let (shape, scale) = attn_shape(q, bidirectional);
+    let (shape, scale) = attn_shape(q, seeing);
     let dims = q.layout().shape().to_vec();
     let mut out = vec![0.0f32; q.layout().shape().num_elements()];
     let mut probs = vec![0.0f32; shape.heads * shape.seq * shape.seq];
@@ -227,16 +230,17 @@ pub(crate) fn attn_forward(
     (to_flex(out, dims), probs)
 }
 
-/// Kernel sizes and the 1/√head_dim scale of `[batch, heads, seq, head_dim]` whose first
-/// `bidirectional` batch rows attend both ways.
-pub(crate) fn attn_shape(q: &FlexTensor, bidirectional: usize) -> (AttnShape, f32) {
+/// Kernel sizes and the 1/√head_dim scale of `[batch, heads, seq, head_dim]` whose queries
+/// see the keys `seeing` allows.
+pub(crate) fn attn_shape<'a>(q: &FlexTensor, seeing: &'a Visibility) -> (AttnShape<'a>, f32) {
     match q.layout().shape().as_slice() {
         &[b, h, t, hd] => {
             let shape = AttnShape {
                 heads: b * h,
                 seq: t,
                 head_dim: hd,
-                bidirectional: bidirectional.min(b) * h,
+                bidirectional: seeing.bidirectional.min(b) * h,
+                starts: &seeing.starts,
             };
             (shape, 1.0 / (hd as f32).sqrt())
         }

@@ -22,18 +22,19 @@ use burn::nn::RotaryEncoding;
 use burn::prelude::*;
 use ember_kernels::{HeadLayout, heads_to_rows, rope_in_place, rows_to_heads};
 
+use crate::Visibility;
 use crate::fused::{attn_forward, attn_shape, f32s, to_flex};
 
 /// Causal attention over a packed projection.
 #[backend_extension(Flex, Autodiff)]
 pub trait CpuQkvAttention: Backend {
     /// `qkv [batch, seq, 3·d]` (queries, keys, values side by side, `n_head` heads each) →
-    /// the heads' outputs side by side, `[batch, seq, d]`; the first `bidirectional` batch
-    /// rows attend both ways, the rest causally.
+    /// the heads' outputs side by side, `[batch, seq, d]`; queries see the keys `seeing`
+    /// allows.
     fn fused_qkv_attention(
         qkv: FloatTensor<Self>,
         n_head: usize,
-        bidirectional: usize,
+        seeing: Visibility,
     ) -> FloatTensor<Self>;
     /// The same with rotary embeddings on queries and keys: `freq [≥ seq, head_dim, 2]` is
     /// `RotaryEncoding::freq_complex` (positions from 0; a constant, no gradient).
@@ -41,31 +42,29 @@ pub trait CpuQkvAttention: Backend {
         qkv: FloatTensor<Self>,
         freq: FloatTensor<Self>,
         n_head: usize,
-        bidirectional: usize,
+        seeing: Visibility,
     ) -> FloatTensor<Self>;
 }
 
 /// Causal self-attention from `qkv [batch, seq, 3·d]` with `n_head` heads → `[batch, seq, d]`,
 /// scaled by 1/√head_dim, with rotary embeddings from position 0 when `rope` is given, with
 /// the kernels (f32 on the CPU backend, under autodiff); `crate::ops::attention` decides when.
-/// The first `bidirectional` batch rows see the whole sequence (no causal mask).
+/// Queries see the keys `seeing` allows (causal rows by default).
 pub fn qkv_attention(
     qkv: Tensor<3>,
     rope: Option<&RotaryEncoding>,
     n_head: usize,
-    bidirectional: usize,
+    seeing: Visibility,
 ) -> Tensor<3> {
     let y = match rope {
-        None => <Dispatch as CpuQkvAttention>::fused_qkv_attention(
-            qkv.into_dispatch(),
-            n_head,
-            bidirectional,
-        ),
+        None => {
+            <Dispatch as CpuQkvAttention>::fused_qkv_attention(qkv.into_dispatch(), n_head, seeing)
+        }
         Some(r) => <Dispatch as CpuQkvAttention>::fused_qkv_rope_attention(
             qkv.into_dispatch(),
             r.freq_complex.clone().into_dispatch(),
             n_head,
-            bidirectional,
+            seeing,
         ),
     };
     Tensor::from_dispatch(y)
@@ -97,15 +96,15 @@ fn split(qkv: &FlexTensor, l: HeadLayout) -> [FlexTensor; 3] {
     })
 }
 
-/// The saved state: rotated q, k, v and the weights; the rope table if any; the layout; the
-/// number of bidirectional rows.
-type Saved = ([FlexTensor; 4], Option<FlexTensor>, HeadLayout, usize);
+/// The saved state: rotated q, k, v and the weights; the rope table if any; the layout; which
+/// keys the queries saw.
+type Saved = ([FlexTensor; 4], Option<FlexTensor>, HeadLayout, Visibility);
 
 fn forward(
     qkv: &FlexTensor,
     freq: Option<&FlexTensor>,
     n_head: usize,
-    bidirectional: usize,
+    seeing: Visibility,
 ) -> (FlexTensor, Saved) {
     let l = layout(qkv, n_head);
     let [mut q, mut k, v] = split(qkv, l);
@@ -124,28 +123,28 @@ fn forward(
             rope_in_place(x.storage_mut::<f32>(), l.seq, l.head_dim, f32s(f), false);
         }
     }
-    let (y, probs) = attn_forward(&q, &k, &v, bidirectional);
+    let (y, probs) = attn_forward(&q, &k, &v, &seeing);
     let d = l.heads * l.head_dim;
     let mut rows = vec![0.0f32; l.batch * l.seq * d];
     heads_to_rows(l, f32s(&y), &mut rows, d, 0);
     (
         to_flex(rows, vec![l.batch, l.seq, d]),
-        ([q, k, v, probs], freq, l, bidirectional),
+        ([q, k, v, probs], freq, l, seeing),
     )
 }
 
 impl CpuQkvAttention for Flex {
-    fn fused_qkv_attention(qkv: FlexTensor, n_head: usize, bidirectional: usize) -> FlexTensor {
-        forward(&qkv, None, n_head, bidirectional).0
+    fn fused_qkv_attention(qkv: FlexTensor, n_head: usize, seeing: Visibility) -> FlexTensor {
+        forward(&qkv, None, n_head, seeing).0
     }
 
     fn fused_qkv_rope_attention(
         qkv: FlexTensor,
         freq: FlexTensor,
         n_head: usize,
-        bidirectional: usize,
+        seeing: Visibility,
     ) -> FlexTensor {
-        forward(&qkv, Some(&freq), n_head, bidirectional).0
+        forward(&qkv, Some(&freq), n_head, seeing).0
     }
 }
 
@@ -157,13 +156,13 @@ impl Backward<Flex, 1> for QkvBackward {
     type State = Saved;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let ([q, k, v, probs], freq, l, bidirectional) = ops.state;
+        let ([q, k, v, probs], freq, l, seeing) = ops.state;
         unary::<Flex, _>(ops.parents, ops.node, grads, |dy| {
             let d = l.heads * l.head_dim;
             let dy = dy.to_contiguous();
             let mut dy_heads = vec![0.0f32; l.batch * l.seq * d];
             rows_to_heads(l, f32s(&dy), d, 0, &mut dy_heads);
-            let (shape, scale) = attn_shape(&q, bidirectional);
+            let (shape, scale) = attn_shape(&q, &seeing);
             let n = dy_heads.len();
             let (mut dq, mut dk, mut dv) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
             ember_kernels::causal_attention_backward(
@@ -192,18 +191,18 @@ impl<C: CheckpointStrategy> CpuQkvAttention for Autodiff<Flex, C> {
     fn fused_qkv_attention(
         qkv: FloatTensor<Self>,
         n_head: usize,
-        bidirectional: usize,
+        seeing: Visibility,
     ) -> FloatTensor<Self> {
-        tracked::<C>(qkv, None, n_head, bidirectional)
+        tracked::<C>(qkv, None, n_head, seeing)
     }
 
     fn fused_qkv_rope_attention(
         qkv: FloatTensor<Self>,
         freq: FloatTensor<Self>,
         n_head: usize,
-        bidirectional: usize,
+        seeing: Visibility,
     ) -> FloatTensor<Self> {
-        tracked::<C>(qkv, Some(freq.primitive()), n_head, bidirectional)
+        tracked::<C>(qkv, Some(freq.primitive()), n_head, seeing)
     }
 }
 
@@ -211,14 +210,14 @@ fn tracked<C: CheckpointStrategy>(
     qkv: FloatTensor<Autodiff<Flex, C>>,
     freq: Option<&FlexTensor>,
     n_head: usize,
-    bidirectional: usize,
+    seeing: Visibility,
 ) -> FloatTensor<Autodiff<Flex, C>> {
     // Compute-bound: the saved heads and weights are kept, not recomputed.
     let prep = QkvBackward
         .prepare::<C>([qkv.node()])
         .compute_bound()
         .stateful();
-    let (y, saved) = forward(qkv.primitive(), freq, n_head, bidirectional);
+    let (y, saved) = forward(qkv.primitive(), freq, n_head, seeing);
     match prep {
         OpsKind::Tracked(prep) => prep.finish(saved, y),
         OpsKind::UnTracked(prep) => prep.finish(y),

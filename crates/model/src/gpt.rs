@@ -6,6 +6,7 @@ use burn::module::Initializer;
 use burn::nn::{Dropout, DropoutConfig, Embedding, RotaryEncoding, RotaryEncodingConfig};
 use burn::prelude::*;
 
+use crate::Visibility;
 use crate::attention::{CausalSelfAttention, KvCache, LayerKv};
 use crate::config::{GptConfig, Positions};
 use crate::layers::{Mlp, Norm, linear};
@@ -47,12 +48,10 @@ impl Block {
         rope: Option<&RotaryEncoding>,
         cache: Option<&mut LayerKv>,
         record: Option<&mut Vec<Tensor<4>>>,
-        bidirectional: usize,
+        seeing: &Visibility,
     ) -> Tensor<3> {
         let h = self.ln_1.forward(x.clone());
-        let x = x + self
-            .attn
-            .forward(h, start, rope, cache, record, bidirectional);
+        let x = x + self.attn.forward(h, start, rope, cache, record, seeing);
         x.clone() + self.mlp.forward(self.ln_2.forward(x))
     }
 }
@@ -146,20 +145,21 @@ impl Gpt {
         targets: Tensor<2, Int>,
         mask: Tensor<2>,
     ) -> (Tensor<1>, Tensor<1>) {
-        self.hybrid_nll_sum(tokens, targets, mask, 0)
+        self.nll_sum_seeing(tokens, targets, mask, &Visibility::causal())
     }
 
-    /// [`Gpt::nll_sum`] with the first `bidirectional` rows attending both ways: the masked
-    /// sequences of the hybrid objective, whose hidden tokens are predicted, as every target
-    /// is, from the position before them (GPT-BERT's masked next-token prediction).
-    pub fn hybrid_nll_sum(
+    /// [`Gpt::nll_sum`] with queries seeing the keys `seeing` allows: rows attending both ways
+    /// (the masked sequences of the hybrid objective, whose hidden tokens are predicted, as
+    /// every target is, from the position before them: GPT-BERT's masked next-token
+    /// prediction), or rows packed with several conversations, each kept to itself.
+    pub fn nll_sum_seeing(
         &self,
         tokens: Tensor<2, Int>,
         targets: Tensor<2, Int>,
         mask: Tensor<2>,
-        bidirectional: usize,
+        seeing: &Visibility,
     ) -> (Tensor<1>, Tensor<1>) {
-        let x = self.hidden(tokens, 0, None, None, bidirectional);
+        let x = self.hidden(tokens, 0, None, None, seeing);
         let logits = self.uncapped_head(x);
         masked_nll_sum_capped(logits, targets, mask, self.logit_softcap)
     }
@@ -179,7 +179,7 @@ impl Gpt {
     pub fn forward_cached_last(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
         let start = cache.len();
         let [b, n] = tokens.dims();
-        let x = self.hidden(tokens, start, Some(cache), None, 0);
+        let x = self.hidden(tokens, start, Some(cache), None, &Visibility::causal());
         cache.advance(n);
         let last = x.slice(s![.., n - 1..n, ..]);
         let v = self.wte.weight.dims()[0];
@@ -225,7 +225,7 @@ impl Gpt {
     }
 
     fn run(&self, tokens: Tensor<2, Int>, start: usize, cache: Option<&mut KvCache>) -> Tensor<3> {
-        let x = self.hidden(tokens, start, cache, None, 0);
+        let x = self.hidden(tokens, start, cache, None, &Visibility::causal());
         self.head(x)
     }
 
@@ -233,7 +233,7 @@ impl Gpt {
     /// `[batch, heads, seq, seq]`, computed by the same layers (rotary positions included).
     pub fn forward_with_attention(&self, tokens: Tensor<2, Int>) -> (Tensor<3>, Vec<Tensor<4>>) {
         let mut weights = Vec::with_capacity(self.h.len());
-        let x = self.hidden(tokens, 0, None, Some(&mut weights), 0);
+        let x = self.hidden(tokens, 0, None, Some(&mut weights), &Visibility::causal());
         (self.head(x), weights)
     }
 
@@ -245,21 +245,42 @@ impl Gpt {
         start: usize,
         mut cache: Option<&mut KvCache>,
         mut record: Option<&mut Vec<Tensor<4>>>,
-        bidirectional: usize,
+        seeing: &Visibility,
     ) -> Tensor<3> {
-        let [_, t] = tokens.dims();
+        let [b, t] = tokens.dims();
         let device = tokens.device();
         let mut x = self.wte.forward(tokens);
+        // Packed rows count positions from each document's start.
+        let restart = (!seeing.starts.is_empty()).then(|| {
+            let pos: Vec<i32> = (seeing.starts.chunks(t.max(1)))
+                .flat_map(|row| {
+                    row.iter()
+                        .enumerate()
+                        .map(|(i, &s)| (i - s as usize) as i32)
+                })
+                .collect();
+            Tensor::<2, Int>::from_data(TensorData::new(pos, [b, t]), &device)
+        });
         if let Some(wpe) = &self.wpe {
-            let pos = Tensor::<1, Int>::arange(start as i64..(start + t) as i64, &device)
-                .unsqueeze::<2>();
+            let pos = restart.clone().unwrap_or_else(|| {
+                Tensor::<1, Int>::arange(start as i64..(start + t) as i64, &device).unsqueeze::<2>()
+            });
             x = x + wpe.forward(pos);
         }
         if let Some(table) = &self.sinusoid {
-            x = x + table
-                .clone()
-                .slice(s![start..start + t, ..])
-                .unsqueeze::<3>();
+            x = x + match &restart {
+                Some(pos) => {
+                    let d = table.dims()[1];
+                    table
+                        .clone()
+                        .select(0, pos.clone().reshape([b * t]))
+                        .reshape([b, t, d])
+                }
+                None => table
+                    .clone()
+                    .slice(s![start..start + t, ..])
+                    .unsqueeze::<3>(),
+            };
         }
         x = self.drop.forward(x);
         for (i, block) in self.h.iter().enumerate() {
@@ -270,7 +291,7 @@ impl Gpt {
                 self.rope.as_ref(),
                 slot,
                 record.as_deref_mut(),
-                bidirectional,
+                seeing,
             );
         }
         x

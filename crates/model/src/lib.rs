@@ -37,7 +37,7 @@ pub mod layers;
 pub mod ops;
 
 pub use attention::KvCache;
-pub use batch::HostBatch;
+pub use batch::{HostBatch, Visibility};
 pub use config::{GptConfig, MlpKind, NormKind, PRESETS, Positions};
 pub use device::{
     DeviceChoice, Precision, SelectedDevice, on_compute_threads, select_device, with_seed,

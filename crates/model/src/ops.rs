@@ -14,7 +14,7 @@ use burn::tensor::module::{attention as burn_attention, layer_norm as burn_layer
 use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::attention::LayerKv;
-use crate::{fused, fused_norm, fused_qkv, fused_rows};
+use crate::{Visibility, fused, fused_norm, fused_qkv, fused_rows};
 
 /// The operations the CPU runs as fused kernels (shown in the device line). AdamW's fused
 /// update is called from the training loop (`ember_train::fused_adamw`) on the same condition.
@@ -155,28 +155,46 @@ fn partly_bidirectional(
     Tensor::cat(vec![both, causal], 0)
 }
 
+/// Packed rows: Burn's attention with a mask keeping each query inside its document
+/// (`starts [batch × seq]`, see [`Visibility::starts`]) and causal.
+fn within_documents(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, starts: &[u32]) -> Tensor<4> {
+    let [b, h, t, _] = q.dims();
+    assert_eq!(starts.len(), b * t, "document starts must be [batch, seq]");
+    // `true` marks a key the query must not see.
+    let mut hidden = Vec::with_capacity(b * h * t * t);
+    for row in starts.chunks(t) {
+        for _ in 0..h {
+            for (i, &s) in row.iter().enumerate() {
+                hidden.extend((0..t).map(|j| j < s as usize || j > i));
+            }
+        }
+    }
+    let mask = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [b, h, t, t]), &q.device());
+    burn_attention(q, k, v, Some(mask), None, AttentionModuleOptions::default())
+}
+
 /// Multi-head causal self-attention from the packed projection `qkv [batch, seq, 3·d]`
 /// (queries, keys, values side by side) → the heads' outputs side by side, `[batch, seq, d]`.
 /// `start` is the position of the first token; rotary embeddings are applied when `rope` is
 /// given; with a `cache`, keys and values of earlier calls are attended to and this call's are
 /// appended. Training on the CPU (whole sequences, no cache) takes the packed kernel, which
-/// splits heads and applies rotary embeddings in the same pass. The first `bidirectional`
-/// batch rows (whole sequences, no cache) attend both ways: the masked rows of the hybrid
-/// objective.
+/// splits heads and applies rotary embeddings in the same pass. Queries see the keys `seeing`
+/// allows: rows attending both ways (the masked rows of the hybrid objective) or packed rows
+/// kept inside each document need whole sequences and no cache.
 pub fn attention(
     qkv: Tensor<3>,
     n_head: usize,
     start: usize,
     rope: Option<&RotaryEncoding>,
     mut cache: Option<&mut LayerKv>,
-    bidirectional: usize,
+    seeing: &Visibility,
 ) -> Tensor<3> {
     if start == 0 && cache.is_none() && fused_here(&qkv) && qkv.device().is_autodiff() {
-        return fused_qkv::qkv_attention(qkv, rope, n_head, bidirectional);
+        return fused_qkv::qkv_attention(qkv, rope, n_head, seeing.clone());
     }
     assert!(
-        bidirectional == 0 || (start == 0 && cache.is_none()),
-        "bidirectional rows are whole sequences without a cache"
+        seeing.is_causal() || (start == 0 && cache.is_none()),
+        "bidirectional or packed rows are whole sequences without a cache"
     );
     if let Some(slot) = cache.as_deref_mut()
         && cached_rows_here(&qkv, std::slice::from_ref(&&*slot))
@@ -194,10 +212,13 @@ pub fn attention(
         }
         *slot = LayerKv::Tensors(Box::new((k.clone(), v.clone())));
     }
-    let y = if bidirectional == 0 {
+    let y = if !seeing.starts.is_empty() {
+        assert_eq!(seeing.bidirectional, 0, "packed rows are causal");
+        within_documents(q, k, v, &seeing.starts)
+    } else if seeing.bidirectional == 0 {
         causal_attention(q, k, v)
     } else {
-        partly_bidirectional(q, k, v, bidirectional)
+        partly_bidirectional(q, k, v, seeing.bidirectional)
     };
     y.swap_dims(1, 2).reshape([b, t, d])
 }

@@ -249,15 +249,19 @@ fn packed_qkv_case(with_rope: bool, bidirectional: usize) {
     let w = Tensor::<3>::random([b, t, d], normal, &device);
     let rope = with_rope.then(|| RotaryEncodingConfig::new(80, hd).init(&device));
     assert!(is_fused(&qkv) && qkv.device().is_autodiff());
-    let fused = qkv_attention(qkv.clone(), rope.as_ref(), h, bidirectional);
+    let seeing = ember_model::Visibility {
+        bidirectional,
+        ..Default::default()
+    };
+    let fused = qkv_attention(qkv.clone(), rope.as_ref(), h, seeing.clone());
     // The model's door takes the same kernel for a whole sequence without a cache.
-    let door = ember_model::ops::attention(qkv.clone(), h, 0, rope.as_ref(), None, bidirectional);
+    let door = ember_model::ops::attention(qkv.clone(), h, 0, rope.as_ref(), None, &seeing);
     let values = |x: Tensor<3>| x.into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(values(door), values(fused.clone()));
     // Without autodiff the door takes Burn's operations.
     let inner = qkv.clone().inner();
     let inner_rope = with_rope.then(|| RotaryEncodingConfig::new(80, hd).init(&inner.device()));
-    let plain = ember_model::ops::attention(inner, h, 0, inner_rope.as_ref(), None, bidirectional);
+    let plain = ember_model::ops::attention(inner, h, 0, inner_rope.as_ref(), None, &seeing);
     for (a, b) in values(plain).iter().zip(values(fused.clone())) {
         assert!((a - b).abs() < 1e-5, "Burn's path {a} vs the kernel's {b}");
     }

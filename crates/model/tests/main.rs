@@ -12,4 +12,5 @@ mod fused;
 mod fused_norm;
 mod generation;
 mod inspect;
+mod packing;
 mod reference;

@@ -140,6 +140,7 @@ impl<'a> ShardTask<'a> {
             mask: Vec::with_capacity(b * t),
             target_bytes: 0,
             bidirectional: 0,
+            doc_starts: Vec::new(),
         };
         let mut w = Vec::with_capacity(t + 1);
         let mut reply = Vec::with_capacity(t);

@@ -64,6 +64,10 @@ pub struct DataSection {
     /// Skip invalid lines and count them, instead of stopping at the first.
     #[serde(default)]
     pub skip_invalid: bool,
+    /// Pack several conversations into each row (attention kept inside each) instead of
+    /// padding one per row: the same steps then train on more conversations.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pack: bool,
 }
 
 fn default_val() -> f64 {

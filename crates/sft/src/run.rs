@@ -247,10 +247,21 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
         config.train.seed,
         chat.bos,
     );
+    let task = if config.data.pack {
+        task.packed(context)
+    } else {
+        task
+    };
     let padding = task.padding_fraction(100);
+    let per_row = task.conversations_in(100) as f64 / (100 * config.train.batch_size) as f64;
     println!(
-        "padding: {:.1}% of row positions (rows are padded, not packed)",
-        100.0 * padding
+        "padding: {:.1}% of row positions ({}; {per_row:.2} conversations per row)",
+        100.0 * padding,
+        if config.data.pack {
+            "rows packed, attention kept inside each conversation"
+        } else {
+            "rows padded, one conversation each; [data] pack = true packs them"
+        }
     );
     let config_toml = ember_train::config::to_toml(&config);
     println!("resolved config:\n{config_toml}");

@@ -122,3 +122,96 @@ fn batches_are_deterministic_and_every_example_is_seen_each_epoch() {
     );
     assert!(task.padding_fraction(5) > 0.0);
 }
+
+#[test]
+fn first_fit_fills_rows_in_order_and_stops_at_the_first_misfit() {
+    use ember_formats::dialogue::first_fit;
+    // Rows of 10: 6 → row 0, 5 → row 1, 4 → row 0 (6 + 4), 3 → row 1, 9 fits nowhere: stop.
+    assert_eq!(first_fit([6, 5, 4, 3, 9, 1], 2, 10), vec![0, 1, 0, 1]);
+    // An example longer than a row still makes progress, alone.
+    assert_eq!(first_fit([12, 1], 2, 10), vec![0, 1]);
+    assert!(first_fit(Vec::<usize>::new(), 2, 10).is_empty());
+}
+
+#[test]
+fn packed_rows_hold_whole_conversations_with_their_starts_and_masked_padding() {
+    use ember_formats::dialogue::pack_batch;
+    let tok = tok();
+    let convs: Vec<Conversation> = ["a", "bbbb", "cc"]
+        .iter()
+        .map(|r| conv(&[("q", r)]))
+        .collect();
+    let (ex, _) = render_all(&tok, &convs, 64).unwrap();
+    let refs: Vec<_> = ex.iter().collect();
+    let n: Vec<usize> = ex.iter().map(|e| e.ids.len() - 1).collect();
+    // Conversations 0 and 2 share row 0, conversation 1 has row 1.
+    let (hb, padding) = pack_batch(&refs, &[0, 1, 0], 2, 64, 256);
+    assert_eq!((hb.batch, hb.doc_starts.len()), (2, 2 * hb.seq));
+    assert_eq!(hb.seq, (n[0] + n[2]).max(n[1]).div_ceil(16) * 16);
+    assert_eq!(padding, 2 * hb.seq - n.iter().sum::<usize>());
+    let row0 = &hb.doc_starts[..hb.seq];
+    assert!(row0[..n[0]].iter().all(|&s| s == 0));
+    assert!(row0[n[0]..n[0] + n[2]].iter().all(|&s| s as usize == n[0]));
+    assert_eq!(&hb.inputs[n[0]..n[0] + n[2]], &ex[2].ids[..n[2]]);
+    // Padding: no weight, each position a document of its own.
+    for (i, &start) in row0.iter().enumerate().skip(n[0] + n[2]) {
+        assert_eq!((hb.mask[i], start as usize), (0.0, i));
+    }
+    let trained: f32 = hb.mask.iter().sum();
+    let replies: usize = ex
+        .iter()
+        .map(|e| e.mask[1..].iter().filter(|&&m| m == 1).count())
+        .sum();
+    assert_eq!(trained as usize, replies);
+    assert_eq!(
+        hb.target_bytes,
+        ex.iter().map(|e| e.target_bytes).sum::<u64>()
+    );
+}
+
+#[test]
+fn packed_batches_cover_the_stream_in_order_and_a_resumed_task_draws_the_same() {
+    let tok = tok();
+    let convs: Vec<Conversation> = (0..30)
+        .map(|i| conv(&[(&format!("q{i}"), &"a".repeat(1 + i % 7))]))
+        .collect();
+    let (ex, _) = render_all(&tok, &convs, 32).unwrap();
+    let make = || SftTask::new(ex.clone(), ex[..2].to_vec(), 2, 1, 9, 256).packed(32);
+    let task = make();
+    let batches: Vec<_> = (0..8).map(|s| task.train_batch(s, 0).unwrap()).collect();
+    // A task asked for step 7 first (a resumed run) gives the same batch.
+    assert_eq!(make().train_batch(7, 0).unwrap(), batches[7]);
+    // Rows hold several conversations and padding falls below a padded task's.
+    let per_row = task.conversations_in(8) as f64 / 16.0;
+    assert!(per_row > 1.5, "{per_row} conversations per row");
+    let padded = SftTask::new(ex.clone(), ex[..2].to_vec(), 2, 1, 9, 256);
+    let (p, q) = (task.padding_fraction(8), padded.padding_fraction(8));
+    assert!(p < q, "padding {p} packed, {q} padded");
+    // The packed batches hold the stream's first conversations, each once: their trained
+    // targets are those of the padded task's first rows (the same shuffled stream).
+    let n = task.conversations_in(8) as usize;
+    let weight = |hb: &ember_train::HostBatch, r: usize| -> f32 {
+        hb.mask[r * hb.seq..(r + 1) * hb.seq].iter().sum()
+    };
+    let stream: f32 = (0..n)
+        .map(|i| weight(&padded.train_batch(i as u64 / 2, 0).unwrap(), i % 2))
+        .sum();
+    let packed: f32 = batches
+        .iter()
+        .flat_map(|hb| (0..2).map(|r| weight(hb, r)))
+        .sum();
+    assert_eq!(packed, stream);
+    // Every position's document start lies at or before it, and targets follow inputs
+    // within each conversation (the stream is cut only between conversations).
+    for hb in &batches {
+        for r in 0..hb.batch {
+            let s = &hb.doc_starts[r * hb.seq..(r + 1) * hb.seq];
+            assert!(s.iter().enumerate().all(|(i, &x)| x as usize <= i));
+            for i in 1..hb.seq {
+                if s[i] == s[i - 1] && hb.mask[r * hb.seq + i - 1] > 0.0 {
+                    assert_eq!(hb.inputs[r * hb.seq + i], hb.targets[r * hb.seq + i - 1]);
+                }
+            }
+        }
+    }
+}

@@ -275,7 +275,7 @@ impl Loop<'_, '_> {
             // Dropout's draws come from the generator seeded here (see `with_seed`).
             let seed = mix_seed(self.state.seed, step, m as u64);
             let (nll, _) = ember_model::with_seed(&self.device, seed, || {
-                model.hybrid_nll_sum(x, y, mask, hb.bidirectional)
+                model.nll_sum_seeing(x, y, mask, &hb.visibility())
             });
             let mut loss = nll.div_scalar(weight);
             if self.run.faults.nan_at.contains(&step) {

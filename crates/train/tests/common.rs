@@ -80,6 +80,7 @@ impl Cycle {
             mask: vec![],
             target_bytes: 0,
             bidirectional: 0,
+            doc_starts: Vec::new(),
         };
         for s in seeds {
             let (x, y) = self.window(s);
