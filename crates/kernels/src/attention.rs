@@ -11,7 +11,8 @@
 //!
 //! Layout: `q`, `k`, `v`, outputs and gradients are `[heads, seq, head_dim]` row-major (all
 //! heads of all batch rows in one leading dimension); `probs` is `[heads, seq, seq]`, the
-//! attention weights the forward returns for the backward to reuse (zero for every key a query does not see).
+//! attention weights the forward returns for the backward to reuse (zero for every key a query
+//! does not see).
 
 use crate::exp::exp;
 use crate::lanes;
