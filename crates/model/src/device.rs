@@ -195,6 +195,7 @@ fn cpu() -> SelectedDevice {
 /// interleave with another thread's: two trainings in one process (tests run in threads) got
 /// different initial weights when one's seed landed between the other's seed and its draws
 /// (`accumulating_two_micro_batches_equals_one_batch_of_twice_the_size` failed under load).
+/// Burn draws parameters lazily, so an initialisation here must draw them all: `Gpt::drawn`.
 pub fn with_seed<R>(device: &Device, seed: u64, draw: impl FnOnce() -> R) -> R {
     static LOCK: Mutex<()> = Mutex::new(());
     let _held = LOCK.lock().unwrap_or_else(PoisonError::into_inner);

@@ -130,6 +130,22 @@ fn sinusoid_table(n: usize, d: usize, device: &Device) -> Tensor<2> {
 }
 
 impl Gpt {
+    /// The model with every parameter drawn now. Burn initialises parameters lazily, at their
+    /// first use (its `materialize` only merges low-rank adapters); a model made inside
+    /// [`crate::with_seed`] must draw there, not wherever a parameter is first read — by then
+    /// another thread may have seeded the shared generator (a training test beside others got
+    /// other weights, off by 0.13, when the optimiser first read them).
+    pub fn drawn(self) -> Self {
+        struct Read;
+        impl burn::module::ModuleVisitor for Read {
+            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                let _ = p.val();
+            }
+        }
+        self.visit(&mut Read);
+        self
+    }
+
     /// `tokens [batch, seq] -> logits [batch, seq, vocab_size]`, for `seq ≤ block_size`.
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
         self.run(tokens, 0, None)

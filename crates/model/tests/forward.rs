@@ -135,3 +135,21 @@ fn zero_initialised_projections_make_every_block_start_as_the_identity() {
     let d = max_diff(&host(m.forward(ids.clone())), &host(no_blocks.forward(ids)));
     assert!(d == 0.0, "blocks changed the logits by {d}");
 }
+
+/// `Gpt::drawn` draws every parameter at once: what the generator holds afterwards (another
+/// thread's seed, say) cannot change the weights, as it did when parameters were drawn at
+/// their first use (a training beside other tests got weights off by 0.13).
+#[test]
+fn a_drawn_model_keeps_its_weights_whatever_the_generator_does_next() {
+    let device = Device::flex();
+    let weights = |then: u64| {
+        let cfg = GptConfig::new(64, 2, 2, 16, 8);
+        let m = ember_model::with_seed(&device, 5, || cfg.init(&device).drawn());
+        device.seed(then);
+        let _ = Tensor::<1>::random([7], burn::tensor::Distribution::Default, &device);
+        let mut w = host(m.wte.weight.val());
+        w.extend(host(m.h[1].mlp.c_fc.weight.val()));
+        w
+    };
+    assert_eq!(weights(1), weights(2));
+}

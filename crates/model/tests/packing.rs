@@ -70,7 +70,7 @@ fn packed(model: &Gpt, within: bool) -> (f32, Option<Vec<f32>>) {
 
 fn check(device: &Device) {
     for cfg in variants(64) {
-        let model = ember_model::with_seed(device, 3, || cfg.init(device));
+        let model = ember_model::with_seed(device, 3, || cfg.init(device).drawn());
         let (la, ga) = alone(&model, &A);
         let (lb, gb) = alone(&model, &B);
         let (lp, gp) = packed(&model, true);

@@ -61,7 +61,7 @@ pub(crate) fn start(
             }
             let model = match &run.start {
                 Start::Init(path) => load_checked(path, cfg, run.tokenizer, device)?,
-                _ => ember_model::with_seed(device, t.seed, || cfg.init(device).materialize()),
+                _ => ember_model::with_seed(device, t.seed, || cfg.init(device).drawn()),
             };
             Ok((model, fresh_state, optim, false))
         }

@@ -114,7 +114,7 @@ fn embedding_and_head_rates_scale_only_their_parameters() {
     let device = Device::flex().autodiff();
     let mut cfg = GptConfig::new(64, 1, 2, 16, 8);
     cfg.tie_embeddings = false;
-    let model = ember_model::with_seed(&device, 3, || cfg.init(&device).materialize());
+    let model = ember_model::with_seed(&device, 3, || cfg.init(&device).drawn());
     let ids = |o: i64| Tensor::<1, Int>::arange(o..o + 8, &device).reshape([1, 8]);
     let grads = || {
         let (sum, _) = model.nll_sum(ids(0), ids(1), Tensor::ones([1, 8], &device));

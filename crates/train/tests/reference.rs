@@ -133,7 +133,9 @@ fn twenty_muon_and_adamw_updates_match_numpy_torch_semantics() {
         u(&c["block_size"]),
     )
     .with_bias(false);
-    let model = cfg.init(&device).materialize();
+    // Initialised under the generator's lock: its draws must not land inside another test's
+    // seeded section (`runs_trained_at_once_in_threads_get_the_weights_of_a_run_alone`).
+    let model = ember_model::with_seed(&device, 0, || cfg.init(&device).drawn());
     // The same parameters, in the same order, as the script's.
     let names: Vec<String> = fx["params"]
         .as_array()
