@@ -66,6 +66,32 @@ macro_rules! with_avx2 {
     };
 }
 
+/// [`with_avx2!`] for kernels whose arithmetic is fused multiply-adds (`f32::mul_add`): the
+/// fast copy needs FMA as well as AVX2. Elsewhere the portable body is exact but slow on x86
+/// (a library call per `mul_add`); x86 CPUs with AVX2 but no FMA are not known to exist.
+macro_rules! with_fma {
+    ($(#[$m:meta])* $vis:vis fn $name:ident / $fast:ident ($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $portable:ident) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports AVX2 and FMA (checked on the line above); the
+                // function only differs from the portable one in the instructions the compiler
+                // chose (`mul_add` is one rounding either way).
+                #[allow(unsafe_code)]
+                return unsafe { $fast($($arg),*) };
+            }
+            $portable($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn $fast($($arg: $ty),*) $(-> $ret)? {
+            $portable($($arg),*)
+        }
+    };
+}
+
 mod adamw;
 mod attention;
 mod cached;

@@ -19,6 +19,9 @@ fn rows_times_is_the_plain_loop_bit_for_bit() {
         (8, 256, 1024),
         (5, 7, 13),
         (8, 33, 300),
+        (2, 40, 70),
+        (6, 256, 256),
+        (7, 17, 40),
     ] {
         let (x, w) = (data(m * k, 1), data(k * n, 2));
         let mut want = vec![0.0f32; m * n];
