@@ -151,5 +151,10 @@ fn a_drawn_model_keeps_its_weights_whatever_the_generator_does_next() {
         w.extend(host(m.h[1].mlp.c_fc.weight.val()));
         w
     };
-    assert_eq!(weights(1), weights(2));
+    // The generator is shared by every thread, and the other tests of this binary draw from it
+    // without `with_seed`'s lock, so a draw of theirs can land inside this one's (it did, once
+    // in a few full runs). Lazily drawn weights differ every time (they follow `then`); a
+    // stray draw only now and then: a few tries tell the two apart.
+    let same = (0..5).any(|_| weights(1) == weights(2));
+    assert!(same, "the weights followed the generator's later seed");
 }
