@@ -3,7 +3,8 @@
 # configs/gutenberg-small.toml's shape (4 layers, 256 wide, 256 context, 4096-token vocabulary;
 # weights freshly initialised: speed does not depend on training) served with continuous
 # batching off (--max-batch 1) and on (--max-batch 8); 200 streamed completions of 64 tokens
-# after a prompt of about 100 tokens, sent by 1, 4 and 8 clients at once. With a CHECKPOINT
+# after a prompt of about 100 tokens, sent by 1, 4 and 8 clients at once; then 200 of 128
+# tokens after a 13-token prompt (mostly decoding), by 1 and 8 clients. With a CHECKPOINT
 # (the main job's: runs/pipeline/sft), its time to first token is measured the same way.
 # Needs a built ember and python3:
 #   bash benches/serve/run.sh [CHECKPOINT]
@@ -39,6 +40,9 @@ for batch in 1 8; do
   echo "--max-batch $batch"
   for c in 1 4 8; do
     python3 benches/serve/load.py "$url/v1" "$c" 200 64 "$W/prompt.txt"
+  done
+  for c in 1 8; do
+    python3 benches/serve/load.py "$url/v1" "$c" 200 128
   done
   stop
 done

@@ -29,7 +29,7 @@ fn rows_times_is_the_plain_loop_bit_for_bit() {
             for c in 0..n {
                 let mut s = 0.0f32;
                 for kk in 0..k {
-                    s += x[r * k + kk] * w[kk * n + c];
+                    s = x[r * k + kk].mul_add(w[kk * n + c], s);
                 }
                 want[r * n + c] = s;
             }
@@ -63,26 +63,28 @@ fn rows_times_t_matches_f64_reference() {
 
 #[test]
 fn a_row_gets_the_same_numbers_alone_or_with_others_on_any_thread_count() {
-    let (k, n) = (96, 700);
-    let x = data(MAX_ROWS * k, 5);
-    let (w, wt) = (data(k * n, 6), data(n * k, 7));
-    type Kernel = fn(&[f32], usize, &[f32], usize, usize, &mut [f32]);
-    for (f, w) in [(rows_times as Kernel, &w), (rows_times_t as Kernel, &wt)] {
-        let on = |threads: usize, m: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
-                let mut out = vec![0.0f32; m * n];
-                f(&x[..m * k], m, w, k, n, &mut out);
-                bits(&out)
-            })
-        };
-        let all = on(1, MAX_ROWS);
-        assert_eq!(all, on(3, MAX_ROWS));
-        for m in 1..MAX_ROWS {
-            assert_eq!(on(2, m), all[..m * n], "first {m} rows");
+    // Widths and depths that are and are not multiples of the tiles, groups and lanes.
+    for (k, n) in [(96, 700), (37, 130), (256, 256)] {
+        let x = data(MAX_ROWS * k, 5);
+        let (w, wt) = (data(k * n, 6), data(n * k, 7));
+        type Kernel = fn(&[f32], usize, &[f32], usize, usize, &mut [f32]);
+        for (f, w) in [(rows_times as Kernel, &w), (rows_times_t as Kernel, &wt)] {
+            let on = |threads: usize, m: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let mut out = vec![0.0f32; m * n];
+                    f(&x[..m * k], m, w, k, n, &mut out);
+                    bits(&out)
+                })
+            };
+            let all = on(1, MAX_ROWS);
+            assert_eq!(all, on(3, MAX_ROWS));
+            for m in 1..MAX_ROWS {
+                assert_eq!(on(2, m), all[..m * n], "first {m} rows, {k}×{n}");
+            }
         }
     }
 }
