@@ -41,43 +41,18 @@
 //! assert!((grad[3] - (1.0 / 3.0 - 1.0)).abs() < 1e-6);
 //! ```
 
-/// Defines `fn $name(args)` that runs `$portable` compiled for AVX2 when the CPU has it
-/// (checked at run time) and as plain x86-64 otherwise. `$portable` must be
-/// `#[inline(always)]` so its body is compiled inside the AVX2 copy.
-macro_rules! with_avx2 {
-    ($(#[$m:meta])* $vis:vis fn $name:ident / $avx2:ident ($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $portable:ident) => {
+/// Defines `fn $name(args)` that runs `$portable` compiled with the x86 features named (a
+/// copy called `$fast`) when the CPU has them all (checked at run time), and as plain code
+/// otherwise. `$portable` must be `#[inline(always)]` so its body is compiled inside the copy.
+macro_rules! with_features {
+    ([$($feature:tt),+] $(#[$m:meta])* $vis:vis fn $name:ident / $fast:ident ($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $portable:ident) => {
         $(#[$m])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked on the line above); the function
-                // only differs from the portable one in the instructions the compiler chose.
-                #[allow(unsafe_code)]
-                return unsafe { $avx2($($arg),*) };
-            }
-            $portable($($arg),*)
-        }
-
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        fn $avx2($($arg: $ty),*) $(-> $ret)? {
-            $portable($($arg),*)
-        }
-    };
-}
-
-/// [`with_avx2!`] for kernels whose arithmetic is fused multiply-adds (`f32::mul_add`): the
-/// fast copy needs FMA as well as AVX2. Elsewhere the portable body is exact but slow on x86
-/// (a library call per `mul_add`); x86 CPUs with AVX2 but no FMA are not known to exist.
-macro_rules! with_fma {
-    ($(#[$m:meta])* $vis:vis fn $name:ident / $fast:ident ($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $portable:ident) => {
-        $(#[$m])*
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU supports AVX2 and FMA (checked on the line above); the
-                // function only differs from the portable one in the instructions the compiler
-                // chose (`mul_add` is one rounding either way).
+            if $(std::is_x86_feature_detected!($feature))&&+ {
+                // SAFETY: the CPU has every feature the copy is compiled for (checked on the
+                // line above); it only differs from the portable function in the instructions
+                // the compiler chose (`mul_add` rounds once either way).
                 #[allow(unsafe_code)]
                 return unsafe { $fast($($arg),*) };
             }
@@ -85,11 +60,23 @@ macro_rules! with_fma {
         }
 
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
+        $(#[target_feature(enable = $feature)])+
         fn $fast($($arg: $ty),*) $(-> $ret)? {
             $portable($($arg),*)
         }
     };
+}
+
+/// [`with_features!`] with AVX2.
+macro_rules! with_avx2 {
+    ($($t:tt)*) => { with_features!(["avx2"] $($t)*); };
+}
+
+/// [`with_features!`] with AVX2 and FMA, for kernels whose arithmetic is fused multiply-adds
+/// (`f32::mul_add`). Without FMA the portable body is exact but slow on x86 (a library call
+/// per `mul_add`); x86 CPUs with AVX2 but no FMA are not known to exist.
+macro_rules! with_fma {
+    ($($t:tt)*) => { with_features!(["avx2", "fma"] $($t)*); };
 }
 
 mod adamw;
