@@ -20,9 +20,9 @@ const TASK_COLUMNS: usize = 256;
 const TASK_WORK: usize = 1 << 15;
 
 /// Columns per task for `m` rows, `k` deep and `n` wide: enough tasks for every thread twice
-/// over where the work allows, in multiples of 64 columns (whole tiles). With a fixed 256, a layer 256
-/// outputs wide (the attention's output projection, the MLP's second layer: 42% of a block's
-/// weights) was one task on one core while the other waited.
+/// over where the work allows, in multiples of 64 columns (whole tiles). With a fixed 256, a
+/// layer 256 outputs wide (the attention's output projection, the MLP's second layer: 42% of a
+/// block's weights) was one task on one core while the other waited.
 fn task_columns(m: usize, k: usize, n: usize) -> usize {
     let spread = n
         .div_ceil(2 * rayon::current_num_threads())
@@ -40,6 +40,16 @@ fn task_columns(m: usize, k: usize, n: usize) -> usize {
 /// If `m > MAX_ROWS` or a slice does not match the sizes.
 pub fn rows_times(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, out: &mut [f32]) {
     check(x, m, w, k, n, out);
+    #[cfg(target_arch = "x86_64")]
+    if m >= 2 && std::is_x86_feature_detected!("avx512f") {
+        return scatter(m, task_columns(m, k, n), n, out, |c0, part| {
+            // SAFETY: the CPU has AVX-512F (checked above).
+            #[allow(unsafe_code)]
+            unsafe {
+                tiles_avx512(x, m, w, k, n, c0, part)
+            }
+        });
+    }
     scatter(m, task_columns(m, k, n), n, out, |c0, part| {
         block(x, m, w, k, n, c0, part)
     });
@@ -47,8 +57,7 @@ pub fn rows_times(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, out: &mut 
 
 /// `out [m, n] = x [m, k] · wᵀ` with `w [n, k]` row-major (a tied output layer: the token
 /// embedding is `[vocab, width]`), for `m ≤ MAX_ROWS`. Each output is a dot product (fused
-/// multiply-adds: 22% faster for one row than a product and a sum, AMD EPYC 2-core) in eight
-/// running lanes combined in a fixed order (as `lanes::dot`); a row's result does not depend
+/// multiply-adds) in eight running lanes combined in a fixed order (as `lanes::dot`); a row's result does not depend
 /// on the other rows or the thread count.
 ///
 /// # Panics
@@ -108,16 +117,10 @@ with_fma! {
 /// Every output is `s = x[r][kk].mul_add(w[kk][c], s)` for `kk` in order from `s = 0`,
 /// whichever loop computes it, so neither the number of rows nor the CPU changes a result.
 /// The weight's rows stream past once, four at a time, each group added into every output row
-/// (a quarter of the outputs' loads and stores); with AVX-512, two rows or more go by tiles
-/// ([`tiles_avx512`]).
+/// (a quarter of the outputs' loads and stores); with AVX-512, [`rows_times`] takes two rows
+/// or more by tiles instead ([`tiles_avx512`]).
 #[inline(always)]
 fn block_portable(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, c0: usize, part: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if m >= 2 && std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F (checked on the line above).
-        #[allow(unsafe_code)]
-        return unsafe { tiles_avx512(x, m, w, k, n, c0, part) };
-    }
     let width = part.len() / m;
     let row = |kk: usize| &w[kk * n + c0..kk * n + c0 + width];
     let mut kk = 0;
@@ -153,7 +156,8 @@ fn block_portable(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, c0: usize,
 /// The streaming loop is bound by its loads (each output loaded and stored once per four weight
 /// rows, each weight vector loaded once per row) and was 46% of the server's time decoding for
 /// eight clients (`perf`, AMD EPYC 2-core); AVX2's 16 registers hold too few sums for tiles
-/// to pay (a tile of 8 rows × 8 columns was slower than streaming).
+/// to pay (a tile of 8 rows × 8 columns was slower than streaming). Times:
+/// `cargo test --workspace rows_times_cost -- --ignored --nocapture`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn tiles_avx512(x: &[f32], m: usize, w: &[f32], k: usize, n: usize, c0: usize, part: &mut [f32]) {
@@ -246,7 +250,8 @@ with_fma! {
 fn dots_portable(x: &[f32], m: usize, w: &[f32], k: usize, part: &mut [f32]) {
     // Up to four rows, `C` weight rows at once: `M · C` independent sums. One sum at a time
     // waited on each multiply-add before the next: the head of a one-row step took 88 µs, the
-    // latency of 32 dependent multiply-adds per output; 50 µs in groups of eight.
+    // latency of 32 dependent multiply-adds per output; 50 µs in groups of eight
+    // (`rows_times_cost`, tests/rows.rs).
     match m {
         1 => dots_rows::<1, 8>(x, w, k, part),
         2 => dots_rows::<2, 2>(x, w, k, part),

@@ -97,3 +97,37 @@ fn more_rows_than_the_kernel_takes_is_refused() {
     });
     assert!(r.is_err());
 }
+
+/// What the few-row products of a decoding step cost, for 1, 2, 4 and 8 rows: one block of a
+/// `gutenberg-small`-shaped model (256 wide: the packed attention projection, its output
+/// projection, the MLP's two layers) and its tied 4,096-id head. Not a test of speed; it prints
+/// the best of 30 × 50 calls for benches/RESULTS.md ("Serving"):
+/// `cargo test --workspace rows_times_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+fn rows_times_cost() {
+    let best = |f: &mut dyn FnMut()| {
+        (0..30)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                for _ in 0..50 {
+                    f();
+                }
+                t.elapsed().as_secs_f64() * 1e6 / 50.0
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    for m in [1, 2, 4, 8] {
+        let mut block = 0.0;
+        for (k, n) in [(256, 768), (256, 256), (256, 1024), (1024, 256)] {
+            let (x, w) = (data(m * k, 1), data(k * n, 2));
+            let mut out = vec![0.0f32; m * n];
+            block += best(&mut || rows_times(&x, m, &w, k, n, &mut out));
+        }
+        let (k, n) = (256, 4096);
+        let (x, w) = (data(m * k, 3), data(n * k, 4));
+        let mut out = vec![0.0f32; m * n];
+        let head = best(&mut || rows_times_t(&x, m, &w, k, n, &mut out));
+        println!("{m} rows: block {block:.1} µs, head {head:.1} µs");
+    }
+}
