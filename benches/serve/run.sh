@@ -4,7 +4,8 @@
 # weights freshly initialised: speed does not depend on training) served with continuous
 # batching off (--max-batch 1) and on (--max-batch 8); 200 streamed completions of 64 tokens
 # after a prompt of about 100 tokens, sent by 1, 4 and 8 clients at once; then 200 of 128
-# tokens after a 13-token prompt (mostly decoding), by 1 and 8 clients. With a CHECKPOINT
+# tokens after a 13-token prompt (mostly decoding), by 1 and 8 clients; then the same on a
+# 27M-parameter model (8 blocks 512 wide) with batching on. With a CHECKPOINT
 # (the main job's: runs/pipeline/sft), its time to first token is measured the same way.
 # Needs a built ember and python3:
 #   bash benches/serve/run.sh [CHECKPOINT]
@@ -46,6 +47,20 @@ for batch in 1 8; do
   done
   stop
 done
+# The same load on a model of 27M parameters (8 blocks 512 wide: 105 MB of weights, more than
+# the last-level cache of the VMs measured), where a one-row step waits on memory and a batch
+# shares each weight read; 48 requests per row.
+"$EMBER" init --tokenizer "$W/tok.json" --preset nano --n-layer 8 --n-head 8 --n-embd 512 \
+  --block-size 256 --out "$W/ck27" >/dev/null
+serve "$W/ck27" --max-batch 8
+echo "27M parameters, --max-batch 8"
+for c in 1 8; do
+  python3 benches/serve/load.py "$url/v1" "$c" 48 64 "$W/prompt.txt"
+done
+for c in 1 8; do
+  python3 benches/serve/load.py "$url/v1" "$c" 48 128
+done
+stop
 if [ -n "$CK" ]; then
   serve "$CK"
   echo "$CK"
