@@ -35,16 +35,20 @@ serve() { # CHECKPOINT ARGS...: starts a server, sets $url
   until curl -sf "$url/health" >/dev/null; do sleep 0.2; done
 }
 stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
+load() { # REQUESTS MAX_TOKENS PROMPT_FILE|- CLIENTS...: one load.py row per client count
+  local total=$1 max=$2 prompt=$3 c
+  shift 3
+  [ "$prompt" = - ] && prompt= || true
+  for c in "$@"; do
+    python3 benches/serve/load.py "$url/v1" "$c" "$total" "$max" $prompt
+  done
+}
 
 for batch in 1 8; do
   serve "$W/ck" --max-batch "$batch"
   echo "--max-batch $batch"
-  for c in 1 4 8; do
-    python3 benches/serve/load.py "$url/v1" "$c" 200 64 "$W/prompt.txt"
-  done
-  for c in 1 8; do
-    python3 benches/serve/load.py "$url/v1" "$c" 200 128
-  done
+  load 200 64 "$W/prompt.txt" 1 4 8
+  load 200 128 - 1 8
   stop
 done
 # The same load on a model of 27M parameters (8 blocks 512 wide: 105 MB of weights, more than
@@ -54,18 +58,12 @@ done
   --block-size 256 --out "$W/ck27" >/dev/null
 serve "$W/ck27" --max-batch 8
 echo "27M parameters, --max-batch 8"
-for c in 1 8; do
-  python3 benches/serve/load.py "$url/v1" "$c" 48 64 "$W/prompt.txt"
-done
-for c in 1 8; do
-  python3 benches/serve/load.py "$url/v1" "$c" 48 128
-done
+load 48 64 "$W/prompt.txt" 1 8
+load 48 128 - 1 8
 stop
 if [ -n "$CK" ]; then
   serve "$CK"
   echo "$CK"
-  for c in 1 8; do
-    python3 benches/serve/load.py "$url/v1" "$c" 200 64 "$W/prompt.txt"
-  done
+  load 200 64 "$W/prompt.txt" 1 8
   stop
 fi
