@@ -33,9 +33,10 @@ fn concurrent_requests_decode_together_and_each_gets_its_own_text() {
             )
         })
         .collect();
-    let (steps0, tokens0) = (
+    let (steps0, tokens0, passes0) = (
         s.metric("ember_decode_steps_total"),
         s.metric("ember_generated_tokens_total"),
+        s.metric("ember_prompt_passes_total"),
     );
     let go = Arc::new(Barrier::new(4));
     let together: Vec<String> = (0..4)
@@ -58,6 +59,13 @@ fn concurrent_requests_decode_together_and_each_gets_its_own_text() {
             "request {i}: batched text differs from alone"
         );
     }
+    // Prompts that arrive while a step runs are run together (the first alone, the other three
+    // during its 40 ms step): one pass each would be four.
+    let passes = s.metric("ember_prompt_passes_total") - passes0;
+    assert!(
+        passes < 4,
+        "{passes} prompt passes for 4 requests sent together"
+    );
     let steps = s.metric("ember_decode_steps_total") - steps0;
     let tokens = s.metric("ember_generated_tokens_total") - tokens0;
     let longest = alone.iter().map(|a| a.1).max().unwrap();

@@ -66,6 +66,49 @@ impl KvCache {
         }
     }
 
+    /// One cache per batch row, row `i` cut to its first `lens[i]` positions (prompts run
+    /// together, each padded to the longest).
+    ///
+    /// # Panics
+    /// If `lens` does not give one length, at most [`KvCache::len`], per batch row.
+    pub fn split_rows(self, lens: &[usize]) -> Vec<KvCache> {
+        assert!(
+            lens.iter().all(|&l| l <= self.len),
+            "split_rows: lengths {lens:?} beyond the {} cached",
+            self.len
+        );
+        let mut out: Vec<KvCache> = (lens.iter())
+            .map(|&len| KvCache {
+                layers: Vec::with_capacity(self.layers.len()),
+                len,
+            })
+            .collect();
+        for layer in self.layers {
+            match layer {
+                LayerKv::Empty => out.iter_mut().for_each(|c| c.layers.push(LayerKv::Empty)),
+                LayerKv::Tensors(kv) => {
+                    let (k, v) = *kv;
+                    assert_eq!(k.dims()[0], lens.len(), "split_rows: one length per row");
+                    for (i, c) in out.iter_mut().enumerate() {
+                        let cut = |t: &Tensor<4>| t.clone().slice(s![i..i + 1, .., 0..c.len, ..]);
+                        c.layers
+                            .push(LayerKv::Tensors(Box::new((cut(&k), cut(&v)))));
+                    }
+                }
+                LayerKv::Rows(rows) => {
+                    assert_eq!(rows.len(), lens.len(), "split_rows: one length per row");
+                    for (c, mut r) in out.iter_mut().zip(rows) {
+                        let width = r.keys.len() / self.len.max(1);
+                        r.keys.truncate(c.len * width);
+                        r.values.truncate(c.len * width);
+                        c.layers.push(LayerKv::Rows(vec![r]));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     pub(crate) fn layer(&mut self, i: usize) -> &mut LayerKv {
         &mut self.layers[i]
     }

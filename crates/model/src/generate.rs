@@ -312,16 +312,37 @@ impl<'t> Decoder<'t> {
         prompt: &[u32],
         cfg: &SamplingConfig,
     ) -> Result<(Decoder<'t>, Vec<f32>)> {
-        cfg.validate()?;
-        cfg.check_bias(model.wte.weight.dims()[0])?;
-        check_fits(prompt.len(), cfg.max_new_tokens, model.block_size)?;
+        Self::check(model, prompt, cfg)?;
         let started = Instant::now();
         let device = model.wte.weight.device();
         let data: Vec<i32> = prompt.iter().map(|&i| i as i32).collect();
         let input = Tensor::<2, Int>::from_data(TensorData::new(data, [1, prompt.len()]), &device);
         let mut cache = KvCache::new(model.h.len());
         let logits = rows_to_host(model.forward_cached_last(input, &mut cache))?.remove(0);
-        let decoder = Decoder {
+        Ok((
+            Self::after_prompt(tokenizer, prompt, cfg, cache, started),
+            logits,
+        ))
+    }
+
+    /// What [`Decoder::start`] checks before running a prompt: the settings, and that the
+    /// prompt and the tokens asked for fit the model.
+    pub fn check(model: &Gpt, prompt: &[u32], cfg: &SamplingConfig) -> Result<()> {
+        cfg.validate()?;
+        cfg.check_bias(model.wte.weight.dims()[0])?;
+        check_fits(prompt.len(), cfg.max_new_tokens, model.block_size)
+    }
+
+    /// A decoder for a prompt already run (checked with [`Decoder::check`]; `cache` holds its
+    /// keys and values, as [`Gpt::prefill`] leaves them), timed from `started`.
+    pub fn after_prompt(
+        tokenizer: &'t Tokenizer,
+        prompt: &[u32],
+        cfg: &SamplingConfig,
+        cache: KvCache,
+        started: Instant,
+    ) -> Decoder<'t> {
+        Decoder {
             tokenizer,
             cfg: cfg.clone(),
             rng: StdRng::seed_from_u64(cfg.seed),
@@ -333,8 +354,7 @@ impl<'t> Decoder<'t> {
             emitted: 0,
             stop: None,
             started,
-        };
-        Ok((decoder, logits))
+        }
     }
 
     /// Chooses the next token from `logits` (the model's output for the previous one) and

@@ -303,3 +303,39 @@ fn characters_split_across_tokens_are_streamed_whole() {
     assert_eq!(pieces[5], "");
     assert_eq!(g.text, "你好?");
 }
+
+/// Prompts run together (a server's requests that arrive at once), padded to the longest:
+/// each prompt's last logits and its cache, continued by a decoding step, are bit for bit
+/// those of running it alone, for every position kind.
+#[test]
+fn prompts_prefilled_together_are_each_prompt_alone_bit_for_bit() {
+    use ember_model::KvCache;
+    let device = cpu(5);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for cfg in crate::common::variants(48) {
+        let model = model(&cfg, &device);
+        let prompts: [&[u32]; 3] = [&[1, 2, 3, 4, 5, 6, 7], &[9], &[10, 11, 12]];
+        let (mut caches, logits) = model.prefill(&prompts);
+        let logits = ember_model::generate::rows_to_host(logits).unwrap();
+        for (i, p) in prompts.iter().enumerate() {
+            let mut alone = KvCache::new(cfg.n_layer);
+            let row = model.forward_cached_last(crate::common::tokens(p, &device), &mut alone);
+            let row = ember_model::generate::rows_to_host(row).unwrap().remove(0);
+            assert_eq!(
+                bits(&row),
+                bits(&logits[i]),
+                "{cfg:?} prompt {i}: last logits"
+            );
+            assert_eq!(caches[i].len(), p.len());
+            let step = |c: &mut KvCache| {
+                let y = model.decode_step(&[5], &mut [c]);
+                ember_model::generate::rows_to_host(y).unwrap().remove(0)
+            };
+            assert_eq!(
+                bits(&step(&mut alone)),
+                bits(&step(&mut caches[i])),
+                "{cfg:?} prompt {i}: next step"
+            );
+        }
+    }
+}

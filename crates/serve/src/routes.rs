@@ -146,6 +146,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
          # TYPE ember_errors_total counter\nember_errors_total {}\n\
          # TYPE ember_cancelled_total counter\nember_cancelled_total {}\n\
          # TYPE ember_prompt_tokens_total counter\nember_prompt_tokens_total {}\n\
+         # TYPE ember_prompt_passes_total counter\nember_prompt_passes_total {}\n\
          # TYPE ember_generated_tokens_total counter\nember_generated_tokens_total {}\n\
          # TYPE ember_queue_depth gauge\nember_queue_depth {}\n\
          # TYPE ember_decoding gauge\nember_decoding {}\n\
@@ -155,6 +156,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         g(&m.errors),
         g(&m.cancelled),
         g(&m.prompt_tokens),
+        g(&m.prompt_passes),
         g(&m.generated_tokens),
         (app.shared.in_flight.load(Ordering::SeqCst) as u64).saturating_sub(g(&m.decoding)),
         g(&m.decoding),
