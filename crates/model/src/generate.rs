@@ -314,11 +314,9 @@ impl<'t> Decoder<'t> {
     ) -> Result<(Decoder<'t>, Vec<f32>)> {
         Self::check(model, prompt, cfg)?;
         let started = Instant::now();
-        let device = model.wte.weight.device();
-        let data: Vec<i32> = prompt.iter().map(|&i| i as i32).collect();
-        let input = Tensor::<2, Int>::from_data(TensorData::new(data, [1, prompt.len()]), &device);
-        let mut cache = KvCache::new(model.h.len());
-        let logits = rows_to_host(model.forward_cached_last(input, &mut cache))?.remove(0);
+        let (mut caches, logits) = model.prefill(&[prompt]);
+        let logits = rows_to_host(logits)?.remove(0);
+        let cache = caches.remove(0);
         Ok((
             Self::after_prompt(tokenizer, prompt, cfg, cache, started),
             logits,
