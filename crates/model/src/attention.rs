@@ -151,23 +151,26 @@ impl CausalSelfAttention {
     /// Queries, keys and values side by side, `[batch, seq, 3 · n_embd]`; with QK-norm each
     /// head's query and key divided by its root mean square. (Rotary positions rotate each
     /// head's vector without changing its length, so normalising before them, as here, is
-    /// normalising after them.)
-    fn projections(&self, x: Tensor<3>) -> Tensor<3> {
+    /// normalising after them.) `values [batch, seq, n_embd]`, if any, is added to the values.
+    fn projections(&self, x: Tensor<3>, values: Option<Tensor<3>>) -> Tensor<3> {
         let qkv = apply(&self.c_attn, x);
-        if !self.qk_norm {
+        if !self.qk_norm && values.is_none() {
             return qkv;
         }
         let [b, t, d3] = qkv.dims();
         let d = d3 / 3;
-        let qk = qkv.clone().slice(s![.., .., 0..2 * d]).reshape([
-            b,
-            t,
-            2 * self.n_head,
-            d / self.n_head,
-        ]);
-        let rms = (qk.clone().square().mean_dim(3) + crate::layers::NORM_EPS).sqrt();
-        let qk = (qk / rms).reshape([b, t, 2 * d]);
-        Tensor::cat(vec![qk, qkv.slice(s![.., .., 2 * d..3 * d])], 2)
+        let mut qk = qkv.clone().slice(s![.., .., 0..2 * d]);
+        if self.qk_norm {
+            let heads = qk.reshape([b, t, 2 * self.n_head, d / self.n_head]);
+            let rms = (heads.clone().square().mean_dim(3) + crate::layers::NORM_EPS).sqrt();
+            qk = (heads / rms).reshape([b, t, 2 * d]);
+        }
+        let v = qkv.slice(s![.., .., 2 * d..3 * d]);
+        let v = match values {
+            Some(e) => v + e,
+            None => v,
+        };
+        Tensor::cat(vec![qk, v], 2)
     }
 
     /// `[rows, 1, n_embd] -> [rows, 1, n_embd]`: one new token per row, row `i` at position
@@ -176,11 +179,12 @@ impl CausalSelfAttention {
     pub fn forward_rows(
         &self,
         x: Tensor<3>,
+        values: Option<Tensor<3>>,
         starts: &[usize],
         rope: Option<&RotaryEncoding>,
         slots: Vec<&mut LayerKv>,
     ) -> Tensor<3> {
-        let qkv = self.projections(x);
+        let qkv = self.projections(x, values);
         let held: Vec<&LayerKv> = slots.iter().map(|s| &**s).collect();
         let y = if ops::cached_rows_here(&qkv, &held) {
             ops::attention_rows(qkv, self.n_head, rope, slots)
@@ -211,17 +215,20 @@ impl CausalSelfAttention {
     /// call's are appended. With `record` (a whole sequence, no cache), the attention weights
     /// `[batch, heads, seq, seq]` are appended to it. Queries see the keys `seeing` allows
     /// (causal rows; or, for whole sequences without a cache, rows attending both ways or
-    /// packed with several documents).
+    /// packed with several documents). `values`, if any, is added to the values (value
+    /// embeddings).
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         x: Tensor<3>,
+        values: Option<Tensor<3>>,
         start: usize,
         rope: Option<&RotaryEncoding>,
         cache: Option<&mut LayerKv>,
         record: Option<&mut Vec<Tensor<4>>>,
         seeing: &Visibility,
     ) -> Tensor<3> {
-        let qkv = self.projections(x);
+        let qkv = self.projections(x, values);
         let y = match record {
             Some(weights) => {
                 let (y, w) = ops::attention_with_weights(qkv, self.n_head, rope);

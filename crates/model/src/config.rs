@@ -82,6 +82,12 @@ pub struct GptConfig {
     /// starts as the identity (modded-nanogpt).
     #[config(default = false)]
     pub zero_init_proj: bool,
+    /// Tables of value embeddings (modded-nanogpt): table `j` maps each token to a vector added
+    /// to the attention values of block `j` and of block `n_layer - 1 - j` (the same table at
+    /// both ends, a U shape). 0 = none; at most `n_layer / 2` rounded up. Lookups, no products:
+    /// each table adds `vocab_size · n_embd` parameters at almost no compute.
+    #[config(default = 0)]
+    pub value_embeds: usize,
 }
 
 /// Standard deviation of the output projections at init: GPT-2's 0.02/√(2·n_layer), or zero.
@@ -91,6 +97,12 @@ pub(crate) fn proj_std(cfg: &GptConfig) -> f64 {
     } else {
         0.02 / (2.0 * cfg.n_layer as f64).sqrt()
     }
+}
+
+/// Table `j < tables` serves blocks `j` and `n_layer - 1 - j`.
+pub(crate) fn value_table(n_layer: usize, tables: usize, layer: usize) -> Option<usize> {
+    let mirrored = n_layer.checked_sub(layer + 1)?;
+    [layer, mirrored].into_iter().find(|&j| j < tables)
 }
 
 /// Presets by name: `gpt2-small` (GPT-2 124M), `tiny` (tests, ~0.1M parameters) and
@@ -151,6 +163,16 @@ impl GptConfig {
                 "a finite cap ≥ 0 (0 = no cap)",
             );
         }
+        if self.value_embeds > self.n_layer.div_ceil(2) {
+            return bad(
+                "value_embeds",
+                self.value_embeds.to_string(),
+                &format!(
+                    "at most n_layer / 2 rounded up = {} (each table serves a block at each end)",
+                    self.n_layer.div_ceil(2)
+                ),
+            );
+        }
         for (field, v, max) in [
             ("vocab_size", self.vocab_size, 1 << 24),
             ("block_size", self.block_size, 1 << 20),
@@ -181,6 +203,12 @@ impl GptConfig {
         self.n_embd / self.n_head
     }
 
+    /// The value-embedding table block `layer` adds to its values, if any (see
+    /// [`GptConfig::value_embeds`]).
+    pub fn value_table(&self, layer: usize) -> Option<usize> {
+        value_table(self.n_layer, self.value_embeds, layer)
+    }
+
     /// Hidden width of the MLP.
     pub fn mlp_hidden(&self) -> usize {
         match self.mlp {
@@ -209,7 +237,8 @@ impl GptConfig {
             0
         };
         let head = if self.tie_embeddings { 0 } else { d * v };
-        v * d + pos + self.n_layer * (2 * norm + attn + mlp) + norm + head
+        let values = self.value_embeds * v * d;
+        v * d + pos + values + self.n_layer * (2 * norm + attn + mlp) + norm + head
     }
 
     /// Training FLOPs per token for a full context (forward + backward, 6 per weight plus the
@@ -225,8 +254,10 @@ impl GptConfig {
         } else {
             self.vocab_size * self.n_embd
         };
-        // The input embedding is a lookup (no FLOPs); the tied head still multiplies.
-        let matmul_params = (self.num_params() - pos - embed) as f64;
+        // The input embedding and the value embeddings are lookups (no FLOPs); the tied head
+        // still multiplies.
+        let values = self.value_embeds * self.vocab_size * self.n_embd;
+        let matmul_params = (self.num_params() - pos - embed - values) as f64;
         let attn = 12.0 * (self.n_layer * self.n_embd * self.block_size) as f64;
         6.0 * matmul_params + attn
     }

@@ -39,6 +39,12 @@ pub fn gpt2_incompatibility(cfg: &GptConfig) -> Option<String> {
             cfg.logit_softcap
         ));
     }
+    if cfg.value_embeds > 0 {
+        why.push(format!(
+            "value_embeds = {} (GPT-2 has no value embeddings)",
+            cfg.value_embeds
+        ));
+    }
     if !cfg.tie_embeddings {
         why.push("tie_embeddings = false (GPT-2 ties the head to the token embedding)".to_string());
     }

@@ -32,18 +32,21 @@ impl Block {
     fn forward_rows(
         &self,
         x: Tensor<3>,
+        values: Option<Tensor<3>>,
         starts: &[usize],
         rope: Option<&RotaryEncoding>,
         slots: Vec<&mut LayerKv>,
     ) -> Tensor<3> {
         let h = self.ln_1.forward(x.clone());
-        let x = x + self.attn.forward_rows(h, starts, rope, slots);
+        let x = x + self.attn.forward_rows(h, values, starts, rope, slots);
         x.clone() + self.mlp.forward(self.ln_2.forward(x))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         x: Tensor<3>,
+        values: Option<Tensor<3>>,
         start: usize,
         rope: Option<&RotaryEncoding>,
         cache: Option<&mut LayerKv>,
@@ -51,7 +54,9 @@ impl Block {
         seeing: &Visibility,
     ) -> Tensor<3> {
         let h = self.ln_1.forward(x.clone());
-        let x = x + self.attn.forward(h, start, rope, cache, record, seeing);
+        let x = x + self
+            .attn
+            .forward(h, values, start, rope, cache, record, seeing);
         x.clone() + self.mlp.forward(self.ln_2.forward(x))
     }
 }
@@ -69,6 +74,8 @@ pub struct Gpt {
     pub ln_f: Norm,
     /// Output head `[n_embd, vocab_size]` when not tied to `wte`.
     pub lm_head: Option<burn::nn::Linear>,
+    /// Value embeddings `[vocab_size, n_embd]` (`GptConfig::value_embeds`; usually none).
+    pub ve: Vec<Embedding>,
     /// Dropout on the embeddings.
     pub drop: Dropout,
     /// Fixed sine/cosine table `[block_size, n_embd]` (sinusoidal positions only; not saved).
@@ -106,6 +113,9 @@ impl GptConfig {
             ln_f: Norm::new(self, device),
             lm_head: (!self.tie_embeddings)
                 .then(|| linear(self.n_embd, self.vocab_size, false, 0.02, device)),
+            ve: (0..self.value_embeds)
+                .map(|_| emb(self.vocab_size))
+                .collect(),
             drop: DropoutConfig::new(self.dropout).init(),
             sinusoid: (self.positions == Positions::Sinusoidal)
                 .then(|| sinusoid_table(self.block_size, self.n_embd, device)),
@@ -258,6 +268,7 @@ impl Gpt {
             return self.forward_cached_last(input, caches[0]);
         }
         let starts: Vec<usize> = caches.iter().map(|c| c.len()).collect();
+        let values = self.value_embeddings(&input);
         let mut x = self.wte.forward(input);
         let pos = || {
             let p: Vec<i32> = starts.iter().map(|&s| s as i32).collect();
@@ -272,7 +283,8 @@ impl Gpt {
         }
         for (i, block) in self.h.iter().enumerate() {
             let slots: Vec<&mut LayerKv> = caches.iter_mut().map(|c| c.layer(i)).collect();
-            x = block.forward_rows(x, &starts, self.rope.as_ref(), slots);
+            let v = self.values_of(&values, i);
+            x = block.forward_rows(x, v, &starts, self.rope.as_ref(), slots);
         }
         for c in caches.iter_mut() {
             c.advance(1);
@@ -306,6 +318,7 @@ impl Gpt {
     ) -> Tensor<3> {
         let [b, t] = tokens.dims();
         let device = tokens.device();
+        let values = self.value_embeddings(&tokens);
         let mut x = self.wte.forward(tokens);
         // Packed rows count positions from each document's start.
         let restart = (!seeing.starts.is_empty()).then(|| {
@@ -344,6 +357,7 @@ impl Gpt {
             let slot = cache.as_deref_mut().map(|c| c.layer(i));
             x = block.forward(
                 x,
+                self.values_of(&values, i),
                 start,
                 self.rope.as_ref(),
                 slot,
@@ -352,6 +366,16 @@ impl Gpt {
             );
         }
         x
+    }
+
+    /// Each value-embedding table's rows for `tokens [batch, seq]`: `[batch, seq, n_embd]`.
+    fn value_embeddings(&self, tokens: &Tensor<2, Int>) -> Vec<Tensor<3>> {
+        self.ve.iter().map(|e| e.forward(tokens.clone())).collect()
+    }
+
+    /// What block `layer` adds to its values (see [`GptConfig::value_embeds`]).
+    fn values_of(&self, values: &[Tensor<3>], layer: usize) -> Option<Tensor<3>> {
+        crate::config::value_table(self.h.len(), values.len(), layer).map(|j| values[j].clone())
     }
 
     /// `ln_f` and the output layer: `[batch, seq, n_embd] -> [batch, seq, vocab_size]`.

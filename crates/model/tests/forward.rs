@@ -18,6 +18,21 @@ fn parameter_count_matches_the_formula_for_every_variant() {
     assert!(gpt2.flops_per_token() > 6.0 * 85e6);
 }
 
+/// Value-embedding table `j` serves blocks `j` and `n_layer - 1 - j`, and counts as
+/// `vocab · width` parameters that are looked up, not multiplied.
+#[test]
+fn value_embedding_tables_serve_both_ends() {
+    let cfg = GptConfig::new(100, 5, 2, 16, 8).with_value_embeds(2);
+    let tables: Vec<Option<usize>> = (0..5).map(|l| cfg.value_table(l)).collect();
+    assert_eq!(tables, [Some(0), Some(1), None, Some(1), Some(0)]);
+    assert_eq!(cfg.value_table(5), None);
+    let plain = GptConfig::new(100, 5, 2, 16, 8);
+    assert_eq!(cfg.num_params(), plain.num_params() + 2 * 100 * 16);
+    assert_eq!(cfg.flops_per_token(), plain.flops_per_token());
+    let device = cpu(1);
+    assert_eq!(cfg.init(&device).num_params(), cfg.num_params());
+}
+
 #[test]
 fn validation_names_the_bad_field() {
     let bad = GptConfig::new(100, 2, 3, 16, 8)
@@ -43,6 +58,16 @@ fn validation_names_the_bad_field() {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(bad.contains("logit_softcap = -1"), "{bad}");
+    let bad = GptConfig::new(100, 3, 2, 16, 8)
+        .with_value_embeds(3)
+        .validate()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        bad.contains("value_embeds = 3") && bad.contains("= 2"),
+        "{bad}"
+    );
     let bad = GptConfig::new(100, 2, 2, 16, 8)
         .check_tokenizer(261)
         .err()

@@ -227,3 +227,62 @@ fn softcap_loss_matches_the_numpy_logits() {
         / targets.len() as f64;
     assert!((got - want).abs() < 1e-5, "loss {got} vs {want}");
 }
+
+/// Value embeddings (`value_embeds = 1`: with two blocks the one table feeds both) with rotary
+/// positions, QK-norm, ReLU² and capped logits against NumPy: whole sequences; through the
+/// KV cache, a prompt then one token at a time; and both rows decoded together
+/// (`Gpt::decode_step`), each continuing its own cache.
+#[test]
+fn value_embeddings_match_numpy() {
+    let (fx, weights) = fixture();
+    let cfg = config_of(&fx)
+        .with_positions(ember_model::Positions::Rope)
+        .with_qk_norm(true)
+        .with_logit_softcap(2.0)
+        .with_mlp(ember_model::MlpKind::Relu2)
+        .with_value_embeds(1);
+    let device = cpu(0);
+    let mut model = cfg.init(&device);
+    model
+        .load_from(&mut SafetensorsStore::from_bytes(Some(weights)).allow_partial(true))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (v, d) = (cfg.vocab_size, cfg.n_embd);
+    let table = Tensor::from_data(
+        TensorData::new(floats_of(&fx["value_embedding"]), [v, d]),
+        &device,
+    );
+    model.ve[0].weight = burn::module::Param::from_tensor(table);
+    let tokens = ints(&fx["tokens"], &device);
+    let want = floats_of(&fx["value_embed_logits"]);
+    let d = max_diff(&host(model.forward(tokens.clone())), &want);
+    assert!(d < 1e-4, "logits differ from NumPy by {d}");
+
+    let [b, t] = tokens.dims();
+    let mut caches: Vec<ember_model::KvCache> = (0..b)
+        .map(|_| ember_model::KvCache::new(cfg.n_layer))
+        .collect();
+    let prompt = t - 3;
+    for (i, cache) in caches.iter_mut().enumerate() {
+        let row = tokens.clone().slice(s![i..i + 1, 0..prompt]);
+        let got = host(model.forward_cached(row, cache));
+        let d = max_diff(&got, &want[i * t * v..(i * t + prompt) * v]);
+        assert!(
+            d < 1e-4,
+            "row {i}: cached prompt logits differ from NumPy by {d}"
+        );
+    }
+    let (ids, _) = matrix(&fx["tokens"]);
+    for pos in prompt..t {
+        let step: Vec<u32> = (0..b).map(|i| ids[i * t + pos] as u32).collect();
+        let mut refs: Vec<&mut ember_model::KvCache> = caches.iter_mut().collect();
+        let got = host(model.decode_step(&step, &mut refs));
+        for i in 0..b {
+            let at = (i * t + pos) * v;
+            let d = max_diff(&got[i * v..(i + 1) * v], &want[at..at + v]);
+            assert!(
+                d < 1e-4,
+                "row {i}, position {pos}: decoded logits differ by {d}"
+            );
+        }
+    }
+}

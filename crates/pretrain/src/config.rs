@@ -128,6 +128,8 @@ pub struct ModelSection {
     pub logit_softcap: Option<f64>,
     /// Attention and MLP output projections start at zero.
     pub zero_init_proj: Option<bool>,
+    /// Tables of value embeddings (0 = none), each added to the values of a block at each end.
+    pub value_embeds: Option<usize>,
 }
 
 fn choice<T: Copy>(
@@ -193,6 +195,7 @@ impl ModelSection {
         c.qk_norm = self.qk_norm.unwrap_or(c.qk_norm);
         c.logit_softcap = self.logit_softcap.unwrap_or(c.logit_softcap);
         c.zero_init_proj = self.zero_init_proj.unwrap_or(c.zero_init_proj);
+        c.value_embeds = self.value_embeds.unwrap_or(c.value_embeds);
         c.positions = choice(
             "model.positions",
             &self.positions,
@@ -257,6 +260,8 @@ impl ModelSection {
             qk_norm: Some(c.qk_norm),
             logit_softcap: Some(c.logit_softcap),
             zero_init_proj: Some(c.zero_init_proj),
+            // Only when used, so the runs of before the option print and save as they did.
+            value_embeds: (c.value_embeds > 0).then_some(c.value_embeds),
         }
     }
 }

@@ -52,6 +52,8 @@ pub struct RateScales {
     pub embedding: f64,
     /// An untied `lm_head`.
     pub head: f64,
+    /// The value embeddings `ve`.
+    pub values: f64,
 }
 
 impl Default for RateScales {
@@ -59,6 +61,7 @@ impl Default for RateScales {
         RateScales {
             embedding: 1.0,
             head: 1.0,
+            values: 1.0,
         }
     }
 }
@@ -67,6 +70,8 @@ impl RateScales {
     fn of(&self, name: &str) -> f64 {
         if name.starts_with("wte.") || name.starts_with("wpe.") {
             self.embedding
+        } else if name.starts_with("ve.") {
+            self.values
         } else if name.starts_with("lm_head.") {
             self.head
         } else {
@@ -143,8 +148,13 @@ pub fn grad_norm(model: &Gpt, grads: &GradientsParams) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Matrices decay, except the embeddings that are only looked up (positions, value
+/// embeddings, an untied `wte`); a tied `wte` is also the head.
 fn decays(path: &str, rank: usize, tied: bool) -> bool {
-    rank >= 2 && !path.starts_with("wpe") && (tied || !path.starts_with("wte"))
+    rank >= 2
+        && !path.starts_with("wpe")
+        && !path.starts_with("ve.")
+        && (tied || !path.starts_with("wte"))
 }
 
 impl Optimizer {

@@ -36,6 +36,7 @@ pub(crate) fn start(
     .with_scales(RateScales {
         embedding: t.embedding_lr.unwrap_or(t.lr) / t.lr,
         head: t.head_lr.unwrap_or(t.lr) / t.lr,
+        values: t.value_embed_lr.or(t.embedding_lr).unwrap_or(t.lr) / t.lr,
     });
     if t.optimizer == OptimizerKind::Muon {
         optim = optim.with_muon(MuonConfig {

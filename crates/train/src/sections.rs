@@ -92,6 +92,8 @@ pub struct TrainSection {
     pub embedding_lr: Option<f64>,
     /// Peak AdamW rate of an untied output layer (`lm_head`); unset: `lr`.
     pub head_lr: Option<f64>,
+    /// Peak AdamW rate of the value embeddings (`model.value_embeds`); unset: `embedding_lr`.
+    pub value_embed_lr: Option<f64>,
     /// AdamW β₁.
     pub beta1: f64,
     /// AdamW β₂.
@@ -140,6 +142,7 @@ impl Default for TrainSection {
             muon_weight_decay: 0.0,
             embedding_lr: None,
             head_lr: None,
+            value_embed_lr: None,
             beta1: 0.9,
             beta2: 0.95,
             eps: 1e-8,
@@ -232,6 +235,7 @@ impl TrainSection {
         for (f, v) in [
             ("embedding_lr", self.embedding_lr),
             ("head_lr", self.head_lr),
+            ("value_embed_lr", self.value_embed_lr),
         ] {
             if let Some(v) = v.filter(|v| !(*v > 0.0 && v.is_finite())) {
                 return bad(f, v.to_string(), "a positive number (unset: lr)");

@@ -102,9 +102,11 @@ fn fused_muon_matches_composed_and_its_parameter_groups() {
     assert_eq!(blocks("lm_head.weight", 2), None);
 }
 
-/// `embedding_lr` and `head_lr`: AdamW's update of the embeddings and of an untied head
-/// scales with their own rate (step 1: the update is the rate times the gradient's sign, decay
-/// included), and every other parameter's update is unchanged, bit for bit.
+/// `embedding_lr`, `head_lr` and `value_embed_lr`: AdamW's update of the embeddings, the value
+/// embeddings and an untied head scales with their own rate (step 1: the update is the rate times the
+/// gradient's sign, decay included), and every other parameter's update is unchanged, bit for
+/// bit. Embeddings that are only looked up do not decay: the rows of ids the batch never saw
+/// stay as they were.
 #[test]
 fn embedding_and_head_rates_scale_only_their_parameters() {
     use burn::module::{Module, ModuleVisitor, Param};
@@ -112,7 +114,7 @@ fn embedding_and_head_rates_scale_only_their_parameters() {
     use ember_model::GptConfig;
     use ember_train::optim::{AdamWConfig, Optimizer, RateScales};
     let device = Device::flex().autodiff();
-    let mut cfg = GptConfig::new(64, 1, 2, 16, 8);
+    let mut cfg = GptConfig::new(64, 1, 2, 16, 8).with_value_embeds(1);
     cfg.tie_embeddings = false;
     let model = ember_model::with_seed(&device, 3, || cfg.init(&device).drawn());
     let ids = |o: i64| Tensor::<1, Int>::arange(o..o + 8, &device).reshape([1, 8]);
@@ -153,11 +155,13 @@ fn embedding_and_head_rates_scale_only_their_parameters() {
     let scaled = after(RateScales {
         embedding: 3.0,
         head: 0.5,
+        values: 5.0,
     });
     let mut seen = 0;
     for (((name, b), (_, p)), (_, s)) in before.iter().zip(&plain).zip(&scaled) {
         let factor = match name.as_str() {
             "wte.weight" | "wpe.weight" => 3.0,
+            "ve.0.weight" => 5.0,
             "lm_head.weight" => 0.5,
             _ => {
                 assert_eq!(p, s, "{name} changed with the other rates");
@@ -165,6 +169,14 @@ fn embedding_and_head_rates_scale_only_their_parameters() {
             }
         };
         seen += 1;
+        if name == "wte.weight" || name == "ve.0.weight" {
+            // Ids 0 to 8 are the batch's (16 values a row); the rest had no gradient.
+            assert_eq!(
+                &b[9 * 16..],
+                &p[9 * 16..],
+                "{name}: unseen rows changed (decay?)"
+            );
+        }
         for ((b, p), s) in b.iter().zip(p).zip(s) {
             let (dp, ds) = (f64::from(p - b), f64::from(s - b));
             assert!(
@@ -173,5 +185,5 @@ fn embedding_and_head_rates_scale_only_their_parameters() {
             );
         }
     }
-    assert_eq!(seen, 3);
+    assert_eq!(seen, 4);
 }
