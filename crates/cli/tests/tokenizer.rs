@@ -268,3 +268,65 @@ fn trains_on_jsonl_parquet_and_directories() {
         r.stderr
     );
 }
+
+/// `--dialogue` learns merges from conversations' messages beside the text inputs (or alone),
+/// and a bad conversation line stops it with file and line, writing nothing.
+#[test]
+fn trains_on_dialogue_messages() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dialogue = dir.path().join("chat.jsonl");
+    let line = r#"{"messages": [{"role": "user", "content": "Do you like zorblaxes?"}, {"role": "assistant", "content": "I love zorblaxes, they are quixotic."}]}"#;
+    std::fs::write(&dialogue, format!("{line}\n").repeat(300)).unwrap_or_else(|e| panic!("{e}"));
+    let d = dialogue.display().to_string();
+    let train = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name).display().to_string();
+        let mut args = vec!["tokenizer", "train", "--vocab-size", "600", "--out", &out];
+        args.extend_from_slice(extra);
+        let r = ember(&args);
+        assert!(r.ok, "{}", r.stderr);
+        out
+    };
+    let corpus = corpus();
+    let text_only = train("text.json", &["--input", &corpus]);
+    let both = train("both.json", &["--input", &corpus, "--dialogue", &d]);
+    let alone = train("alone.json", &["--dialogue", &d]);
+    let count = |tok: &str| {
+        let r = ember(&[
+            "tokenizer",
+            "encode",
+            "--tokenizer",
+            tok,
+            "--text",
+            " zorblaxes",
+        ]);
+        assert!(r.ok, "{}", r.stderr);
+        r.stdout.split_whitespace().count()
+    };
+    // The word only the conversations hold becomes one token once they are learned from.
+    assert!(count(&text_only) > 2, "{}", count(&text_only));
+    assert_eq!(count(&both), 1);
+    assert_eq!(count(&alone), 1);
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, format!("{line}\n{{\"messages\": 3}}\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.path().join("never.json");
+    let r = ember(&[
+        "tokenizer",
+        "train",
+        "--input",
+        &corpus,
+        "--dialogue",
+        &bad.display().to_string(),
+        "--vocab-size",
+        "600",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(
+        !r.ok && r.stderr.contains("bad.jsonl:2") && !r.stderr.contains("panicked"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+}
