@@ -88,6 +88,12 @@ pub struct GptConfig {
     /// each table adds `vocab_size · n_embd` parameters at almost no compute.
     #[config(default = 0)]
     pub value_embeds: usize,
+    /// Two learned scalars per block (nanochat's `resid_lambdas` and `x0_lambdas`): block `i`
+    /// reads `r[i] · x + z[i] · x0` instead of `x`, where `x0` is the embedded input, so every
+    /// block can take the tokens' embeddings straight from the bottom. `r` starts at 1 and `z`
+    /// at 0, so the model starts as it would without them. `2 · n_layer` parameters.
+    #[config(default = false)]
+    pub residual_scalars: bool,
 }
 
 /// Standard deviation of the output projections at init: GPT-2's 0.02/√(2·n_layer), or zero.
@@ -238,7 +244,8 @@ impl GptConfig {
         };
         let head = if self.tie_embeddings { 0 } else { d * v };
         let values = self.value_embeds * v * d;
-        v * d + pos + values + self.n_layer * (2 * norm + attn + mlp) + norm + head
+        let scalars = 2 * self.n_layer * usize::from(self.residual_scalars);
+        v * d + pos + values + scalars + self.n_layer * (2 * norm + attn + mlp) + norm + head
     }
 
     /// Training FLOPs per token for a full context (forward + backward, 6 per weight plus the
@@ -257,7 +264,8 @@ impl GptConfig {
         // The input embedding and the value embeddings are lookups (no FLOPs); the tied head
         // still multiplies.
         let values = self.value_embeds * self.vocab_size * self.n_embd;
-        let matmul_params = (self.num_params() - pos - embed - values) as f64;
+        let scalars = 2 * self.n_layer * usize::from(self.residual_scalars);
+        let matmul_params = (self.num_params() - pos - embed - values - scalars) as f64;
         let attn = 12.0 * (self.n_layer * self.n_embd * self.block_size) as f64;
         6.0 * matmul_params + attn
     }

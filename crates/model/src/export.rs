@@ -45,6 +45,9 @@ pub fn gpt2_incompatibility(cfg: &GptConfig) -> Option<String> {
             cfg.value_embeds
         ));
     }
+    if cfg.residual_scalars {
+        why.push("residual_scalars = true (GPT-2 has no per-block scalars)".to_string());
+    }
     if !cfg.tie_embeddings {
         why.push("tie_embeddings = false (GPT-2 ties the head to the token embedding)".to_string());
     }

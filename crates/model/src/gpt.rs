@@ -2,7 +2,7 @@
 //! Field names follow GPT-2's checkpoint keys (`wte`, `wpe`, `h.0.attn.c_attn`, `ln_f`), so
 //! export to Hugging Face is a renaming of `gamma`/`beta` to `weight`/`bias`.
 
-use burn::module::Initializer;
+use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, RotaryEncoding, RotaryEncodingConfig};
 use burn::prelude::*;
 
@@ -76,6 +76,10 @@ pub struct Gpt {
     pub lm_head: Option<burn::nn::Linear>,
     /// Value embeddings `[vocab_size, n_embd]` (`GptConfig::value_embeds`; usually none).
     pub ve: Vec<Embedding>,
+    /// Each block's weight on the residual stream `[n_layer]` (`GptConfig::residual_scalars`).
+    pub resid_lambdas: Option<Param<Tensor<1>>>,
+    /// Each block's weight on the embedded input `[n_layer]` (`GptConfig::residual_scalars`).
+    pub x0_lambdas: Option<Param<Tensor<1>>>,
     /// Dropout on the embeddings.
     pub drop: Dropout,
     /// Fixed sine/cosine table `[block_size, n_embd]` (sinusoidal positions only; not saved).
@@ -116,6 +120,12 @@ impl GptConfig {
             ve: (0..self.value_embeds)
                 .map(|_| emb(self.vocab_size))
                 .collect(),
+            resid_lambdas: self
+                .residual_scalars
+                .then(|| Initializer::Ones.init([self.n_layer], device)),
+            x0_lambdas: self
+                .residual_scalars
+                .then(|| Initializer::Zeros.init([self.n_layer], device)),
             drop: DropoutConfig::new(self.dropout).init(),
             sinusoid: (self.positions == Positions::Sinusoidal)
                 .then(|| sinusoid_table(self.block_size, self.n_embd, device)),
@@ -281,9 +291,11 @@ impl Gpt {
             let d = table.dims()[1];
             x = x + table.clone().select(0, pos()).reshape([n, 1, d]);
         }
+        let x0 = x.clone();
         for (i, block) in self.h.iter().enumerate() {
             let slots: Vec<&mut LayerKv> = caches.iter_mut().map(|c| c.layer(i)).collect();
             let v = self.values_of(&values, i);
+            x = self.block_input(x, &x0, i);
             x = block.forward_rows(x, v, &starts, self.rope.as_ref(), slots);
         }
         for c in caches.iter_mut() {
@@ -353,8 +365,10 @@ impl Gpt {
             };
         }
         x = self.drop.forward(x);
+        let x0 = x.clone();
         for (i, block) in self.h.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| c.layer(i));
+            x = self.block_input(x, &x0, i);
             x = block.forward(
                 x,
                 self.values_of(&values, i),
@@ -366,6 +380,19 @@ impl Gpt {
             );
         }
         x
+    }
+
+    /// What block `layer` reads: `x`, or `r[layer] · x + z[layer] · x0` with residual scalars
+    /// (`[batch, seq, n_embd]` each).
+    fn block_input(&self, x: Tensor<3>, x0: &Tensor<3>, layer: usize) -> Tensor<3> {
+        match (&self.resid_lambdas, &self.x0_lambdas) {
+            (Some(r), Some(z)) => {
+                let at =
+                    |p: &Param<Tensor<1>>| p.val().slice(s![layer..layer + 1]).reshape([1, 1, 1]);
+                x * at(r) + x0.clone() * at(z)
+            }
+            _ => x,
+        }
     }
 
     /// Each value-embedding table's rows for `tokens [batch, seq]`: `[batch, seq, n_embd]`.

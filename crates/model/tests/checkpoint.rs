@@ -184,7 +184,7 @@ fn wrong_versions_and_mismatches_are_refused() {
 }
 
 /// A checkpoint written before an architecture option existed (its config.json lacks
-/// `qk_norm`, `logit_softcap` and `zero_init_proj`) loads with the option's default, the
+/// `qk_norm`, `logit_softcap`, `zero_init_proj`, `value_embeds` and `residual_scalars`) loads with the option's default, the
 /// architecture it was trained with; a missing shape field is still an error naming it.
 #[test]
 fn options_added_later_take_their_defaults_when_a_checkpoint_lacks_them() {
@@ -193,13 +193,20 @@ fn options_added_later_take_their_defaults_when_a_checkpoint_lacks_them() {
     setup(&d);
     edit_and_reseal(&d, "config.json", &|m| {
         if let Some(model) = m["model"].as_object_mut() {
-            for key in ["qk_norm", "logit_softcap", "zero_init_proj"] {
+            for key in [
+                "qk_norm",
+                "logit_softcap",
+                "zero_init_proj",
+                "value_embeds",
+                "residual_scalars",
+            ] {
                 model.remove(key);
             }
         }
     });
     let ck = checkpoint::load(&d, &cpu(0)).unwrap_or_else(|e| panic!("{e}"));
     assert!(!ck.config.qk_norm && ck.config.logit_softcap == 0.0 && !ck.config.zero_init_proj);
+    assert!(ck.config.value_embeds == 0 && !ck.config.residual_scalars);
     edit_and_reseal(&d, "config.json", &|m| {
         if let Some(model) = m["model"].as_object_mut() {
             model.remove("n_head");

@@ -27,7 +27,8 @@ pub fn variants(vocab: usize) -> Vec<GptConfig> {
             .with_positions(Positions::Rope)
             .with_mlp(MlpKind::Relu2)
             .with_qk_norm(true)
-            .with_logit_softcap(3.0),
+            .with_logit_softcap(3.0)
+            .with_residual_scalars(true),
     ]
 }
 

@@ -99,7 +99,8 @@ fn refuses_what_gpt2_cannot_express() {
             .with_mlp(ember_model::MlpKind::Relu2)
             .with_tie_embeddings(false)
             .with_qk_norm(true)
-            .with_logit_softcap(15.0),
+            .with_logit_softcap(15.0)
+            .with_residual_scalars(true),
     );
     let e = export_hf_gpt2(&ck, &tmp.path().join("hf"), false)
         .err()
@@ -111,7 +112,8 @@ fn refuses_what_gpt2_cannot_express() {
             && e.contains("Relu2")
             && e.contains("tie_embeddings = false")
             && e.contains("qk_norm = true")
-            && e.contains("logit_softcap = 15"),
+            && e.contains("logit_softcap = 15")
+            && e.contains("residual_scalars = true"),
         "{e}"
     );
     assert!(!tmp.path().join("hf").exists());

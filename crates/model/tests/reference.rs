@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use ember_model::{GptConfig, masked_loss};
+use ember_model::{Gpt, GptConfig, masked_loss};
 use serde_json::Value;
 
 use crate::common::{cpu, host, max_diff};
@@ -235,12 +235,37 @@ fn softcap_loss_matches_the_numpy_logits() {
 #[test]
 fn value_embeddings_match_numpy() {
     let (fx, weights) = fixture();
-    let cfg = config_of(&fx)
+    let (cfg, model) = value_embedded(&fx, weights, false);
+    every_path_matches(&fx, &cfg, &model, "value_embed_logits");
+}
+
+/// The same model with residual scalars (`residual_scalars = true`: block i reads
+/// `r[i]·x + z[i]·x0`), the scalars set to NumPy's draws, on the same three paths.
+#[test]
+fn residual_scalars_match_numpy() {
+    let (fx, weights) = fixture();
+    let (cfg, mut model) = value_embedded(&fx, weights, true);
+    let device = cpu(0);
+    let param = |key: &str| {
+        let v = floats_of(&fx[key]);
+        let n = v.len();
+        burn::module::Param::from_tensor(Tensor::<1>::from_data(TensorData::new(v, [n]), &device))
+    };
+    model.resid_lambdas = Some(param("resid_lambdas"));
+    model.x0_lambdas = Some(param("x0_lambdas"));
+    every_path_matches(&fx, &cfg, &model, "residual_scalar_logits");
+}
+
+/// The fixture's weights with rotary positions, QK-norm, logits capped at 2, ReLU² and the
+/// fixture's value-embedding table (and residual scalars when `scalars`, still at their init).
+fn value_embedded(fx: &Value, weights: Vec<u8>, scalars: bool) -> (GptConfig, Gpt) {
+    let cfg = config_of(fx)
         .with_positions(ember_model::Positions::Rope)
         .with_qk_norm(true)
         .with_logit_softcap(2.0)
         .with_mlp(ember_model::MlpKind::Relu2)
-        .with_value_embeds(1);
+        .with_value_embeds(1)
+        .with_residual_scalars(scalars);
     let device = cpu(0);
     let mut model = cfg.init(&device);
     model
@@ -252,8 +277,16 @@ fn value_embeddings_match_numpy() {
         &device,
     );
     model.ve[0].weight = burn::module::Param::from_tensor(table);
+    (cfg, model)
+}
+
+/// `model`'s logits equal the fixture's `key` through the whole-sequence forward, the KV cache
+/// (a prompt, then one token at a time) and `decode_step` (both rows together).
+fn every_path_matches(fx: &Value, cfg: &GptConfig, model: &Gpt, key: &str) {
+    let device = cpu(0);
+    let v = cfg.vocab_size;
     let tokens = ints(&fx["tokens"], &device);
-    let want = floats_of(&fx["value_embed_logits"]);
+    let want = floats_of(&fx[key]);
     let d = max_diff(&host(model.forward(tokens.clone())), &want);
     assert!(d < 1e-4, "logits differ from NumPy by {d}");
 

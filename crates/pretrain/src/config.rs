@@ -130,6 +130,8 @@ pub struct ModelSection {
     pub zero_init_proj: Option<bool>,
     /// Tables of value embeddings (0 = none), each added to the values of a block at each end.
     pub value_embeds: Option<usize>,
+    /// Two learned scalars per block on its input: `r[i]·x + z[i]·x0` (nanochat).
+    pub residual_scalars: Option<bool>,
 }
 
 fn choice<T: Copy>(
@@ -196,6 +198,7 @@ impl ModelSection {
         c.logit_softcap = self.logit_softcap.unwrap_or(c.logit_softcap);
         c.zero_init_proj = self.zero_init_proj.unwrap_or(c.zero_init_proj);
         c.value_embeds = self.value_embeds.unwrap_or(c.value_embeds);
+        c.residual_scalars = self.residual_scalars.unwrap_or(c.residual_scalars);
         c.positions = choice(
             "model.positions",
             &self.positions,
@@ -262,6 +265,7 @@ impl ModelSection {
             zero_init_proj: Some(c.zero_init_proj),
             // Only when used, so the runs of before the option print and save as they did.
             value_embeds: (c.value_embeds > 0).then_some(c.value_embeds),
+            residual_scalars: c.residual_scalars.then_some(true),
         }
     }
 }

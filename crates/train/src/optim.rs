@@ -54,6 +54,11 @@ pub struct RateScales {
     pub head: f64,
     /// The value embeddings `ve`.
     pub values: f64,
+    /// The blocks' weights on the embedded input, `x0_lambdas` (`residual_scalars`); their
+    /// weights on the residual stream, `resid_lambdas`, take a hundredth of it: a factor on the
+    /// stream compounds through the blocks, an added share of the input does not (nanochat's
+    /// finding, dev/LOG.md of 2026-01-11: the multiplicative scalars want ~100× less).
+    pub scalars: f64,
 }
 
 impl Default for RateScales {
@@ -62,6 +67,7 @@ impl Default for RateScales {
             embedding: 1.0,
             head: 1.0,
             values: 1.0,
+            scalars: 1.0,
         }
     }
 }
@@ -74,6 +80,10 @@ impl RateScales {
             self.values
         } else if name.starts_with("lm_head.") {
             self.head
+        } else if name == "x0_lambdas" {
+            self.scalars
+        } else if name == "resid_lambdas" {
+            self.scalars / 100.0
         } else {
             1.0
         }

@@ -37,6 +37,7 @@ pub(crate) fn start(
         embedding: t.embedding_lr.unwrap_or(t.lr) / t.lr,
         head: t.head_lr.unwrap_or(t.lr) / t.lr,
         values: t.value_embed_lr.or(t.embedding_lr).unwrap_or(t.lr) / t.lr,
+        scalars: t.scalar_lr.unwrap_or(t.lr) / t.lr,
     });
     if t.optimizer == OptimizerKind::Muon {
         optim = optim.with_muon(MuonConfig {

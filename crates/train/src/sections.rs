@@ -94,6 +94,9 @@ pub struct TrainSection {
     pub head_lr: Option<f64>,
     /// Peak AdamW rate of the value embeddings (`model.value_embeds`); unset: `embedding_lr`.
     pub value_embed_lr: Option<f64>,
+    /// Peak AdamW rate of the blocks' weights on the embedded input (`model.residual_scalars`;
+    /// their weights on the residual stream take a hundredth of it); unset: `lr`.
+    pub scalar_lr: Option<f64>,
     /// AdamW β₁.
     pub beta1: f64,
     /// AdamW β₂.
@@ -143,6 +146,7 @@ impl Default for TrainSection {
             embedding_lr: None,
             head_lr: None,
             value_embed_lr: None,
+            scalar_lr: None,
             beta1: 0.9,
             beta2: 0.95,
             eps: 1e-8,
@@ -236,6 +240,7 @@ impl TrainSection {
             ("embedding_lr", self.embedding_lr),
             ("head_lr", self.head_lr),
             ("value_embed_lr", self.value_embed_lr),
+            ("scalar_lr", self.scalar_lr),
         ] {
             if let Some(v) = v.filter(|v| !(*v > 0.0 && v.is_finite())) {
                 return bad(f, v.to_string(), "a positive number (unset: lr)");

@@ -9,27 +9,39 @@ use ember_train::{OptimizerKind, Start, TrainSection};
 
 #[test]
 fn stop_and_resume_equals_an_uninterrupted_run_bit_for_bit() {
-    stop_and_resume(train_section());
+    stop_and_resume(train_section(), false);
 }
 
 #[test]
 fn stop_and_resume_with_muon_equals_an_uninterrupted_run_bit_for_bit() {
-    // The momentum still rising when the run stops: its warmup must resume where it was.
-    stop_and_resume(TrainSection {
-        optimizer: OptimizerKind::Muon,
-        muon_momentum_warmup: 10,
-        ..train_section()
-    });
+    // The momentum still rising when the run stops: its warmup must resume where it was. The
+    // model has a value embedding and residual scalars, each with its own AdamW rate.
+    stop_and_resume(
+        TrainSection {
+            optimizer: OptimizerKind::Muon,
+            muon_momentum_warmup: 10,
+            value_embed_lr: Some(0.01),
+            scalar_lr: Some(0.05),
+            ..train_section()
+        },
+        true,
+    );
 }
 
-fn stop_and_resume(t: TrainSection) {
+/// `options`: the model has gutenberg-small's extras (a value embedding, residual scalars).
+fn stop_and_resume(t: TrainSection, options: bool) {
     let tok = tokenizer();
     let straight = tempfile::tempdir().unwrap();
     // Dropout on, so the per-step reseeding of the dropout RNG is exercised too.
-    fn with_dropout(mut r: ember_train::Run<'_>) -> ember_train::Run<'_> {
+    fn setup(mut r: ember_train::Run<'_>, options: bool) -> ember_train::Run<'_> {
         r.model_config.dropout = 0.1;
+        if options {
+            r.model_config.value_embeds = 1;
+            r.model_config.residual_scalars = true;
+        }
         r
     }
+    let with_dropout = |r| setup(r, options);
     let straight_run = with_dropout(run(straight.path(), &tok, t.clone(), Start::Fresh));
     train(&straight_run, &Cycle::new(4)).unwrap();
 

@@ -102,10 +102,11 @@ fn fused_muon_matches_composed_and_its_parameter_groups() {
     assert_eq!(blocks("lm_head.weight", 2), None);
 }
 
-/// `embedding_lr`, `head_lr` and `value_embed_lr`: AdamW's update of the embeddings, the value
-/// embeddings and an untied head scales with their own rate (step 1: the update is the rate times the
-/// gradient's sign, decay included), and every other parameter's update is unchanged, bit for
-/// bit. Embeddings that are only looked up do not decay: the rows of ids the batch never saw
+/// `embedding_lr`, `head_lr`, `value_embed_lr` and `scalar_lr`: AdamW's update of the
+/// embeddings, the value embeddings, an untied head and the residual scalars scales with their
+/// own rate (step 1: the update is the rate times the gradient's sign, decay included; the
+/// scalars on the residual stream move a hundredth as far as those on the input), and every
+/// other parameter's update is unchanged, bit for bit. Embeddings that are only looked up do not decay: the rows of ids the batch never saw
 /// stay as they were.
 #[test]
 fn embedding_and_head_rates_scale_only_their_parameters() {
@@ -114,7 +115,9 @@ fn embedding_and_head_rates_scale_only_their_parameters() {
     use ember_model::GptConfig;
     use ember_train::optim::{AdamWConfig, Optimizer, RateScales};
     let device = Device::flex().autodiff();
-    let mut cfg = GptConfig::new(64, 1, 2, 16, 8).with_value_embeds(1);
+    let mut cfg = GptConfig::new(64, 1, 2, 16, 8)
+        .with_value_embeds(1)
+        .with_residual_scalars(true);
     cfg.tie_embeddings = false;
     let model = ember_model::with_seed(&device, 3, || cfg.init(&device).drawn());
     let ids = |o: i64| Tensor::<1, Int>::arange(o..o + 8, &device).reshape([1, 8]);
@@ -156,6 +159,7 @@ fn embedding_and_head_rates_scale_only_their_parameters() {
         embedding: 3.0,
         head: 0.5,
         values: 5.0,
+        scalars: 4.0,
     });
     let mut seen = 0;
     for (((name, b), (_, p)), (_, s)) in before.iter().zip(&plain).zip(&scaled) {
@@ -163,6 +167,18 @@ fn embedding_and_head_rates_scale_only_their_parameters() {
             "wte.weight" | "wpe.weight" => 3.0,
             "ve.0.weight" => 5.0,
             "lm_head.weight" => 0.5,
+            "x0_lambdas" | "resid_lambdas" => {
+                // Adam's first step moves each scalar by its rate (the gradient's sign).
+                let rate = if name == "x0_lambdas" { 1e-3 } else { 1e-5 };
+                for (b, p) in b.iter().zip(p) {
+                    let moved = f64::from((p - b).abs());
+                    assert!(
+                        (moved - rate).abs() < 0.05 * rate,
+                        "{name} moved {moved}, expected {rate}"
+                    );
+                }
+                4.0
+            }
             _ => {
                 assert_eq!(p, s, "{name} changed with the other rates");
                 continue;
@@ -185,5 +201,5 @@ fn embedding_and_head_rates_scale_only_their_parameters() {
             );
         }
     }
-    assert_eq!(seen, 4);
+    assert_eq!(seen, 6);
 }
