@@ -56,8 +56,9 @@ pub struct RateScales {
     pub values: f64,
     /// The blocks' weights on the embedded input, `x0_lambdas` (`residual_scalars`); their
     /// weights on the residual stream, `resid_lambdas`, take a hundredth of it: a factor on the
-    /// stream compounds through the blocks, an added share of the input does not (nanochat's
-    /// finding, dev/LOG.md of 2026-01-11: the multiplicative scalars want ~100× less).
+    /// stream compounds through the blocks, an added share of the input does not (the
+    /// experiment log of the nanochat copy tablekat/nanochat-rlhf-density-sampling, dev/LOG.md,
+    /// 2026-01-11: the multiplicative scalars wanted ~100× less).
     pub scalars: f64,
 }
 

@@ -41,13 +41,13 @@ fn stop_and_resume(t: TrainSection, options: bool) {
         }
         r
     }
-    let with_dropout = |r| setup(r, options);
-    let straight_run = with_dropout(run(straight.path(), &tok, t.clone(), Start::Fresh));
+    let prepared = |r| setup(r, options);
+    let straight_run = prepared(run(straight.path(), &tok, t.clone(), Start::Fresh));
     train(&straight_run, &Cycle::new(4)).unwrap();
 
     let parted = tempfile::tempdir().unwrap();
     let flag = Arc::new(AtomicBool::new(false));
-    let mut first = with_dropout(run(parted.path(), &tok, t.clone(), Start::Fresh));
+    let mut first = prepared(run(parted.path(), &tok, t.clone(), Start::Fresh));
     first.stop = Arc::clone(&flag);
     let task = Cycle {
         stop_at: Some((6, flag)),
@@ -60,7 +60,7 @@ fn stop_and_resume(t: TrainSection, options: bool) {
         "stops after the step during which the flag was raised"
     );
     let out = train(
-        &with_dropout(run(parted.path(), &tok, t, Start::Resume)),
+        &prepared(run(parted.path(), &tok, t, Start::Resume)),
         &Cycle::new(4),
     )
     .unwrap();
