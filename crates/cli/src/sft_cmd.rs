@@ -48,10 +48,12 @@ pub fn run(args: SftArgs) -> Result<()> {
         o.checkpoint.display()
     );
     println!(
-        "data: {} training / {} held-out conversations; {} invalid lines skipped; {} shortened, {} too long for the context; padding {:.1}%",
+        "data: {} training / {} held-out conversations; {} invalid lines skipped; {} split into {} rows, {} shortened, {} too long for the context; padding {:.1}%",
         r.sizes.0,
         r.sizes.1,
         r.invalid_skipped,
+        r.render.split,
+        r.render.windows,
         r.render.truncated,
         r.render.skipped_too_long,
         100.0 * r.padding

@@ -282,3 +282,69 @@ fn packed_fine_tuning_trains_and_resumes_exactly() {
         "the resumed packed run differs"
     );
 }
+
+/// A split made once before every stage (`scripts/chat.sh`, `scripts/pipeline.sh`): with
+/// `data.val_files` the run evaluates on exactly those conversations and holds none of the
+/// training file out, so its held-out loss is on conversations no stage has seen.
+#[test]
+fn held_out_files_are_evaluated_whole_and_never_trained() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_model(dir.path());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let all = std::fs::read_to_string(root.join("data/chatterbot_en.jsonl")).unwrap();
+    let (mut train, mut held) = (String::new(), String::new());
+    for (i, l) in all.lines().enumerate() {
+        let to = if (i + 1) % 20 == 0 {
+            &mut held
+        } else {
+            &mut train
+        };
+        to.push_str(l);
+        to.push('\n');
+    }
+    let (tf, hf) = (
+        dir.path().join("train.jsonl"),
+        dir.path().join("held.jsonl"),
+    );
+    std::fs::write(&tf, &train).unwrap();
+    std::fs::write(&hf, &held).unwrap();
+    let run = dir.path().join("sft");
+    let cfg = s(&root.join("configs/sft-tiny.toml"));
+    let b = s(&base);
+    let sets = [
+        format!("run.out_dir={:?}", s(&run)),
+        format!("data.files=[{{path={:?}}}]", s(&tf)),
+        format!("data.val_files=[{:?}]", s(&hf)),
+        "data.val_fraction=0.0".into(),
+        "train.max_steps=4".into(),
+        "train.warmup_steps=1".into(),
+        "train.eval_every=4".into(),
+        "sample.replies=2".into(),
+    ];
+    let mut args = vec!["sft", "--device", "cpu", "--config", &cfg, "--init", &b];
+    for x in &sets {
+        args.extend(["--set", x]);
+    }
+    let out = ember(&args);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    let n_held = held.lines().count();
+    assert!(
+        out.stdout.contains(&format!(
+            "{n_held} held-out conversations (a validation file;"
+        )),
+        "{}",
+        out.stdout
+    );
+    let (h, convs) = ember_formats::run::HeldOut::load(&run).unwrap();
+    assert_eq!(convs.len(), n_held);
+    assert_eq!(h.sources.len(), 2);
+    assert!(
+        h.sources[0].lines.is_empty(),
+        "nothing of the training file held out"
+    );
+    assert_eq!(
+        h.sources[1].lines,
+        (1..=n_held).collect::<Vec<_>>(),
+        "every line of the held-out file"
+    );
+}

@@ -12,6 +12,9 @@
 //! exchanges after the system message are dropped until it fits
 //! ([`ember_tokenizer::chat::fit_conversation`], the same rule `ember chat` uses for prompts);
 //! if even the last exchange does not fit, the conversation is skipped. Both are counted.
+//! Training rows can instead keep every exchange ([`render_windows`], `ember sft`'s default):
+//! a long conversation becomes several rows, consecutive windows of whole exchanges, so that
+//! every reply is trained once rather than only the latest ones.
 
 use std::path::{Path, PathBuf};
 
@@ -220,6 +223,98 @@ pub struct RenderStats {
     pub truncated: usize,
     /// Conversations skipped because their last exchange alone does not fit.
     pub skipped_too_long: usize,
+    /// Conversations cut into several windows ([`render_windows`]).
+    pub split: usize,
+    /// Rows the split conversations gave.
+    pub windows: usize,
+}
+
+/// What training does with a conversation longer than the context.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LongConversations {
+    /// Cut it into consecutive windows of whole exchanges, each as long as fits: every reply is
+    /// trained once ([`render_windows`]).
+    #[default]
+    Split,
+    /// Keep its latest exchanges that fit and drop the older ones ([`render_all`]).
+    Latest,
+}
+
+/// Renders conversations for training rows under `policy`.
+pub fn render_rows(
+    tok: &Tokenizer,
+    convs: &[Conversation],
+    context: usize,
+    policy: LongConversations,
+) -> Result<(Vec<Example>, RenderStats)> {
+    match policy {
+        LongConversations::Split => render_windows(tok, convs, context),
+        LongConversations::Latest => render_all(tok, convs, context),
+    }
+}
+
+/// Renders conversations for a model with `context` positions keeping every exchange: one that
+/// does not fit becomes several rows, each the system message (if any) and a run of whole
+/// consecutive exchanges, taken from the end as [`render_all`] takes its one row, then again
+/// from what was left before it, until nothing is. An exchange too long to fit alone is left
+/// out (the conversation counts as `truncated`); a conversation left with nothing counts as
+/// `skipped_too_long`. Rows come in the conversation's order.
+pub fn render_windows(
+    tok: &Tokenizer,
+    convs: &[Conversation],
+    context: usize,
+) -> Result<(Vec<Example>, RenderStats)> {
+    let mut stats = RenderStats::default();
+    let mut out = Vec::with_capacity(convs.len());
+    for c in convs {
+        let msgs = &c.messages;
+        let sys = usize::from(msgs.first().is_some_and(|m| m.role == Role::System));
+        let (mut end, mut rows, mut lost) = (msgs.len(), Vec::new(), false);
+        while msgs[sys..end].iter().any(|m| m.role == Role::Assistant) {
+            let mut rendered = None;
+            let start = fit_conversation(&msgs[..end], Keep::AReply, |m| {
+                let r = render_chat(tok, m)?;
+                let fits = r.ids.len() <= context + 1;
+                rendered = fits.then_some(r);
+                Ok::<_, ember_tokenizer::Error>(fits)
+            })?;
+            match (start, rendered) {
+                (Some(start), Some(r)) => {
+                    rows.push(example(tok, r.ids, r.mask));
+                    end = start;
+                }
+                _ => {
+                    // The last exchange alone does not fit: leave it out (back to its user turn).
+                    lost = true;
+                    let a = msgs[..end]
+                        .iter()
+                        .rposition(|m| m.role == Role::Assistant)
+                        .unwrap_or(sys);
+                    end = msgs[sys..a]
+                        .iter()
+                        .rposition(|m| m.role == Role::User)
+                        .map_or(sys, |u| sys + u);
+                }
+            }
+        }
+        match rows.len() {
+            0 => stats.skipped_too_long += 1,
+            n => {
+                if lost {
+                    stats.truncated += 1;
+                } else if n == 1 {
+                    stats.whole += 1;
+                }
+                if n > 1 {
+                    stats.split += 1;
+                    stats.windows += n;
+                }
+            }
+        }
+        out.extend(rows.into_iter().rev());
+    }
+    Ok((out, stats))
 }
 
 /// Renders conversations for a model with `context` positions, applying the truncation policy.

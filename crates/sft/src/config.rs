@@ -55,9 +55,14 @@ fn one() -> f64 {
 pub struct DataSection {
     /// The files of the mix.
     pub files: Vec<DataFile>,
-    /// Fraction of each file's conversations held out for evaluation (seeded, by conversation).
-    #[serde(default = "default_val")]
-    pub val_fraction: f64,
+    /// Files of held-out conversations, every one used for evaluation and none for training:
+    /// a split made once, before any stage (e.g. before mid-training), stays the same here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub val_files: Vec<PathBuf>,
+    /// Fraction of each training file's conversations held out for evaluation (seeded, by
+    /// conversation); default 0.05, or 0 when `val_files` are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_fraction: Option<f64>,
     /// Most held-out conversations per file (keeps evaluation quick on large files).
     #[serde(default = "default_val_max")]
     pub val_max_per_file: usize,
@@ -68,10 +73,18 @@ pub struct DataSection {
     /// padding one per row: the same steps then train on more conversations.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pack: bool,
+    /// Conversations longer than the context: `"split"` into several rows so that every reply
+    /// is trained (the default), or `"latest"`: keep only the latest exchanges that fit.
+    #[serde(default)]
+    pub long_conversations: ember_formats::dialogue::LongConversations,
 }
 
-fn default_val() -> f64 {
-    0.05
+impl DataSection {
+    /// The fraction of each training file held out.
+    pub fn val_fraction(&self) -> f64 {
+        self.val_fraction
+            .unwrap_or(if self.val_files.is_empty() { 0.05 } else { 0.0 })
+    }
 }
 
 fn default_val_max() -> usize {
@@ -100,10 +113,10 @@ impl ember_train::config::Validate for SftConfig {
                 ));
             }
         }
-        if !(d.val_fraction >= 0.0 && d.val_fraction < 1.0) {
+        if !(d.val_fraction() >= 0.0 && d.val_fraction() < 1.0) {
             return Err(FieldError::new(
                 "data.val_fraction",
-                d.val_fraction,
+                d.val_fraction(),
                 "a fraction from 0 (no held-out conversations) to below 1",
             ));
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use ember_formats::dialogue::{
-    Conversation, Example, InvalidPolicy, RenderStats, load, render_all,
+    Conversation, Example, InvalidPolicy, RenderStats, load, render_all, render_rows,
 };
 use ember_formats::run::{HELD_OUT_FILE, HeldOut, HeldOutSource, Stage};
 use ember_model::{SelectedDevice, checkpoint};
@@ -167,7 +167,7 @@ pub fn file_splits(config: &SftConfig) -> Result<Vec<FileSplit>> {
         let seed = mix_seed(config.train.seed, k as u64, 3);
         let (train, val) = split(
             loaded.conversations,
-            config.data.val_fraction,
+            config.data.val_fraction(),
             config.data.val_max_per_file,
             seed,
         );
@@ -177,6 +177,19 @@ pub fn file_splits(config: &SftConfig) -> Result<Vec<FileSplit>> {
             seed,
             train,
             val,
+            skipped: loaded.skipped,
+            sha256: loaded.sha256,
+        });
+    }
+    // Held-out files: every conversation evaluated, none trained.
+    for p in &config.data.val_files {
+        let loaded = load(p, policy)?;
+        out.push(FileSplit {
+            path: p.clone(),
+            epochs: 0.0,
+            seed: 0,
+            train: Vec::new(),
+            val: loaded.conversations,
             skipped: loaded.skipped,
             sha256: loaded.sha256,
         });
@@ -214,21 +227,42 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
         }
         n_train += f.train.len();
         n_val += f.val.len();
-        let (tr_ex, st1) = render_all(&tokenizer, &f.train, context)?;
+        let (tr_ex, st1) = render_rows(
+            &tokenizer,
+            &f.train,
+            context,
+            config.data.long_conversations,
+        )?;
+        // Held-out loss keeps one row per conversation (its latest exchanges), as `ember eval`
+        // scores it, so the two figures agree.
         let (va_ex, _) = render_all(&tokenizer, &f.val, context)?;
         held_out.extend(f.val.iter().cloned());
         render.whole += st1.whole;
         render.truncated += st1.truncated;
         render.skipped_too_long += st1.skipped_too_long;
-        println!(
-            "{}: {} training conversations (× {} epochs), {} held out; {} shortened to fit {context} tokens, {} too long",
-            f.path.display(),
-            tr_ex.len(),
-            f.epochs,
-            va_ex.len(),
-            st1.truncated,
-            st1.skipped_too_long
-        );
+        render.split += st1.split;
+        render.windows += st1.windows;
+        if f.train.is_empty() {
+            println!(
+                "{}: {} held-out conversations (a validation file; {} of them fit {context} tokens)",
+                f.path.display(),
+                f.val.len(),
+                va_ex.len()
+            );
+        } else {
+            println!(
+                "{}: {} training conversations (× {} epochs, {} rows), {} held out; {} split into {} rows to fit {context} tokens, {} shortened, {} too long",
+                f.path.display(),
+                f.train.len(),
+                f.epochs,
+                tr_ex.len(),
+                f.val.len(),
+                st1.split,
+                st1.windows,
+                st1.truncated,
+                st1.skipped_too_long
+            );
+        }
         train.extend(weighted(tr_ex, f.epochs, f.seed));
         val.extend(va_ex);
     }

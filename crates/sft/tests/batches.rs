@@ -1,7 +1,7 @@
 //! Truncation policy, padding and masks of SFT rows.
 
 use ember_formats::dialogue::Conversation;
-use ember_formats::dialogue::{pad_batch, render_all};
+use ember_formats::dialogue::{pad_batch, render_all, render_windows};
 use ember_sft::batches::SftTask;
 use ember_tokenizer::{Message, Role, TrainerConfig, train_from_texts};
 use ember_train::Task;
@@ -51,6 +51,66 @@ fn long_conversations_lose_whole_oldest_exchanges_keeping_the_system_message() {
     assert_eq!(ex[0].ids.len(), ex[0].mask.len());
     let (ex3, st) = render_all(&tok, &[c], 10).unwrap();
     assert!(ex3.is_empty());
+    assert_eq!(st.skipped_too_long, 1);
+}
+
+fn text_of(tok: &ember_tokenizer::Tokenizer, ids: &[u32], mask: Option<&[u8]>) -> String {
+    let kept: Vec<u32> = ids
+        .iter()
+        .enumerate()
+        .filter(|&(i, &id)| id < 256 && mask.is_none_or(|m| m[i] == 1))
+        .map(|(_, &id)| id)
+        .collect();
+    tok.decode(&kept).unwrap()
+}
+
+/// A conversation longer than the context used to lose its oldest exchanges in training (1,949
+/// of Topical-Chat's 2,049 training conversations at 256 tokens): split, every reply is trained.
+#[test]
+fn long_conversations_split_into_windows_train_every_reply_once() {
+    let tok = tok();
+    let c = conv(&[("11", "aa"), ("22", "bb"), ("33", "cc")]);
+    // 4 + 8 + 8 = 20 ids fit 26 positions (27 ids); a third exchange does not.
+    let (ex, st) = render_windows(&tok, std::slice::from_ref(&c), 26).unwrap();
+    assert_eq!(
+        (
+            st.whole,
+            st.split,
+            st.windows,
+            st.truncated,
+            st.skipped_too_long
+        ),
+        (0, 1, 2, 0, 0)
+    );
+    let texts: Vec<String> = ex.iter().map(|e| text_of(&tok, &e.ids, None)).collect();
+    assert_eq!(
+        texts,
+        ["S11aa", "S22bb33cc"],
+        "windows of whole exchanges in order, each with the system message"
+    );
+    let trained: String = ex
+        .iter()
+        .map(|e| text_of(&tok, &e.ids, Some(&e.mask)))
+        .collect();
+    assert_eq!(trained, "aabbcc", "every reply is trained, once");
+    assert!(ex.iter().all(|e| e.ids.len() <= 27));
+    // What fits whole is one row, exactly as before.
+    let (one, st) = render_windows(&tok, std::slice::from_ref(&c), 27).unwrap();
+    let (same, _) = render_all(&tok, std::slice::from_ref(&c), 27).unwrap();
+    assert_eq!((st.whole, st.split), (1, 0));
+    assert_eq!(one, same);
+    // An exchange too long to fit alone is left out; the rest is kept.
+    let c = conv(&[("11", "aa"), ("2222222222222222", "bb"), ("33", "cc")]);
+    let (ex, st) = render_windows(&tok, &[c], 15).unwrap();
+    assert_eq!(
+        (st.truncated, st.split, st.windows, st.skipped_too_long),
+        (1, 1, 2, 0)
+    );
+    let texts: Vec<String> = ex.iter().map(|e| text_of(&tok, &e.ids, None)).collect();
+    assert_eq!(texts, ["S11aa", "S33cc"]);
+    // Nothing fits: skipped and counted.
+    let (ex, st) = render_windows(&tok, &[conv(&[("1111111111", "aaaaaaaaa")])], 10).unwrap();
+    assert!(ex.is_empty());
     assert_eq!(st.skipped_too_long, 1);
 }
 
