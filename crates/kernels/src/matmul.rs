@@ -53,6 +53,20 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Columns `start..start + n`, without copying.
+    pub(crate) fn col_range(self, start: usize, n: usize) -> Self {
+        assert!(start + n <= self.cols, "column range out of bounds");
+        View {
+            data: if n == 0 {
+                &self.data[..0]
+            } else {
+                &self.data[start * self.cs..]
+            },
+            cols: n,
+            ..self
+        }
+    }
+
     /// The transpose, without copying.
     pub(crate) fn t(self) -> Self {
         View {

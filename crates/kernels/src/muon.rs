@@ -13,7 +13,8 @@
 //! column block at a time, as if each were its own matrix.
 //!
 //! Products are split into fixed 32-row tasks, each one single-threaded `gemm` call, so the
-//! result does not depend on the number of threads.
+//! result does not depend on the number of threads. The two symmetric products of each
+//! iteration (`X·Xᵀ` and `A·A`) compute their upper triangle only.
 
 use rayon::prelude::*;
 
@@ -49,6 +50,30 @@ fn par_matmul(dst: &mut [f32], lhs: View, rhs: View, scale: f32, accumulate: boo
     });
 }
 
+/// `dst = scale·lhs·rhs` for a product known to be symmetric (`X·Xᵀ`, `A·A` with `A`
+/// symmetric), `dst` row-major `[m, m]`: each 32-row task computes its rows from the diagonal
+/// on, and the lower triangle is copied from the upper, which saves nearly half the products.
+fn par_matmul_symmetric(dst: &mut [f32], lhs: View, rhs: View, scale: f32) {
+    let m = rhs.cols();
+    dst.par_chunks_mut(ROWS * m).enumerate().for_each(|(i, d)| {
+        let (rows, from) = (d.len() / m, i * ROWS);
+        let right = rhs.col_range(from, m - from);
+        matmul(
+            &mut d[from..],
+            m,
+            lhs.row_range(from, rows),
+            right,
+            scale,
+            false,
+        );
+    });
+    for i in 1..m {
+        for j in 0..i {
+            dst[i * m + j] = dst[j * m + i];
+        }
+    }
+}
+
 /// Orthogonalises the row-major `rows × cols` matrix `x` in place: [`NS_STEPS`] quintic
 /// Newton–Schulz iterations after scaling it to unit Frobenius norm. Its singular values end
 /// near 1 (between about 0.7 and 1.2), its singular vectors unchanged.
@@ -76,10 +101,10 @@ pub fn newton_schulz5(x: &mut [f32], rows: usize, cols: usize) {
     let (mut gram, mut poly, mut next) = (vec![0.0; m * m], vec![0.0; m * m], vec![0.0; m * n]);
     for _ in 0..NS_STEPS {
         let wv = View::rows(&w, m, n);
-        par_matmul(&mut gram, wv, wv.t(), 1.0, false);
+        par_matmul_symmetric(&mut gram, wv, wv.t(), 1.0);
         // poly = b·A + c·A·A
         let gv = View::rows(&gram, m, m);
-        par_matmul(&mut poly, gv, gv, c, false);
+        par_matmul_symmetric(&mut poly, gv, gv, c);
         poly.iter_mut().zip(&gram).for_each(|(p, g)| *p += b * g);
         // next = a·X + poly·X
         next.iter_mut().zip(&w).for_each(|(o, v)| *o = a * v);
