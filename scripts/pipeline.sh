@@ -25,8 +25,8 @@ ember generate --checkpoint $R/pretrain --prompt "ROMEO:" --max-new-tokens 120 -
 # 4. Fine-tuning on ChatterBot's training conversations (under a minute).
 ember sft --config configs/pipeline-sft.toml --force
 # 5. A short chat with the fine-tuned model, sampled at temperature 0.3: a model this small
-#    answers "What is your name?" with "I am immortal." at 0.3 where 0.8 (the chat's
-#    default) gives a string of half-words.
+#    answers "What is your favorite book?" with "I like to chat with a Python." at 0.3 where
+#    0.8 (the chat's default) gives a string of half-words.
 for q in "Hello, how are you?" "What is your favorite book?" "Do you like music?" "What is your name?"; do
   echo "you> $q"
   printf 'ember> '
