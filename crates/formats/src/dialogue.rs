@@ -272,19 +272,12 @@ pub fn render_windows(
         let sys = usize::from(msgs.first().is_some_and(|m| m.role == Role::System));
         let (mut end, mut rows, mut lost) = (msgs.len(), Vec::new(), false);
         while msgs[sys..end].iter().any(|m| m.role == Role::Assistant) {
-            let mut rendered = None;
-            let start = fit_conversation(&msgs[..end], Keep::AReply, |m| {
-                let r = render_chat(tok, m)?;
-                let fits = r.ids.len() <= context + 1;
-                rendered = fits.then_some(r);
-                Ok::<_, ember_tokenizer::Error>(fits)
-            })?;
-            match (start, rendered) {
-                (Some(start), Some(r)) => {
-                    rows.push(example(tok, r.ids, r.mask));
+            match fit_row(tok, &msgs[..end], context)? {
+                Some((start, row)) => {
+                    rows.push(row);
                     end = start;
                 }
-                _ => {
+                None => {
                     // The last exchange alone does not fit: leave it out (back to its user turn).
                     lost = true;
                     let a = msgs[..end]
@@ -326,27 +319,41 @@ pub fn render_all(
     let mut stats = RenderStats::default();
     let mut out = Vec::with_capacity(convs.len());
     for c in convs {
-        let mut rendered = None;
-        let start = fit_conversation(&c.messages, Keep::AReply, |msgs| {
-            let r = render_chat(tok, msgs)?;
-            let fits = r.ids.len() <= context + 1;
-            rendered = fits.then_some(r);
-            Ok::<_, ember_tokenizer::Error>(fits)
-        })?;
-        match (start, rendered) {
-            (Some(start), Some(r)) => {
+        match fit_row(tok, &c.messages, context)? {
+            Some((start, row)) => {
                 let sys = usize::from(c.messages.first().is_some_and(|m| m.role == Role::System));
                 if start > sys {
                     stats.truncated += 1;
                 } else {
                     stats.whole += 1;
                 }
-                out.push(example(tok, r.ids, r.mask));
+                out.push(row);
             }
-            _ => stats.skipped_too_long += 1,
+            None => stats.skipped_too_long += 1,
         }
     }
     Ok((out, stats))
+}
+
+/// One training row of `messages`: their latest exchanges that fit `context` positions
+/// ([`fit_conversation`]), with the index of the first message kept; `None` when even the last
+/// exchange does not fit.
+fn fit_row(
+    tok: &Tokenizer,
+    messages: &[Message],
+    context: usize,
+) -> Result<Option<(usize, Example)>> {
+    let mut rendered = None;
+    let start = fit_conversation(messages, Keep::AReply, |m| {
+        let r = render_chat(tok, m)?;
+        let fits = r.ids.len() <= context + 1;
+        rendered = fits.then_some(r);
+        Ok::<_, ember_tokenizer::Error>(fits)
+    })?;
+    Ok(match (start, rendered) {
+        (Some(start), Some(r)) => Some((start, example(tok, r.ids, r.mask))),
+        _ => None,
+    })
 }
 
 fn example(tok: &Tokenizer, ids: Vec<u32>, mask: Vec<u8>) -> Example {
