@@ -335,6 +335,16 @@ fn held_out_files_are_evaluated_whole_and_never_trained() {
         "{}",
         out.stdout
     );
+    // A held-out file that is also a training file is refused, naming it.
+    let same = format!("data.val_files=[{:?}]", s(&tf));
+    let mut bad = args.clone();
+    bad.extend(["--set", &same]);
+    let out = ember(&bad);
+    assert!(
+        !out.ok && out.stderr.contains("data.val_files[0]") && out.stderr.contains("train.jsonl"),
+        "{}",
+        out.stderr
+    );
     let (h, convs) = ember_formats::run::HeldOut::load(&run).unwrap();
     assert_eq!(convs.len(), n_held);
     assert_eq!(h.sources.len(), 2);

@@ -113,6 +113,15 @@ impl ember_train::config::Validate for SftConfig {
                 ));
             }
         }
+        for (i, v) in d.val_files.iter().enumerate() {
+            if d.files.iter().any(|f| f.path == *v) {
+                return Err(FieldError::new(
+                    format!("data.val_files[{i}]"),
+                    v.display(),
+                    "a file not also in data.files (its conversations would be trained on)",
+                ));
+            }
+        }
         if !(d.val_fraction() >= 0.0 && d.val_fraction() < 1.0) {
             return Err(FieldError::new(
                 "data.val_fraction",
