@@ -229,6 +229,16 @@ pub struct RenderStats {
     pub windows: usize,
 }
 
+impl std::ops::AddAssign<&RenderStats> for RenderStats {
+    fn add_assign(&mut self, o: &RenderStats) {
+        self.whole += o.whole;
+        self.truncated += o.truncated;
+        self.skipped_too_long += o.skipped_too_long;
+        self.split += o.split;
+        self.windows += o.windows;
+    }
+}
+
 /// What training does with a conversation longer than the context.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]

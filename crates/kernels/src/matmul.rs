@@ -43,13 +43,8 @@ impl<'a> View<'a> {
     pub(crate) fn row_range(self, start: usize, n: usize) -> Self {
         assert!(start + n <= self.rows, "row range out of bounds");
         View {
-            data: if n == 0 {
-                &self.data[..0]
-            } else {
-                &self.data[start * self.rs..]
-            },
             rows: n,
-            ..self
+            ..self.from(start * self.rs, n)
         }
     }
 
@@ -57,12 +52,19 @@ impl<'a> View<'a> {
     pub(crate) fn col_range(self, start: usize, n: usize) -> Self {
         assert!(start + n <= self.cols, "column range out of bounds");
         View {
+            cols: n,
+            ..self.from(start * self.cs, n)
+        }
+    }
+
+    /// The view starting `offset` elements in (empty data when `n`, the kept extent, is 0).
+    fn from(self, offset: usize, n: usize) -> Self {
+        View {
             data: if n == 0 {
                 &self.data[..0]
             } else {
-                &self.data[start * self.cs..]
+                &self.data[offset..]
             },
-            cols: n,
             ..self
         }
     }

@@ -237,11 +237,7 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
         // scores it, so the two figures agree.
         let (va_ex, _) = render_all(&tokenizer, &f.val, context)?;
         held_out.extend(f.val.iter().cloned());
-        render.whole += st1.whole;
-        render.truncated += st1.truncated;
-        render.skipped_too_long += st1.skipped_too_long;
-        render.split += st1.split;
-        render.windows += st1.windows;
+        render += &st1;
         if f.train.is_empty() {
             println!(
                 "{}: {} held-out conversations (a validation file; {} of them fit {context} tokens)",
