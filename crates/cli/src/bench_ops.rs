@@ -91,6 +91,78 @@ fn norm_step(x: &Tensor<3>, gamma: &Tensor<1>, beta: &Tensor<1>, fused: bool) ->
     x.grad(&grads).unwrap_or_else(|| x.clone())
 }
 
+/// The products of the rows above with bfloat16 operands (`train.precision = "bf16-mixed"`),
+/// where the CPU has AVX-512 BF16: `x [n, d]`, `w_qkv [d, 3d]`, `g [n, 3d]`, `w_head [d, v]`.
+fn bf16_rows(
+    reps: usize,
+    [x, w, g, head]: [&Tensor<2>; 4],
+) -> Result<Vec<(String, f64, Option<f64>)>> {
+    use ember_kernels::{Operand, matmul_bf16};
+    if !ember_kernels::bf16_available() {
+        println!("bf16 products: skipped (this CPU has no AVX-512 BF16)");
+        return Ok(Vec::new());
+    }
+    let host = |t: &Tensor<2>| -> Result<(Vec<f32>, [usize; 2])> {
+        let v = t
+            .to_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("bench data: {e:?}"))?;
+        Ok((v, t.dims()))
+    };
+    let ((x, [n, d]), (w, [_, d3]), (g, _), (head, [_, v])) =
+        (host(x)?, host(w)?, host(g)?, host(head)?);
+    let head_t: Vec<f32> = (0..v * d).map(|i| head[(i % d) * v + i / d]).collect(); // [v, d]
+    let cpu = Device::flex();
+    let timed = |name: String, flops: f64, m: usize, nn: usize, lhs: Operand, rhs: Operand| {
+        let mut out = vec![0.0f32; m * nn];
+        let secs = time(&cpu, reps, || matmul_bf16(&mut out, lhs, rhs, false))?;
+        Ok::<_, anyhow::Error>((name, secs, Some(flops)))
+    };
+    let mm = |m: usize, k: usize, nn: usize| 2.0 * (m * k * nn) as f64;
+    Ok(vec![
+        timed(
+            format!("bf16 x·W_qkv [{n}x{d}]·[{d}x{d3}]"),
+            mm(n, d, d3),
+            n,
+            d3,
+            Operand::new(&x, n, d),
+            Operand::new(&w, d, d3),
+        )?,
+        timed(
+            format!("bf16 xᵀ·g (weight grad) [{d}x{n}]·[{n}x{d3}]"),
+            mm(d, n, d3),
+            d,
+            d3,
+            Operand::new(&x, n, d).t(),
+            Operand::new(&g, n, d3),
+        )?,
+        timed(
+            format!("bf16 g·Wᵀ (input grad) [{n}x{d3}]·[{d3}x{d}]"),
+            mm(n, d3, d),
+            n,
+            d,
+            Operand::new(&g, n, d3),
+            Operand::new(&w, d, d3).t(),
+        )?,
+        timed(
+            format!("bf16 head x·W [{n}x{d}]·[{d}x{v}]"),
+            mm(n, d, v),
+            n,
+            v,
+            Operand::new(&x, n, d),
+            Operand::new(&head, d, v),
+        )?,
+        timed(
+            format!("bf16 head x·Wᵀ (tied) [{n}x{d}]·[{d}x{v}]ᵀ"),
+            mm(n, d, v),
+            n,
+            v,
+            Operand::new(&x, n, d),
+            Operand::new(&head_t, v, d).t(),
+        )?,
+    ])
+}
+
 /// Prints one line per operation: milliseconds and, for products, GFLOP/s.
 pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()> {
     let (t, d, h, v) = (cfg.block_size, cfg.n_embd, cfg.n_head, cfg.vocab_size);
@@ -248,6 +320,8 @@ pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()
             None,
         ),
     ];
+    let mut rows = rows;
+    rows.extend(bf16_rows(reps, [&x, &w_qkv, &g_qkv, &w_head])?);
     println!("operation timings (forward only, median of {reps}):");
     for (name, secs, flops) in rows {
         let rate = flops

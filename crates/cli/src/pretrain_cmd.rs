@@ -44,7 +44,7 @@ impl RunArgs {
     pub fn training_device(&self) -> Result<ember_model::SelectedDevice> {
         if matches!(self.device.dtype, crate::device_args::DtypeFlag::Bf16) {
             anyhow::bail!(
-                "--dtype bf16: training in bf16 needs f32 master weights, which Ember's optimizer does not keep yet (updates smaller than bf16's precision would be lost); train with --dtype f32 and use bf16 for generation"
+                "--dtype bf16: training with every tensor in bf16 would lose updates smaller than bf16's precision (the weights must stay f32 master weights); train with --dtype f32, and for products with bf16 operands set train.precision = \"bf16-mixed\" in the config (CPUs with AVX-512 BF16); bf16 tensors are for generation"
             );
         }
         self.device.select()

@@ -283,7 +283,9 @@ fn bf16_training_is_refused_with_the_reason() {
     ]);
     assert!(!out.ok);
     assert!(
-        out.stderr.contains("master weights") && out.stderr.contains("--dtype f32"),
+        out.stderr.contains("master weights")
+            && out.stderr.contains("--dtype f32")
+            && out.stderr.contains("bf16-mixed"),
         "{}",
         out.stderr
     );

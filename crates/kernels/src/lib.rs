@@ -81,6 +81,7 @@ macro_rules! with_fma {
 
 mod adamw;
 mod attention;
+mod bf16;
 mod cached;
 mod exp;
 mod gelu;
@@ -95,13 +96,16 @@ mod softmax_xent;
 
 pub use adamw::{AdamWScalars, adamw_update};
 pub use attention::{AttnShape, causal_attention_backward, causal_attention_forward};
+pub use bf16::{Operand, bf16_available, from_bf16, matmul_bf16, matmul_bf16_portable, to_bf16};
 pub use cached::{CachedShape, KvRows, RopeTable, cached_attention};
 pub use exp::{exp, exp_slice};
 pub use gelu::{erf, gelu_backward, gelu_forward};
 pub use heads::{HeadLayout, heads_to_rows, rope_in_place, rows_to_heads};
 pub use ids::{max_u16_le, max_u32_le};
 pub use layer_norm::{layer_norm_backward, layer_norm_forward};
-pub use muon::{MuonScalars, NS_COEFFICIENTS, NS_STEPS, muon_update, newton_schulz5};
+pub use muon::{
+    MuonScalars, NS_COEFFICIENTS, NS_STEPS, muon_update, newton_schulz5, newton_schulz5_bf16,
+};
 pub use rows::{MAX_ROWS, rows_times, rows_times_t};
 pub use softmax_xent::{
     nll_backward, nll_backward_in_place, nll_forward, softcap_in_place,

@@ -18,6 +18,7 @@
 
 use rayon::prelude::*;
 
+use crate::bf16::{Operand, matmul_bf16};
 use crate::matmul::{View, matmul};
 
 /// Coefficients of the quintic Newton–Schulz iteration (Keller Jordan's, as in PyTorch).
@@ -38,6 +39,8 @@ pub struct MuonScalars {
     pub lr: f32,
     /// Decoupled weight decay.
     pub weight_decay: f32,
+    /// Newton–Schulz products with bfloat16 operands ([`newton_schulz5_bf16`]).
+    pub bf16_products: bool,
 }
 
 /// `dst = scale·lhs·rhs` (or `+=` with `accumulate`), `dst` row-major `[lhs.rows, rhs.cols]`,
@@ -119,6 +122,52 @@ pub fn newton_schulz5(x: &mut [f32], rows: usize, cols: usize) {
     }
 }
 
+/// [`newton_schulz5`] with every product's operands rounded to bfloat16 and its sums in f32
+/// (`crate::matmul_bf16`), as PyTorch runs the iterations on a GPU (there in bfloat16
+/// throughout). The products are computed whole: `X·Xᵀ` and `A·A` come out symmetric bit for
+/// bit, since entry (i, j) and (j, i) sum the same products in the same order.
+pub fn newton_schulz5_bf16(x: &mut [f32], rows: usize, cols: usize) {
+    assert_eq!(x.len(), rows * cols, "newton_schulz5: {rows}×{cols} matrix");
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let tall = rows > cols;
+    let (m, n) = if tall { (cols, rows) } else { (rows, cols) };
+    let mut w: Vec<f32> = if tall {
+        transpose(x, rows, cols)
+    } else {
+        x.to_vec()
+    };
+    let norm = w
+        .iter()
+        .map(|v| f64::from(*v) * f64::from(*v))
+        .sum::<f64>()
+        .sqrt();
+    let inv = (1.0 / norm.max(1e-7)) as f32;
+    w.iter_mut().for_each(|v| *v *= inv);
+    let (a, b, c) = NS_COEFFICIENTS;
+    let (mut gram, mut poly, mut next) = (vec![0.0; m * m], vec![0.0; m * m], vec![0.0; m * n]);
+    for _ in 0..NS_STEPS {
+        let wv = Operand::new(&w, m, n);
+        matmul_bf16(&mut gram, wv, wv.t(), false);
+        // poly = b·A + c·A·A
+        let gv = Operand::new(&gram, m, m);
+        matmul_bf16(&mut poly, gv, gv, false);
+        poly.iter_mut()
+            .zip(&gram)
+            .for_each(|(p, g)| *p = c * *p + b * g);
+        // next = a·X + poly·X
+        next.iter_mut().zip(&w).for_each(|(o, v)| *o = a * v);
+        matmul_bf16(&mut next, Operand::new(&poly, m, m), wv, true);
+        std::mem::swap(&mut w, &mut next);
+    }
+    if tall {
+        x.copy_from_slice(&transpose(&w, m, n));
+    } else {
+        x.copy_from_slice(&w);
+    }
+}
+
 fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0.0; x.len()];
     for i in 0..rows {
@@ -170,8 +219,13 @@ pub fn muon_update(
     }
     let decay = 1.0 - s.lr * s.weight_decay;
     let step = s.lr * (width as f32 / rows as f32).max(1.0).sqrt();
+    let orthogonalise = if s.bf16_products {
+        newton_schulz5_bf16
+    } else {
+        newton_schulz5
+    };
     u.par_chunks_mut(rows * width)
-        .for_each(|block| newton_schulz5(block, rows, width));
+        .for_each(|block| orthogonalise(block, rows, width));
     for i in 0..rows {
         for j in 0..cols {
             let k = i * cols + j;

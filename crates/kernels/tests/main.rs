@@ -5,6 +5,7 @@
 
 mod adamw;
 mod attention;
+mod bf16;
 mod cached;
 mod exp;
 mod gelu;

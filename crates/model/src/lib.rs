@@ -27,6 +27,7 @@ pub mod device;
 mod error;
 pub mod export;
 pub mod fused;
+pub mod fused_bf16;
 pub mod fused_norm;
 pub mod fused_qkv;
 pub mod fused_rows;

@@ -14,7 +14,7 @@ use burn::tensor::module::{attention as burn_attention, layer_norm as burn_layer
 use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::attention::LayerKv;
-use crate::{Visibility, fused, fused_norm, fused_qkv, fused_rows};
+use crate::{Visibility, fused, fused_bf16, fused_norm, fused_qkv, fused_rows};
 
 /// The operations the CPU runs as fused kernels (shown in the device line). AdamW's fused
 /// update is called from the training loop (`ember_train::fused_adamw`) on the same condition.
@@ -35,28 +35,66 @@ pub fn fused_here<const D: usize>(t: &Tensor<D>) -> bool {
     enabled() && t.device() == Device::flex() && t.dtype() == DType::F32
 }
 
-/// `x [rows, d_in] · weight [d_in, d_out]` (+ `bias`): a linear layer. Inference on the CPU
-/// with at most `ember_kernels::MAX_ROWS` rows — a decoding step, one row per sequence — takes
-/// the few-row kernel; everything else Burn's product.
+/// `x [rows, d_in] · weight [d_in, d_out]` (+ `bias`): a linear layer. Training on the CPU
+/// under [`with_bf16_products`] takes the bfloat16 product; inference on the CPU with at most
+/// `ember_kernels::MAX_ROWS` rows — a decoding step, one row per sequence — the few-row
+/// kernel; everything else Burn's product.
 pub fn linear(x: Tensor<2>, layer: &burn::nn::Linear) -> Tensor<2> {
-    if !few_rows(&x) {
+    let y = if bf16_here(&x) {
+        fused_bf16::product_bf16(x, layer.weight.val(), false)
+    } else if few_rows(&x) {
+        fused_rows::rows_product(x, layer.weight.val(), false)
+    } else {
         return layer.forward(x);
-    }
-    let y = fused_rows::rows_product(x, layer.weight.val(), false);
+    };
     match &layer.bias {
         Some(b) => y + b.val().unsqueeze(),
         None => y,
     }
 }
 
-/// `x [rows, d] · weightᵀ` for `weight [n, d]` (a tied output layer), with the few-row kernel
-/// where [`linear`] would take it.
+/// `x [rows, d] · weightᵀ` for `weight [n, d]` (a tied output layer), with the bfloat16 product
+/// or the few-row kernel where [`linear`] would take them.
 pub fn times_transposed(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
-    if few_rows(&x) {
+    if bf16_here(&x) {
+        fused_bf16::product_bf16(x, weight, true)
+    } else if few_rows(&x) {
         fused_rows::rows_product(x, weight, true)
     } else {
         x.matmul(weight.transpose())
     }
+}
+
+thread_local! {
+    static BF16_PRODUCTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `work` (a training forward pass) with this thread's linear-layer products in
+/// bfloat16 when `on` ([`bf16_products_available`]; f32 otherwise). Each product records the
+/// choice, so the backward pass follows it wherever it runs.
+pub fn with_bf16_products<T>(on: bool, work: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BF16_PRODUCTS.set(self.0);
+        }
+    }
+    let _restore = Restore(BF16_PRODUCTS.replace(on));
+    work()
+}
+
+/// Whether bfloat16 training products run here: the fused kernels are on and the CPU has
+/// AVX-512 BF16 (`ember_kernels::bf16_available`).
+pub fn bf16_products_available() -> bool {
+    enabled() && ember_kernels::bf16_available()
+}
+
+/// Under [`with_bf16_products`], training on the CPU backend with the instructions.
+fn bf16_here(x: &Tensor<2>) -> bool {
+    BF16_PRODUCTS.get()
+        && fused_here(x)
+        && x.device().is_autodiff()
+        && ember_kernels::bf16_available()
 }
 
 fn few_rows(x: &Tensor<2>) -> bool {

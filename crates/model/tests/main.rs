@@ -3,6 +3,7 @@
 // Tests unwrap: a panic carrying the error is how a test fails (clippy.toml, the same for unit tests).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bf16;
 mod checkpoint;
 mod common;
 mod device;

@@ -31,7 +31,7 @@ pub mod state;
 pub mod task;
 pub mod trainer;
 
-pub use config::{Cooldown, Decay, OptimizerKind, TrainSection};
+pub use config::{Cooldown, Decay, OptimizerKind, Precision, TrainSection};
 pub use ember_model::HostBatch;
 pub use error::{Result, TrainError};
 pub use schedule::lr_at;

@@ -28,6 +28,9 @@ pub struct MuonConfig {
     pub momentum_warmup: u64,
     /// Decoupled weight decay of the matrices.
     pub weight_decay: f64,
+    /// Newton–Schulz products with bfloat16 operands (`train.precision = "bf16-mixed"` on a
+    /// CPU with the instructions).
+    pub bf16_products: bool,
 }
 
 impl MuonConfig {
@@ -43,6 +46,7 @@ impl MuonConfig {
             momentum: (self.momentum_start + frac * (self.momentum - self.momentum_start)) as f32,
             lr: (self.lr * adamw_lr_now / self.adamw_lr) as f32,
             weight_decay: self.weight_decay as f32,
+            bf16_products: self.bf16_products,
         }
     }
 }

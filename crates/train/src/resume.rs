@@ -47,6 +47,7 @@ pub(crate) fn start(
             momentum_start: t.muon_momentum_start,
             momentum_warmup: t.muon_momentum_warmup,
             weight_decay: t.muon_weight_decay,
+            bf16_products: crate::trainer::bf16_products_here(run),
         });
     }
     let fresh_state = TrainState::fresh(run.stage, t.seed, micro, run.tokenizer);

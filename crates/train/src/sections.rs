@@ -49,6 +49,20 @@ pub enum OptimizerKind {
     Muon,
 }
 
+/// The arithmetic of the training products.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Every product in f32.
+    #[default]
+    #[serde(rename = "f32")]
+    F32,
+    /// The linear layers' and the output layer's products (forward and backward) with
+    /// bfloat16 operands and f32 sums, where the CPU has AVX-512 BF16 (f32 elsewhere, said at
+    /// the start); weights, gradients, optimizer state and evaluation stay f32.
+    #[serde(rename = "bf16-mixed")]
+    Bf16Mixed,
+}
+
 /// The `[train]` section: optimizer, schedule, batch, cadence. Shared by pretraining and SFT.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -76,6 +90,8 @@ pub struct TrainSection {
     pub weight_decay: f64,
     /// `"adamw"` or `"muon"`.
     pub optimizer: OptimizerKind,
+    /// `"f32"` or `"bf16-mixed"` (see [`Precision`]).
+    pub precision: Precision,
     /// With Muon: the blocks' matrices' peak learning rate (the schedule scales it as it
     /// scales `lr`, which stays the AdamW parameters').
     pub muon_lr: f64,
@@ -138,6 +154,7 @@ impl Default for TrainSection {
             cooldown: Cooldown::Linear,
             weight_decay: 0.1,
             optimizer: OptimizerKind::AdamW,
+            precision: Precision::F32,
             muon_lr: 0.02,
             muon_momentum: 0.95,
             muon_momentum_start: 0.85,

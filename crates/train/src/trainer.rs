@@ -109,6 +109,8 @@ pub struct Outcome {
 }
 
 struct Loop<'a, 'b> {
+    /// Products with bfloat16 operands (`bf16_products`).
+    bf16: bool,
     run: &'b Run<'a>,
     task: &'b dyn Task,
     device: Device,
@@ -119,6 +121,37 @@ struct Loop<'a, 'b> {
     progress: Progress,
     state: TrainState,
     optim: Optimizer,
+}
+
+/// Whether this run's products take bfloat16 operands: `train.precision = "bf16-mixed"` on
+/// the CPU backend of a CPU that has the instructions.
+pub(crate) fn bf16_products_here(run: &Run<'_>) -> bool {
+    run.train.precision == crate::config::Precision::Bf16Mixed
+        && !run.device.is_wgpu
+        && ember_model::ops::bf16_products_available()
+}
+
+/// [`bf16_products_here`], said once at the start when bf16-mixed was asked for.
+fn bf16_products(run: &Run<'_>) -> bool {
+    if run.train.precision != crate::config::Precision::Bf16Mixed {
+        return false;
+    }
+    let here = bf16_products_here(run);
+    if here {
+        println!(
+            "precision: bf16-mixed (products with bfloat16 operands, AVX-512 BF16; f32 weights)"
+        );
+    } else {
+        println!(
+            "precision: bf16-mixed asked, but {}: products run in f32",
+            if run.device.is_wgpu {
+                "mixed precision is implemented for the CPU only"
+            } else {
+                "this CPU has no AVX-512 BF16 (or the fused kernels are off)"
+            }
+        );
+    }
+    here
 }
 
 /// Trains `run` on `task` until `max_steps` or a stop request.
@@ -147,7 +180,9 @@ pub fn train(run: &Run<'_>, task: &dyn Task) -> Result<Outcome> {
         println!("MFU peak: {}", p.source);
     }
     let peak = peak.map(|p| p.flops);
+    let bf16 = bf16_products(run);
     let mut lp = Loop {
+        bf16,
         run,
         task,
         device,
@@ -275,7 +310,9 @@ impl Loop<'_, '_> {
             // Dropout's draws come from the generator seeded here (see `with_seed`).
             let seed = mix_seed(self.state.seed, step, m as u64);
             let (nll, _) = ember_model::with_seed(&self.device, seed, || {
-                model.nll_sum_seeing(x, y, mask, &hb.visibility())
+                ember_model::ops::with_bf16_products(self.bf16, || {
+                    model.nll_sum_seeing(x, y, mask, &hb.visibility())
+                })
             });
             let mut loss = nll.div_scalar(weight);
             if self.run.faults.nan_at.contains(&step) {

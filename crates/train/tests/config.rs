@@ -34,6 +34,26 @@ fn wrong_type_names_the_key() {
 }
 
 #[test]
+fn precision_takes_f32_or_bf16_mixed_and_names_them_when_wrong() {
+    let f: File =
+        from_str_with_sets("[train]\nprecision = \"bf16-mixed\"\n", "c.toml", &[]).unwrap();
+    assert_eq!(f.train.precision, ember_train::Precision::Bf16Mixed);
+    let f: File = from_str_with_sets("[train]\n", "c.toml", &[]).unwrap();
+    assert_eq!(
+        f.train.precision,
+        ember_train::Precision::F32,
+        "f32 unless asked"
+    );
+    let err = from_str_with_sets::<File>("[train]\nprecision = \"bf16\"\n", "c.toml", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("line 2") && err.contains("bf16") && err.contains("bf16-mixed"),
+        "{err}"
+    );
+}
+
+#[test]
 fn set_overrides_and_parses_values() {
     let sets = vec![
         "train.lr=3e-4".to_string(),

@@ -5,18 +5,18 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::common::*;
-use ember_train::{OptimizerKind, Start, TrainSection};
+use ember_train::{OptimizerKind, Precision, Start, TrainSection};
 
 #[test]
 fn stop_and_resume_equals_an_uninterrupted_run_bit_for_bit() {
-    stop_and_resume(train_section(), false);
+    let _ = stop_and_resume(train_section(), false);
 }
 
 #[test]
 fn stop_and_resume_with_muon_equals_an_uninterrupted_run_bit_for_bit() {
     // The momentum still rising when the run stops: its warmup must resume where it was. The
     // model has a value embedding and residual scalars, each with its own AdamW rate.
-    stop_and_resume(
+    let _ = stop_and_resume(
         TrainSection {
             optimizer: OptimizerKind::Muon,
             muon_momentum_warmup: 10,
@@ -28,8 +28,38 @@ fn stop_and_resume_with_muon_equals_an_uninterrupted_run_bit_for_bit() {
     );
 }
 
+#[test]
+fn stop_and_resume_with_bf16_products_equals_an_uninterrupted_run_bit_for_bit() {
+    if !ember_model::ops::bf16_products_available() {
+        eprintln!("skipped: this CPU has no AVX-512 BF16 (bf16-mixed would run in f32)");
+        return;
+    }
+    let bf16 = TrainSection {
+        optimizer: OptimizerKind::Muon,
+        precision: Precision::Bf16Mixed,
+        ..train_section()
+    };
+    let final_losses = stop_and_resume(bf16.clone(), true);
+    // The setting took effect: the same run in f32 ends elsewhere (by rounding, not by much).
+    let f32_losses = stop_and_resume(
+        TrainSection {
+            precision: Precision::F32,
+            ..bf16
+        },
+        true,
+    );
+    assert_ne!(final_losses, f32_losses);
+    let gap = final_losses
+        .iter()
+        .zip(&f32_losses)
+        .map(|(a, b)| (a.1 - b.1).abs())
+        .fold(0.0, f32::max);
+    assert!(gap < 0.05, "bf16 and f32 losses differ by {gap}");
+}
+
 /// `options`: the model has gutenberg-small's extras (a value embedding, residual scalars).
-fn stop_and_resume(t: TrainSection, options: bool) {
+/// Returns the run's losses.
+fn stop_and_resume(t: TrainSection, options: bool) -> Vec<(u64, f32)> {
     let tok = tokenizer();
     let straight = tempfile::tempdir().unwrap();
     // Dropout on, so the per-step reseeding of the dropout RNG is exercised too.
@@ -72,6 +102,7 @@ fn stop_and_resume(t: TrainSection, options: bool) {
         last(straight.path()) == last(parted.path()),
         "final weights differ"
     );
+    losses(straight.path())
 }
 
 #[test]

@@ -76,6 +76,7 @@ fn fused_muon_matches_composed_and_its_parameter_groups() {
                 momentum: 0.85 + 0.02 * t as f32,
                 lr: 0.02,
                 weight_decay: 0.01,
+                bf16_products: false,
             };
             let g = vals(t);
             let (p, buf) = muon_step(fp, g.clone(), fb, s, b);

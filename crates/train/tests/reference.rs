@@ -183,6 +183,7 @@ fn twenty_muon_and_adamw_updates_match_numpy_torch_semantics() {
         momentum_start: f(&m["momentum_start"]),
         momentum_warmup: m["warmup"].as_u64().unwrap(),
         weight_decay: f(&m["wd"]),
+        bf16_products: false,
     });
     for t in 0..u(&c["steps"]) {
         let mut g = Grads {
