@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// Instead of a training step, time each kind of operation (matrix products, attention, softmax, norms, element-wise) at the shape's sizes.
     #[arg(long)]
     ops: bool,
+    /// Run the step's linear-layer and head products with bfloat16 operands and f32 sums, as
+    /// `train.precision = "bf16-mixed"` does (CPUs with AVX-512 BF16 only).
+    #[arg(long)]
+    bf16_products: bool,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -86,6 +90,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.ops {
         return crate::bench_ops::run(&cfg, b, &selected.device, a.steps);
     }
+    if a.bf16_products && (selected.is_wgpu || !ember_model::ops::bf16_products_available()) {
+        anyhow::bail!(
+            "--bf16-products: {} has no bfloat16 products (they need Burn's CPU backend on a CPU with AVX-512 BF16)",
+            selected
+        );
+    }
     let device = selected.device.clone().autodiff();
     device.seed(0);
     let mut model = cfg.init(&device);
@@ -112,7 +122,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
     for step in 0..a.warmup + a.steps {
         let (x, y) = batch(step, b, t, cfg.vocab_size, &device);
         let start = Instant::now();
-        let loss = masked_loss(model.forward(x), y, Tensor::ones([b, t], &device));
+        let logits = ember_model::ops::with_bf16_products(a.bf16_products, || model.forward(x));
+        let loss = masked_loss(logits, y, Tensor::ones([b, t], &device));
         sync()?;
         let t_fwd = start.elapsed().as_secs_f64();
         let grads = GradientsParams::from_grads(loss.backward(), &model);

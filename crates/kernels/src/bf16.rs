@@ -132,6 +132,12 @@ fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: bool, hardwa
     if m == 0 || n == 0 {
         return;
     }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
     let kp = k.div_ceil(2);
     let panels = n.div_ceil(NR);
     let mut packed_b = vec![0u32; panels * kp * NR];

@@ -21,6 +21,10 @@
 //! The sixth is the Muon update of a weight matrix ([`muon_update`]): momentum orthogonalised
 //! by Newton–Schulz iterations ([`newton_schulz5`]) on `gemm`.
 //!
+//! The seventh is the matrix product with bfloat16 operands and f32 sums ([`matmul_bf16`]),
+//! on AVX-512 BF16 (`vdpbf16ps`, twice f32's multiply-adds per instruction), for mixed-precision
+//! training (`train.precision = "bf16-mixed"`); a portable version gives the same bits.
+//!
 //! Besides the training kernels, [`max_u16_le`] and [`max_u32_le`] find the largest token id in
 //! a shard's bytes, the range check run on every shard when it is opened.
 //!

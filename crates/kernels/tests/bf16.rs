@@ -46,6 +46,7 @@ fn check(out: &[f32], base: &[f32], lhs: Operand, rhs: Operand, m: usize, k: usi
 fn products_match_a_float64_reference_of_the_rounded_operands() {
     for &(m, k, n) in &[
         (1, 1, 1),
+        (4, 0, 3),
         (13, 7, 33),
         (25, 64, 40),
         (50, 129, 70),
