@@ -82,6 +82,18 @@ fn par_matmul_symmetric(dst: &mut [f32], lhs: View, rhs: View, scale: f32) {
 /// Newton–Schulz iterations after scaling it to unit Frobenius norm. Its singular values end
 /// near 1 (between about 0.7 and 1.2), its singular vectors unchanged.
 pub fn newton_schulz5(x: &mut [f32], rows: usize, cols: usize) {
+    newton_schulz(x, rows, cols, false);
+}
+
+/// [`newton_schulz5`] with every product's operands rounded to bfloat16 and its sums in f32
+/// (`crate::matmul_bf16`), as PyTorch runs the iterations on a GPU (there in bfloat16
+/// throughout). The products are computed whole: `X·Xᵀ` and `A·A` come out symmetric bit for
+/// bit, since entry (i, j) and (j, i) sum the same products in the same order.
+pub fn newton_schulz5_bf16(x: &mut [f32], rows: usize, cols: usize) {
+    newton_schulz(x, rows, cols, true);
+}
+
+fn newton_schulz(x: &mut [f32], rows: usize, cols: usize, bf16: bool) {
     assert_eq!(x.len(), rows * cols, "newton_schulz5: {rows}×{cols} matrix");
     if rows == 0 || cols == 0 {
         return;
@@ -104,61 +116,36 @@ pub fn newton_schulz5(x: &mut [f32], rows: usize, cols: usize) {
     let (a, b, c) = NS_COEFFICIENTS;
     let (mut gram, mut poly, mut next) = (vec![0.0; m * m], vec![0.0; m * m], vec![0.0; m * n]);
     for _ in 0..NS_STEPS {
-        let wv = View::rows(&w, m, n);
-        par_matmul_symmetric(&mut gram, wv, wv.t(), 1.0);
-        // poly = b·A + c·A·A
-        let gv = View::rows(&gram, m, m);
-        par_matmul_symmetric(&mut poly, gv, gv, c);
-        poly.iter_mut().zip(&gram).for_each(|(p, g)| *p += b * g);
+        // poly = b·A + c·A·A with A = X·Xᵀ
+        if bf16 {
+            let wv = Operand::new(&w, m, n);
+            matmul_bf16(&mut gram, wv, wv.t(), false);
+            let gv = Operand::new(&gram, m, m);
+            matmul_bf16(&mut poly, gv, gv, false);
+            poly.iter_mut()
+                .zip(&gram)
+                .for_each(|(p, g)| *p = c * *p + b * g);
+        } else {
+            let wv = View::rows(&w, m, n);
+            par_matmul_symmetric(&mut gram, wv, wv.t(), 1.0);
+            let gv = View::rows(&gram, m, m);
+            par_matmul_symmetric(&mut poly, gv, gv, c);
+            poly.iter_mut().zip(&gram).for_each(|(p, g)| *p += b * g);
+        }
         // next = a·X + poly·X
         next.iter_mut().zip(&w).for_each(|(o, v)| *o = a * v);
-        par_matmul(&mut next, View::rows(&poly, m, m), wv, 1.0, true);
-        std::mem::swap(&mut w, &mut next);
-    }
-    if tall {
-        x.copy_from_slice(&transpose(&w, m, n));
-    } else {
-        x.copy_from_slice(&w);
-    }
-}
-
-/// [`newton_schulz5`] with every product's operands rounded to bfloat16 and its sums in f32
-/// (`crate::matmul_bf16`), as PyTorch runs the iterations on a GPU (there in bfloat16
-/// throughout). The products are computed whole: `X·Xᵀ` and `A·A` come out symmetric bit for
-/// bit, since entry (i, j) and (j, i) sum the same products in the same order.
-pub fn newton_schulz5_bf16(x: &mut [f32], rows: usize, cols: usize) {
-    assert_eq!(x.len(), rows * cols, "newton_schulz5: {rows}×{cols} matrix");
-    if rows == 0 || cols == 0 {
-        return;
-    }
-    let tall = rows > cols;
-    let (m, n) = if tall { (cols, rows) } else { (rows, cols) };
-    let mut w: Vec<f32> = if tall {
-        transpose(x, rows, cols)
-    } else {
-        x.to_vec()
-    };
-    let norm = w
-        .iter()
-        .map(|v| f64::from(*v) * f64::from(*v))
-        .sum::<f64>()
-        .sqrt();
-    let inv = (1.0 / norm.max(1e-7)) as f32;
-    w.iter_mut().for_each(|v| *v *= inv);
-    let (a, b, c) = NS_COEFFICIENTS;
-    let (mut gram, mut poly, mut next) = (vec![0.0; m * m], vec![0.0; m * m], vec![0.0; m * n]);
-    for _ in 0..NS_STEPS {
-        let wv = Operand::new(&w, m, n);
-        matmul_bf16(&mut gram, wv, wv.t(), false);
-        // poly = b·A + c·A·A
-        let gv = Operand::new(&gram, m, m);
-        matmul_bf16(&mut poly, gv, gv, false);
-        poly.iter_mut()
-            .zip(&gram)
-            .for_each(|(p, g)| *p = c * *p + b * g);
-        // next = a·X + poly·X
-        next.iter_mut().zip(&w).for_each(|(o, v)| *o = a * v);
-        matmul_bf16(&mut next, Operand::new(&poly, m, m), wv, true);
+        if bf16 {
+            let (pv, wv) = (Operand::new(&poly, m, m), Operand::new(&w, m, n));
+            matmul_bf16(&mut next, pv, wv, true);
+        } else {
+            par_matmul(
+                &mut next,
+                View::rows(&poly, m, m),
+                View::rows(&w, m, n),
+                1.0,
+                true,
+            );
+        }
         std::mem::swap(&mut w, &mut next);
     }
     if tall {

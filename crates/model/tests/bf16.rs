@@ -24,7 +24,12 @@ fn run(bf16: bool, transposed: bool) -> Run {
     };
     let (m, k, n) = (37, 20, 45);
     let x = values(m, k, 1).require_grad();
-    let w = if transposed { values(n, k, 2) } else { values(k, n, 2) }.require_grad();
+    let w = if transposed {
+        values(n, k, 2)
+    } else {
+        values(k, n, 2)
+    }
+    .require_grad();
     let r = values(m, n, 3);
     let y = with_bf16_products(bf16, || {
         if transposed {
