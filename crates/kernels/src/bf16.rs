@@ -247,7 +247,6 @@ fn row_pairs(hardware: bool, row: &[f32], out: &mut [u32], stride: usize) {
 /// `dst (+)= a · b` for one packed row panel `a` (`[kp][MR]`) and column panel `b`
 /// (`[kp][NR]`), into the `MR × NR` block at the start of `dst` (row stride `ld`), or, at an
 /// edge, its first `rows × cols`.
-#[allow(clippy::too_many_arguments)]
 fn run_tile(
     hardware: bool,
     a: &[u32],

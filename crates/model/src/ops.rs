@@ -91,10 +91,7 @@ pub fn bf16_products_available() -> bool {
 
 /// Under [`with_bf16_products`], training on the CPU backend with the instructions.
 fn bf16_here(x: &Tensor<2>) -> bool {
-    BF16_PRODUCTS.get()
-        && fused_here(x)
-        && x.device().is_autodiff()
-        && ember_kernels::bf16_available()
+    BF16_PRODUCTS.get() && fused_here(x) && x.device().is_autodiff() && bf16_products_available()
 }
 
 fn few_rows(x: &Tensor<2>) -> bool {
