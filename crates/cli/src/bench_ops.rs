@@ -92,10 +92,11 @@ fn norm_step(x: &Tensor<3>, gamma: &Tensor<1>, beta: &Tensor<1>, fused: bool) ->
 }
 
 /// The products of the rows above with bfloat16 operands (`train.precision = "bf16-mixed"`),
-/// where the CPU has AVX-512 BF16: `x [n, d]`, `w_qkv [d, 3d]`, `g [n, 3d]`, `w_head [d, v]`.
+/// where the CPU has AVX-512 BF16: `x [n, d]`, `w_qkv [d, 3d]`, `g [n, 3d]`, `w_head [d, v]`,
+/// `g_head [n, v]`.
 fn bf16_rows(
     reps: usize,
-    [x, w, g, head]: [&Tensor<2>; 4],
+    [x, w, g, head, g_head]: [&Tensor<2>; 5],
 ) -> Result<Vec<(String, f64, Option<f64>)>> {
     use ember_kernels::{Operand, matmul_bf16};
     if !ember_kernels::bf16_available() {
@@ -109,8 +110,8 @@ fn bf16_rows(
             .map_err(|e| anyhow::anyhow!("bench data: {e:?}"))?;
         Ok((v, t.dims()))
     };
-    let ((x, [n, d]), (w, [_, d3]), (g, _), (head, [_, v])) =
-        (host(x)?, host(w)?, host(g)?, host(head)?);
+    let ((x, [n, d]), (w, [_, d3]), (g, _), (head, [_, v]), (g_head, _)) =
+        (host(x)?, host(w)?, host(g)?, host(head)?, host(g_head)?);
     let head_t: Vec<f32> = (0..v * d).map(|i| head[(i % d) * v + i / d]).collect(); // [v, d]
     let cpu = Device::flex();
     let timed = |name: String, flops: f64, m: usize, nn: usize, lhs: Operand, rhs: Operand| {
@@ -159,6 +160,24 @@ fn bf16_rows(
             v,
             Operand::new(&x, n, d),
             Operand::new(&head_t, v, d).t(),
+        )?,
+        // The tied head's backward: the logits' gradient packed along its 8,192-wide rows
+        // (input gradient) and down its columns (weight gradient).
+        timed(
+            format!("bf16 head g·W (input grad) [{n}x{v}]·[{v}x{d}]"),
+            mm(n, v, d),
+            n,
+            d,
+            Operand::new(&g_head, n, v),
+            Operand::new(&head_t, v, d),
+        )?,
+        timed(
+            format!("bf16 head gᵀ·x (weight grad) [{v}x{n}]·[{n}x{d}]"),
+            mm(v, n, d),
+            v,
+            d,
+            Operand::new(&g_head, n, v).t(),
+            Operand::new(&x, n, d),
         )?,
     ])
 }
@@ -321,7 +340,7 @@ pub fn run(cfg: &GptConfig, b: usize, device: &Device, reps: usize) -> Result<()
         ),
     ];
     let mut rows = rows;
-    rows.extend(bf16_rows(reps, [&x, &w_qkv, &g_qkv, &w_head])?);
+    rows.extend(bf16_rows(reps, [&x, &w_qkv, &g_qkv, &w_head, &r([n, v])])?);
     println!("operation timings (forward only, median of {reps}):");
     for (name, secs, flops) in rows {
         let rate = flops

@@ -51,6 +51,9 @@ fn products_match_a_float64_reference_of_the_rounded_operands() {
         (25, 64, 40),
         (50, 129, 70),
         (3, 300, 5),
+        // Row tasks of several panels (m > 16 · MR), the last one partial.
+        (250, 33, 45),
+        (400, 9, 17),
     ] {
         let (a, b) = (values(m * k, 1), values(k * n, 2));
         let (at_, bt) = (transpose(&a, m, k), transpose(&b, k, n));
