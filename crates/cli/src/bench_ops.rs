@@ -114,68 +114,54 @@ fn bf16_rows(
         (host(x)?, host(w)?, host(g)?, host(head)?, host(g_head)?);
     let head_t: Vec<f32> = (0..v * d).map(|i| head[(i % d) * v + i / d]).collect(); // [v, d]
     let cpu = Device::flex();
-    let timed = |name: String, flops: f64, m: usize, nn: usize, lhs: Operand, rhs: Operand| {
+    // One row: `lhs [m, k] · rhs [k, nn]`, its rate from the shape.
+    let timed = |name: String, (m, k, nn): (usize, usize, usize), lhs: Operand, rhs: Operand| {
         let mut out = vec![0.0f32; m * nn];
         let secs = time(&cpu, reps, || matmul_bf16(&mut out, lhs, rhs, false))?;
-        Ok::<_, anyhow::Error>((name, secs, Some(flops)))
+        Ok::<_, anyhow::Error>((name, secs, Some(2.0 * (m * k * nn) as f64)))
     };
-    let mm = |m: usize, k: usize, nn: usize| 2.0 * (m * k * nn) as f64;
     Ok(vec![
         timed(
             format!("bf16 x·W_qkv [{n}x{d}]·[{d}x{d3}]"),
-            mm(n, d, d3),
-            n,
-            d3,
+            (n, d, d3),
             Operand::new(&x, n, d),
             Operand::new(&w, d, d3),
         )?,
         timed(
             format!("bf16 xᵀ·g (weight grad) [{d}x{n}]·[{n}x{d3}]"),
-            mm(d, n, d3),
-            d,
-            d3,
+            (d, n, d3),
             Operand::new(&x, n, d).t(),
             Operand::new(&g, n, d3),
         )?,
         timed(
             format!("bf16 g·Wᵀ (input grad) [{n}x{d3}]·[{d3}x{d}]"),
-            mm(n, d3, d),
-            n,
-            d,
+            (n, d3, d),
             Operand::new(&g, n, d3),
             Operand::new(&w, d, d3).t(),
         )?,
         timed(
             format!("bf16 head x·W [{n}x{d}]·[{d}x{v}]"),
-            mm(n, d, v),
-            n,
-            v,
+            (n, d, v),
             Operand::new(&x, n, d),
             Operand::new(&head, d, v),
         )?,
         timed(
             format!("bf16 head x·Wᵀ (tied) [{n}x{d}]·[{d}x{v}]ᵀ"),
-            mm(n, d, v),
-            n,
-            v,
+            (n, d, v),
             Operand::new(&x, n, d),
             Operand::new(&head_t, v, d).t(),
         )?,
-        // The tied head's backward: the logits' gradient packed along its 8,192-wide rows
+        // The tied head's backward: the logits' gradient packed along its vocabulary-wide rows
         // (input gradient) and down its columns (weight gradient).
         timed(
             format!("bf16 head g·W (input grad) [{n}x{v}]·[{v}x{d}]"),
-            mm(n, v, d),
-            n,
-            d,
+            (n, v, d),
             Operand::new(&g_head, n, v),
             Operand::new(&head_t, v, d),
         )?,
         timed(
             format!("bf16 head gᵀ·x (weight grad) [{v}x{n}]·[{n}x{d}]"),
-            mm(v, n, d),
-            v,
-            d,
+            (v, n, d),
             Operand::new(&g_head, n, v).t(),
             Operand::new(&x, n, d),
         )?,
