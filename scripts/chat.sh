@@ -4,7 +4,8 @@
 # the training conversations, then evaluated on held-out Topical-Chat and ChatterBot
 # conversations (every 20th): reply ranking, context gain, replies ending with <|end|>, beside
 # the books' held-out bits per byte and BLiMP. About 90 minutes on 2 CPU cores after the build
-# (pretraining ~64 of them, fine-tuning 16; benches/RESULTS.md, "Dialogue (English)").
+# (pretraining ~60 of them with bf16 products, ~90 on a CPU without AVX-512 BF16; fine-tuning 15;
+# benches/RESULTS.md, "Dialogue (English)").
 #   bash scripts/chat.sh [DATA_DIR]   # DATA_DIR (../shared/data) holds gutenberg_en_*.txt,
 #                                     # sft/*_en.jsonl and eval/ (the full BLiMP set)
 set -euo pipefail
