@@ -186,7 +186,12 @@ fn head_and_loss(
     let separate = |dx: &mut [f32], dw: &mut [f32]| {
         let mut z = vec![0.0f32; n * v];
         let (mut nll, mut lse) = (vec![0.0f32; n], vec![0.0f32; n]);
-        matmul_bf16(&mut z, Operand::new(x, n, d), Operand::new(w, v, d).t(), false);
+        matmul_bf16(
+            &mut z,
+            Operand::new(x, n, d),
+            Operand::new(w, v, d).t(),
+            false,
+        );
         ember_kernels::softcap_in_place(&mut z, 15.0);
         ember_kernels::nll_forward(&z, v, &targets, &mut nll, &mut lse);
         ember_kernels::softcap_nll_backward_in_place(&mut z, v, &targets, &lse, &ones, 15.0);
@@ -204,7 +209,11 @@ fn head_and_loss(
             separate(&mut dx, &mut dw);
         }
     })?;
-    let how = if fused { "fused over row chunks" } else { "separate" };
+    let how = if fused {
+        "fused over row chunks"
+    } else {
+        "separate"
+    };
     let name = format!("bf16 tied head + loss + grads, {how} [{n}x{d}]·[{v}x{d}]ᵀ");
     Ok((name, secs, Some(6.0 * (n * d * v) as f64)))
 }

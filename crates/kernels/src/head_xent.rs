@@ -52,7 +52,10 @@ pub fn head_xent_bf16(
     mut grads: Option<HeadGrads>,
 ) -> f64 {
     let rows = targets.len();
-    assert!(d > 0 && w.len().is_multiple_of(d), "head_xent_bf16: w is not [vocab, {d}]");
+    assert!(
+        d > 0 && w.len().is_multiple_of(d),
+        "head_xent_bf16: w is not [vocab, {d}]"
+    );
     let vocab = w.len() / d;
     assert!(
         x.len() == rows * d && weights.len() == rows,
@@ -78,7 +81,11 @@ pub fn head_xent_bf16(
     for r0 in (0..rows).step_by(HEAD_CHUNK) {
         let c = (rows - r0).min(HEAD_CHUNK);
         let (z, nll, lse) = (&mut z[..c * vocab], &mut nll[..c], &mut lse[..c]);
-        let (xc, tc, wc) = (&x[r0 * d..][..c * d], &targets[r0..][..c], &weights[r0..][..c]);
+        let (xc, tc, wc) = (
+            &x[r0 * d..][..c * d],
+            &targets[r0..][..c],
+            &weights[r0..][..c],
+        );
         matmul_bf16_packed(z, Operand::new(xc, c, d), &wt, false);
         if cap > 0.0 {
             softcap_in_place(z, cap);

@@ -107,10 +107,10 @@ pub use bf16::{
     Operand, PackedRhs, bf16_available, from_bf16, matmul_bf16, matmul_bf16_packed,
     matmul_bf16_portable, to_bf16,
 };
-pub use head_xent::{HEAD_CHUNK, HeadGrads, head_xent_bf16};
 pub use cached::{CachedShape, KvRows, RopeTable, cached_attention};
 pub use exp::{exp, exp_slice};
 pub use gelu::{erf, gelu_backward, gelu_forward};
+pub use head_xent::{HEAD_CHUNK, HeadGrads, head_xent_bf16};
 pub use heads::{HeadLayout, heads_to_rows, rope_in_place, rows_to_heads};
 pub use ids::{max_u16_le, max_u32_le};
 pub use layer_norm::{layer_norm_backward, layer_norm_forward};

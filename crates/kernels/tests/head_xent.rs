@@ -28,9 +28,7 @@ fn case() -> Case {
         w: values(vocab * d, 2, 2e-3),
         d,
         targets: (0..rows).map(|i| ((i * 131) % vocab) as u32).collect(),
-        weights: (0..rows)
-            .map(|i| [1.0, 0.0, 0.5][i % 3])
-            .collect(),
+        weights: (0..rows).map(|i| [1.0, 0.0, 0.5][i % 3]).collect(),
     }
 }
 
@@ -46,7 +44,11 @@ fn unfused(c: &Case, cap: f32) -> (f64, Vec<f32>, Vec<f32>) {
     }
     let (mut nll, mut lse) = (vec![0.0f32; rows], vec![0.0f32; rows]);
     nll_forward(&z, vocab, &c.targets, &mut nll, &mut lse);
-    let loss = nll.iter().zip(&c.weights).map(|(&l, &q)| f64::from(l * q)).sum();
+    let loss = nll
+        .iter()
+        .zip(&c.weights)
+        .map(|(&l, &q)| f64::from(l * q))
+        .sum();
     if cap > 0.0 {
         softcap_nll_backward_in_place(&mut z, vocab, &c.targets, &lse, &c.weights, cap);
     } else {
@@ -83,9 +85,15 @@ fn loss_and_gradients_are_the_unfused_kernels() {
         assert_eq!(dx, want_dx, "cap {cap}: input gradient");
         // The weight gradient adds the chunks' sums: rounding only (its entries are ~1e-2).
         let scale = want_dw.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        assert!(scale > 1e-4, "cap {cap}: a weight gradient of zeros tests nothing");
+        assert!(
+            scale > 1e-4,
+            "cap {cap}: a weight gradient of zeros tests nothing"
+        );
         for (i, (a, b)) in dw.iter().zip(&want_dw).enumerate() {
-            assert!((a - b).abs() <= 1e-5 * scale, "cap {cap}: dw[{i}] {a} against {b}");
+            assert!(
+                (a - b).abs() <= 1e-5 * scale,
+                "cap {cap}: dw[{i}] {a} against {b}"
+            );
         }
         // Without gradients the loss is the same number.
         let alone = head_xent_bf16(&c.x, &c.w, c.d, &c.targets, &c.weights, cap, None);
@@ -124,7 +132,12 @@ fn a_packed_right_operand_gives_the_same_bits() {
     for rhs in [Operand::new(&b, k, n), Operand::new(&b, n, k).t()] {
         let (mut want, mut got) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
         matmul_bf16(&mut want, Operand::new(&a, m, k), rhs, false);
-        matmul_bf16_packed(&mut got, Operand::new(&a, m, k), &PackedRhs::new(rhs), false);
+        matmul_bf16_packed(
+            &mut got,
+            Operand::new(&a, m, k),
+            &PackedRhs::new(rhs),
+            false,
+        );
         assert_eq!(got, want);
     }
 }

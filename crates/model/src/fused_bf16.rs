@@ -61,7 +61,10 @@ fn product(a: &FlexTensor, a_t: bool, b: &FlexTensor, b_t: bool) -> FlexTensor {
     to_flex(out, vec![m, n])
 }
 
-/// The fused head's loss and, when `grads`, its gradients `(dx, dw)` for an upstream 1.
+/// The fused head's gradients `(dx, dw)` for an upstream gradient of 1.
+type HeadGradients = (Vec<f32>, Vec<f32>);
+
+/// The fused head's loss and, when `grads`, its gradients.
 fn head(
     x: &FlexTensor,
     w: &FlexTensor,
@@ -69,9 +72,12 @@ fn head(
     weights: &FlexTensor,
     cap: f32,
     grads: bool,
-) -> (FlexTensor, Option<(Vec<f32>, Vec<f32>)>) {
+) -> (FlexTensor, Option<HeadGradients>) {
     let ((rows, d), (vocab, d2)) = (dims2(x, "x"), dims2(w, "the output layer"));
-    assert_eq!(d, d2, "fused head: x is [{rows}, {d}] and the output layer [{vocab}, {d2}]");
+    assert_eq!(
+        d, d2,
+        "fused head: x is [{rows}, {d}] and the output layer [{vocab}, {d2}]"
+    );
     let ids = target_ids(targets);
     let weights = weights.to_contiguous();
     let mut g = grads.then(|| (vec![0.0f32; rows * d], vec![0.0f32; vocab * d]));
@@ -198,7 +204,9 @@ impl<C: CheckpointStrategy> CpuBf16Product for Autodiff<Flex, C> {
                 let shapes = (xp.layout().shape().to_vec(), wp.layout().shape().to_vec());
                 prep.finish((dx, shapes.0, dw, shapes.1), sum)
             }
-            OpsKind::UnTracked(prep) => prep.finish(head(&xp, &wp, &targets, &weights, cap, false).0),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(head(&xp, &wp, &targets, &weights, cap, false).0)
+            }
         }
     }
 }

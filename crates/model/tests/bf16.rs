@@ -103,9 +103,14 @@ fn the_fused_head_and_loss_give_the_separate_operations_results() {
     // Two chunks, the second partial; every third row is padding (mask 0).
     let (rows, d, v) = (ember_kernels::HEAD_CHUNK + 50, 24, 97);
     let ids: Vec<i64> = (0..rows as i64).map(|i| (i * 13) % v as i64).collect();
-    let mask: Vec<f32> = (0..rows).map(|i| if i % 3 == 2 { 0.0 } else { 1.0 }).collect();
+    let mask: Vec<f32> = (0..rows)
+        .map(|i| if i % 3 == 2 { 0.0 } else { 1.0 })
+        .collect();
     let run = |fused: bool| {
-        let (x, w) = (values(rows, d, 1).require_grad(), values(v, d, 2).require_grad());
+        let (x, w) = (
+            values(rows, d, 1).require_grad(),
+            values(v, d, 2).require_grad(),
+        );
         let targets = Tensor::<1, Int>::from_data(TensorData::new(ids.clone(), [rows]), &device);
         let mask = Tensor::<1>::from_data(TensorData::new(mask.clone(), [rows]), &device);
         let sum = with_bf16_products(true, || {
@@ -135,6 +140,12 @@ fn the_fused_head_and_loss_give_the_separate_operations_results() {
     // The weight gradient adds the chunks' sums: rounding only.
     let scale = dw0.iter().fold(0.0f32, |m, g| m.max(g.abs()));
     let d = max_diff(&dw, &dw0);
-    assert!(scale > 1e-3 && d <= 1e-5 * scale, "weight gradient differs by {d} of {scale}");
-    assert!(dx[2 * 24..3 * 24].iter().all(|&g| g == 0.0), "padding rows get no gradient");
+    assert!(
+        scale > 1e-3 && d <= 1e-5 * scale,
+        "weight gradient differs by {d} of {scale}"
+    );
+    assert!(
+        dx[2 * 24..3 * 24].iter().all(|&g| g == 0.0),
+        "padding rows get no gradient"
+    );
 }

@@ -20,9 +20,7 @@ pub(super) unsafe fn tile(a: &[u32], b: &[u32], dst: *mut f32, ld: usize, accumu
         // SAFETY: `bp` holds NR = 32 lanes: two 64-byte loads.
         let (b0, b1): (__m512bh, __m512bh) = unsafe {
             (
-                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
-                    bp.as_ptr().cast(),
-                )),
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(bp.as_ptr().cast())),
                 std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
                     bp.as_ptr().add(16).cast(),
                 )),
@@ -74,11 +72,7 @@ pub(super) unsafe fn interleave(c0: &[f32], c1: Option<&[f32]>, out: &mut [u32])
             };
             let lo = bits(c0);
             let hi = c1.map_or(_mm512_setzero_si512(), |c| _mm512_slli_epi32(bits(c), 16));
-            _mm512_mask_storeu_epi32(
-                out[i..].as_mut_ptr().cast(),
-                mask,
-                _mm512_or_si512(lo, hi),
-            );
+            _mm512_mask_storeu_epi32(out[i..].as_mut_ptr().cast(), mask, _mm512_or_si512(lo, hi));
         }
     }
     len
