@@ -2,6 +2,8 @@
 //! `x · w` or `x · wᵀ` forward, and both gradient products backward, with
 //! `ember_kernels::matmul_bf16` (AVX-512 BF16). Weights, gradients and optimizer state stay
 //! f32; only the operands of the products are rounded, as in mixed-precision training on GPUs.
+//! The tied output layer and its loss are one operation (`bf16_head_nll_sum`): logits, loss
+//! and both gradients over chunks of rows that stay in cache (`ember_kernels::head_xent_bf16`).
 //! `crate::ops` decides when it runs (training on a CPU with the instructions, when asked).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
