@@ -15,16 +15,18 @@ use crate::common::{host, max_diff};
 /// `y = x·W` (or `x·Wᵀ`) and a weighted sum's gradients for x and W, with or without bf16.
 type Run = (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
 
+/// A `rows × cols` operand from a fixed formula, not the device's generator (other tests seed
+/// it concurrently), values in [-2, 2].
+fn values(rows: usize, cols: usize, seed: usize, device: &Device) -> Tensor<2> {
+    let v: Vec<f32> = (0..rows * cols)
+        .map(|i| (((i * 7919 + seed * 104_729) % 2001) as f32 - 1000.0) * 2e-3)
+        .collect();
+    Tensor::<2>::from_data(TensorData::new(v, [rows, cols]), device)
+}
+
 fn run(bf16: bool, transposed: bool) -> Run {
-    // Operands from a fixed formula, not the device's generator (other tests seed it
-    // concurrently).
     let device = Device::flex().autodiff();
-    let values = |rows: usize, cols: usize, seed: usize| {
-        let v: Vec<f32> = (0..rows * cols)
-            .map(|i| (((i * 7919 + seed * 104_729) % 2001) as f32 - 1000.0) * 2e-3)
-            .collect();
-        Tensor::<2>::from_data(TensorData::new(v, [rows, cols]), &device)
-    };
+    let values = |rows, cols, seed| values(rows, cols, seed, &device);
     let (m, k, n) = (37, 20, 45);
     let x = values(m, k, 1).require_grad();
     let w = if transposed {
@@ -94,12 +96,7 @@ fn the_fused_head_and_loss_give_the_separate_operations_results() {
         return;
     }
     let device = Device::flex().autodiff();
-    let values = |rows: usize, cols: usize, seed: usize| {
-        let v: Vec<f32> = (0..rows * cols)
-            .map(|i| (((i * 7919 + seed * 104_729) % 2001) as f32 - 1000.0) * 2e-3)
-            .collect();
-        Tensor::<2>::from_data(TensorData::new(v, [rows, cols]), &device)
-    };
+    let values = |rows, cols, seed| values(rows, cols, seed, &device);
     // Two chunks, the second partial; every third row is padding (mask 0).
     let (rows, d, v) = (ember_kernels::HEAD_CHUNK + 50, 24, 97);
     let ids: Vec<i64> = (0..rows as i64).map(|i| (i * 13) % v as i64).collect();
