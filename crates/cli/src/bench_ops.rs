@@ -165,57 +165,7 @@ fn bf16_rows(
             Operand::new(&g_head, n, v).t(),
             Operand::new(&x, n, d),
         )?,
-        head_and_loss(reps, (&x, &head_t), (n, d, v), false)?,
-        head_and_loss(reps, (&x, &head_t), (n, d, v), true)?,
     ])
-}
-
-/// The tied head's training step, loss and both gradients (logits capped at 15): its three
-/// products and the loss kernels one after the other over the whole `[n, v]` logits (as
-/// training ran them before the fused step), or `ember_kernels::head_xent_bf16` over chunks.
-fn head_and_loss(
-    reps: usize,
-    (x, w): (&[f32], &[f32]),
-    (n, d, v): (usize, usize, usize),
-    fused: bool,
-) -> Result<(String, f64, Option<f64>)> {
-    use ember_kernels::{HeadGrads, Operand, head_xent_bf16, matmul_bf16};
-    let targets: Vec<u32> = (0..n).map(|i| ((i * 7919) % v) as u32).collect();
-    let ones = vec![1.0f32; n];
-    let (mut dx, mut dw) = (vec![0.0f32; n * d], vec![0.0f32; v * d]);
-    let separate = |dx: &mut [f32], dw: &mut [f32]| {
-        let mut z = vec![0.0f32; n * v];
-        let (mut nll, mut lse) = (vec![0.0f32; n], vec![0.0f32; n]);
-        matmul_bf16(
-            &mut z,
-            Operand::new(x, n, d),
-            Operand::new(w, v, d).t(),
-            false,
-        );
-        ember_kernels::softcap_in_place(&mut z, 15.0);
-        ember_kernels::nll_forward(&z, v, &targets, &mut nll, &mut lse);
-        ember_kernels::softcap_nll_backward_in_place(&mut z, v, &targets, &lse, &ones, 15.0);
-        matmul_bf16(dx, Operand::new(&z, n, v), Operand::new(w, v, d), false);
-        matmul_bf16(dw, Operand::new(&z, n, v).t(), Operand::new(x, n, d), false);
-    };
-    let secs = time(&Device::flex(), reps, || {
-        if fused {
-            let grads = HeadGrads {
-                dx: &mut dx,
-                dw: &mut dw,
-            };
-            head_xent_bf16(x, w, d, &targets, &ones, 15.0, Some(grads));
-        } else {
-            separate(&mut dx, &mut dw);
-        }
-    })?;
-    let how = if fused {
-        "fused over row chunks"
-    } else {
-        "separate"
-    };
-    let name = format!("bf16 tied head + loss + grads, {how} [{n}x{d}]·[{v}x{d}]ᵀ");
-    Ok((name, secs, Some(6.0 * (n * d * v) as f64)))
 }
 
 /// Prints one line per operation: milliseconds and, for products, GFLOP/s.

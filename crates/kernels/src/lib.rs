@@ -23,9 +23,7 @@
 //!
 //! The seventh is the matrix product with bfloat16 operands and f32 sums ([`matmul_bf16`]),
 //! on AVX-512 BF16 (`vdpbf16ps`, twice f32's multiply-adds per instruction), for mixed-precision
-//! training (`train.precision = "bf16-mixed"`); a portable version gives the same bits. The
-//! eighth builds on it and the first: the tied output layer and its cross-entropy, loss and
-//! gradients, over chunks of rows that stay in cache ([`head_xent_bf16`]).
+//! training (`train.precision = "bf16-mixed"`); a portable version gives the same bits.
 //!
 //! Besides the training kernels, [`max_u16_le`] and [`max_u32_le`] find the largest token id in
 //! a shard's bytes, the range check run on every shard when it is opened.
@@ -91,7 +89,6 @@ mod bf16;
 mod cached;
 mod exp;
 mod gelu;
-mod head_xent;
 mod heads;
 mod ids;
 mod lanes;
@@ -103,14 +100,10 @@ mod softmax_xent;
 
 pub use adamw::{AdamWScalars, adamw_update};
 pub use attention::{AttnShape, causal_attention_backward, causal_attention_forward};
-pub use bf16::{
-    Operand, PackedRhs, bf16_available, from_bf16, matmul_bf16, matmul_bf16_packed,
-    matmul_bf16_portable, to_bf16,
-};
+pub use bf16::{Operand, bf16_available, from_bf16, matmul_bf16, matmul_bf16_portable, to_bf16};
 pub use cached::{CachedShape, KvRows, RopeTable, cached_attention};
 pub use exp::{exp, exp_slice};
 pub use gelu::{erf, gelu_backward, gelu_forward};
-pub use head_xent::{HEAD_CHUNK, HeadGrads, head_xent_bf16};
 pub use heads::{HeadLayout, heads_to_rows, rope_in_place, rows_to_heads};
 pub use ids::{max_u16_le, max_u32_le};
 pub use layer_norm::{layer_norm_backward, layer_norm_forward};

@@ -9,7 +9,6 @@ mod bf16;
 mod cached;
 mod exp;
 mod gelu;
-mod head_xent;
 mod ids;
 mod layer_norm;
 mod muon;

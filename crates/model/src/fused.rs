@@ -316,7 +316,7 @@ pub(crate) fn f32s(t: &FlexTensor) -> &[f32] {
 
 /// Token ids as `u32`; anything that is not a valid id becomes `u32::MAX`, which the kernel
 /// turns into a NaN loss (caught by the training loop's guard) instead of a panic.
-pub(crate) fn target_ids(t: &FlexTensor) -> Vec<u32> {
+fn target_ids(t: &FlexTensor) -> Vec<u32> {
     fn ids<T: Copy + TryInto<u32>>(s: Option<&[T]>) -> Vec<u32> {
         let s = s.unwrap_or(&[]);
         s.iter()

@@ -196,21 +196,8 @@ impl Gpt {
         seeing: &Visibility,
     ) -> (Tensor<1>, Tensor<1>) {
         let x = self.hidden(tokens, 0, None, None, seeing);
-        if self.lm_head.is_some() {
-            return masked_nll_sum_capped(self.uncapped_head(x), targets, mask, self.logit_softcap);
-        }
-        // The tied output layer and the loss as one operation (fused on the CPU when training
-        // with bf16 products; `ops::tied_head_nll_sum`).
-        let x = self.ln_f.forward(x);
-        let [b, t, d] = x.dims();
-        let sum = ops::tied_head_nll_sum(
-            x.reshape([b * t, d]),
-            self.wte.weight.val(),
-            targets.reshape([b * t]),
-            mask.clone().reshape([b * t]),
-            self.logit_softcap,
-        );
-        (sum, mask.sum())
+        let logits = self.uncapped_head(x);
+        masked_nll_sum_capped(logits, targets, mask, self.logit_softcap)
     }
 
     /// Incremental decoding: `tokens [batch, new]` continue the sequence held in `cache`;

@@ -65,24 +65,6 @@ pub fn times_transposed(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
     }
 }
 
-/// `Σ mask · nll` (`[1]`) of the tied output layer: logits `x [rows, d] · weightᵀ` (`weight
-/// [vocab, d]`), capped at `cap` (0 = none), against `targets [rows]`. Training under
-/// [`with_bf16_products`] takes the fused step over row chunks (`fused_bf16`: no `[rows,
-/// vocab]` logits held; 2026-12-05, AMD EPYC); everything else the product and [`nll_rows`].
-pub fn tied_head_nll_sum(
-    x: Tensor<2>,
-    weight: Tensor<2>,
-    targets: Tensor<1, Int>,
-    mask: Tensor<1>,
-    cap: f64,
-) -> Tensor<1> {
-    if bf16_here(&x) {
-        fused_bf16::head_nll_sum_bf16(x, weight, targets, mask, cap as f32)
-    } else {
-        (nll_rows(times_transposed(x, weight), targets, cap) * mask).sum()
-    }
-}
-
 thread_local! {
     static BF16_PRODUCTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }

@@ -5,28 +5,23 @@ use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
 use ember_kernels::{Operand, matmul_bf16};
-use ember_model::ops::{
-    bf16_products_available, linear, nll_rows, tied_head_nll_sum, times_transposed,
-    with_bf16_products,
-};
+use ember_model::ops::{bf16_products_available, linear, times_transposed, with_bf16_products};
 
 use crate::common::{host, max_diff};
 
 /// `y = x·W` (or `x·Wᵀ`) and a weighted sum's gradients for x and W, with or without bf16.
 type Run = (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
 
-/// A `rows × cols` operand from a fixed formula, not the device's generator (other tests seed
-/// it concurrently), values in [-2, 2].
-fn values(rows: usize, cols: usize, seed: usize, device: &Device) -> Tensor<2> {
-    let v: Vec<f32> = (0..rows * cols)
-        .map(|i| (((i * 7919 + seed * 104_729) % 2001) as f32 - 1000.0) * 2e-3)
-        .collect();
-    Tensor::<2>::from_data(TensorData::new(v, [rows, cols]), device)
-}
-
 fn run(bf16: bool, transposed: bool) -> Run {
+    // Operands from a fixed formula, not the device's generator (other tests seed it
+    // concurrently).
     let device = Device::flex().autodiff();
-    let values = |rows, cols, seed| values(rows, cols, seed, &device);
+    let values = |rows: usize, cols: usize, seed: usize| {
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|i| (((i * 7919 + seed * 104_729) % 2001) as f32 - 1000.0) * 2e-3)
+            .collect();
+        Tensor::<2>::from_data(TensorData::new(v, [rows, cols]), &device)
+    };
     let (m, k, n) = (37, 20, 45);
     let x = values(m, k, 1).require_grad();
     let w = if transposed {
@@ -85,64 +80,4 @@ fn bf16_products_are_the_kernels_and_their_gradients_stay_near_f32() {
             assert!(d < 0.1, "{name} (transposed {transposed}) differs by {d}");
         }
     }
-}
-
-/// The tied output layer and its loss: the fused step over row chunks against the separate
-/// bf16 product and loss kernel it replaces in training.
-#[test]
-fn the_fused_head_and_loss_give_the_separate_operations_results() {
-    if !bf16_products_available() {
-        eprintln!("skipped: this CPU has no AVX-512 BF16");
-        return;
-    }
-    let device = Device::flex().autodiff();
-    let values = |rows, cols, seed| values(rows, cols, seed, &device);
-    // Two chunks, the second partial; every third row is padding (mask 0).
-    let (rows, d, v) = (ember_kernels::HEAD_CHUNK + 50, 24, 97);
-    let ids: Vec<i64> = (0..rows as i64).map(|i| (i * 13) % v as i64).collect();
-    let mask: Vec<f32> = (0..rows)
-        .map(|i| if i % 3 == 2 { 0.0 } else { 1.0 })
-        .collect();
-    let run = |fused: bool| {
-        let (x, w) = (
-            values(rows, d, 1).require_grad(),
-            values(v, d, 2).require_grad(),
-        );
-        let targets = Tensor::<1, Int>::from_data(TensorData::new(ids.clone(), [rows]), &device);
-        let mask = Tensor::<1>::from_data(TensorData::new(mask.clone(), [rows]), &device);
-        let sum = with_bf16_products(true, || {
-            if fused {
-                tied_head_nll_sum(x.clone(), w.clone(), targets, mask, 15.0)
-            } else {
-                (nll_rows(times_transposed(x.clone(), w.clone()), targets, 15.0) * mask).sum()
-            }
-        });
-        let grads = (sum.clone() * 0.5).backward();
-        (
-            host(sum),
-            host(x.grad(&grads).unwrap()),
-            host(w.grad(&grads).unwrap()),
-        )
-    };
-    let ((sum, dx, dw), (sum0, dx0, dw0)) = (run(true), run(false));
-    assert!(
-        (sum[0] - sum0[0]).abs() <= 1e-5 * sum0[0].abs(),
-        "loss {} against {}",
-        sum[0],
-        sum0[0]
-    );
-    // The upstream gradient (0.5, a power of two) scales the logits' gradient there and the
-    // input gradient here: the same bits either way.
-    assert_eq!(dx, dx0, "input gradient");
-    // The weight gradient adds the chunks' sums: rounding only.
-    let scale = dw0.iter().fold(0.0f32, |m, g| m.max(g.abs()));
-    let d = max_diff(&dw, &dw0);
-    assert!(
-        scale > 1e-3 && d <= 1e-5 * scale,
-        "weight gradient differs by {d} of {scale}"
-    );
-    assert!(
-        dx[2 * 24..3 * 24].iter().all(|&g| g == 0.0),
-        "padding rows get no gradient"
-    );
 }
