@@ -92,13 +92,13 @@ fn norm_step(x: &Tensor<3>, gamma: &Tensor<1>, beta: &Tensor<1>, fused: bool) ->
 }
 
 /// The products of the rows above with bfloat16 operands (`train.precision = "bf16-mixed"`),
-/// where the CPU has AVX-512 BF16: `x [n, d]`, `w_qkv [d, 3d]`, `g [n, 3d]`, `w_head [d, v]`,
-/// `g_head [n, v]`.
+/// where the CPU has AVX-512 BF16, on each hardware tile it runs (AVX-512, and AMX where
+/// present): `x [n, d]`, `w_qkv [d, 3d]`, `g [n, 3d]`, `w_head [d, v]`, `g_head [n, v]`.
 fn bf16_rows(
     reps: usize,
     [x, w, g, head, g_head]: [&Tensor<2>; 5],
 ) -> Result<Vec<(String, f64, Option<f64>)>> {
-    use ember_kernels::{Operand, matmul_bf16};
+    use ember_kernels::{Operand, Tile, matmul_bf16_on};
     if !ember_kernels::bf16_available() {
         println!("bf16 products: skipped (this CPU has no AVX-512 BF16)");
         return Ok(Vec::new());
@@ -114,58 +114,69 @@ fn bf16_rows(
         (host(x)?, host(w)?, host(g)?, host(head)?, host(g_head)?);
     let head_t: Vec<f32> = (0..v * d).map(|i| head[(i % d) * v + i / d]).collect(); // [v, d]
     let cpu = Device::flex();
-    // One row: `lhs [m, k] · rhs [k, nn]`, its rate from the shape.
-    let timed = |name: String, (m, k, nn): (usize, usize, usize), lhs: Operand, rhs: Operand| {
-        let mut out = vec![0.0f32; m * nn];
-        let secs = time(&cpu, reps, || matmul_bf16(&mut out, lhs, rhs, false))?;
-        Ok::<_, anyhow::Error>((name, secs, Some(2.0 * (m * k * nn) as f64)))
-    };
-    Ok(vec![
-        timed(
-            format!("bf16 x·W_qkv [{n}x{d}]·[{d}x{d3}]"),
-            (n, d, d3),
-            Operand::new(&x, n, d),
-            Operand::new(&w, d, d3),
-        )?,
-        timed(
-            format!("bf16 xᵀ·g (weight grad) [{d}x{n}]·[{n}x{d3}]"),
-            (d, n, d3),
-            Operand::new(&x, n, d).t(),
-            Operand::new(&g, n, d3),
-        )?,
-        timed(
-            format!("bf16 g·Wᵀ (input grad) [{n}x{d3}]·[{d3}x{d}]"),
-            (n, d3, d),
-            Operand::new(&g, n, d3),
-            Operand::new(&w, d, d3).t(),
-        )?,
-        timed(
-            format!("bf16 head x·W [{n}x{d}]·[{d}x{v}]"),
-            (n, d, v),
-            Operand::new(&x, n, d),
-            Operand::new(&head, d, v),
-        )?,
-        timed(
-            format!("bf16 head x·Wᵀ (tied) [{n}x{d}]·[{d}x{v}]ᵀ"),
-            (n, d, v),
-            Operand::new(&x, n, d),
-            Operand::new(&head_t, v, d).t(),
-        )?,
-        // The tied head's backward: the logits' gradient packed along its vocabulary-wide rows
-        // (input gradient) and down its columns (weight gradient).
-        timed(
-            format!("bf16 head g·W (input grad) [{n}x{v}]·[{v}x{d}]"),
-            (n, v, d),
-            Operand::new(&g_head, n, v),
-            Operand::new(&head_t, v, d),
-        )?,
-        timed(
-            format!("bf16 head gᵀ·x (weight grad) [{v}x{n}]·[{n}x{d}]"),
-            (v, n, d),
-            Operand::new(&g_head, n, v).t(),
-            Operand::new(&x, n, d),
-        )?,
-    ])
+    let mut rows = Vec::new();
+    for tile in Tile::available()
+        .into_iter()
+        .filter(|t| *t != Tile::Portable)
+    {
+        // One row: `lhs [m, k] · rhs [k, nn]`, its rate from the shape.
+        let timed =
+            |name: String, (m, k, nn): (usize, usize, usize), lhs: Operand, rhs: Operand| {
+                let mut out = vec![0.0f32; m * nn];
+                let secs = time(&cpu, reps, || {
+                    matmul_bf16_on(tile, &mut out, lhs, rhs, false)
+                })?;
+                let name = format!("{name} ({tile:?})");
+                Ok::<_, anyhow::Error>((name, secs, Some(2.0 * (m * k * nn) as f64)))
+            };
+        rows.extend([
+            timed(
+                format!("bf16 x·W_qkv [{n}x{d}]·[{d}x{d3}]"),
+                (n, d, d3),
+                Operand::new(&x, n, d),
+                Operand::new(&w, d, d3),
+            )?,
+            timed(
+                format!("bf16 xᵀ·g (weight grad) [{d}x{n}]·[{n}x{d3}]"),
+                (d, n, d3),
+                Operand::new(&x, n, d).t(),
+                Operand::new(&g, n, d3),
+            )?,
+            timed(
+                format!("bf16 g·Wᵀ (input grad) [{n}x{d3}]·[{d3}x{d}]"),
+                (n, d3, d),
+                Operand::new(&g, n, d3),
+                Operand::new(&w, d, d3).t(),
+            )?,
+            timed(
+                format!("bf16 head x·W [{n}x{d}]·[{d}x{v}]"),
+                (n, d, v),
+                Operand::new(&x, n, d),
+                Operand::new(&head, d, v),
+            )?,
+            timed(
+                format!("bf16 head x·Wᵀ (tied) [{n}x{d}]·[{d}x{v}]ᵀ"),
+                (n, d, v),
+                Operand::new(&x, n, d),
+                Operand::new(&head_t, v, d).t(),
+            )?,
+            // The tied head's backward: the logits' gradient packed along its vocabulary-wide rows
+            // (input gradient) and down its columns (weight gradient).
+            timed(
+                format!("bf16 head g·W (input grad) [{n}x{v}]·[{v}x{d}]"),
+                (n, v, d),
+                Operand::new(&g_head, n, v),
+                Operand::new(&head_t, v, d),
+            )?,
+            timed(
+                format!("bf16 head gᵀ·x (weight grad) [{v}x{n}]·[{n}x{d}]"),
+                (v, n, d),
+                Operand::new(&g_head, n, v).t(),
+                Operand::new(&x, n, d),
+            )?,
+        ]);
+    }
+    Ok(rows)
 }
 
 /// Prints one line per operation: milliseconds and, for products, GFLOP/s.

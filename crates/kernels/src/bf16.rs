@@ -12,10 +12,12 @@
 //! for the whole depth. Rows are split into fixed tasks of whole panels, so the result does
 //! not depend on the number of threads, and every sum runs in the same order.
 //!
-//! [`matmul_bf16`] runs the AVX-512 tile when the CPU has it ([`bf16_available`]) and a
-//! portable tile otherwise; both give the same bits (the portable one follows the
+//! [`matmul_bf16`] runs the fastest [`Tile`] the CPU has: AMX blocks ([`amx_available`]:
+//! Intel Xeons since Sapphire Rapids), the AVX-512 tile ([`bf16_available`]), or a portable
+//! tile. The AVX-512 and portable tiles give the same bits (the portable one follows the
 //! instruction's definition: each pair added odd element first, products exact, bfloat16
-//! subnormals read as zero, subnormal sums flushed to zero, round to nearest even).
+//! subnormals read as zero, subnormal sums flushed to zero, round to nearest even); AMX sums
+//! in its own order, within f32 rounding of them.
 
 use rayon::prelude::*;
 
@@ -90,7 +92,7 @@ impl<'a> Operand<'a> {
     }
 
     /// `(rows, cols)` of the operand as used.
-    fn shape(&self) -> (usize, usize) {
+    pub(crate) fn shape(&self) -> (usize, usize) {
         if self.transposed {
             (self.cols, self.rows)
         } else {
@@ -99,23 +101,74 @@ impl<'a> Operand<'a> {
     }
 }
 
+/// Which tile computes a bfloat16 product. They agree to f32 rounding; [`Tile::Portable`] and
+/// [`Tile::Avx512`] give the same bits, [`Tile::Amx`] sums in its own order (module docs of
+/// `amx`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tile {
+    /// One lane at a time by `vdpbf16ps`'s definition: any CPU.
+    Portable,
+    /// `vdpbf16ps` on 12 × 32 tiles: AVX-512 BF16 ([`bf16_available`]).
+    Avx512,
+    /// `tdpbf16ps` on 32 × 32 blocks of AMX tiles ([`amx_available`]).
+    Amx,
+}
+
+impl Tile {
+    /// The fastest tile this CPU runs: AMX, then AVX-512 BF16, then the portable one.
+    pub fn best() -> Tile {
+        if amx_available() {
+            Tile::Amx
+        } else if bf16_available() {
+            Tile::Avx512
+        } else {
+            Tile::Portable
+        }
+    }
+
+    /// Every tile this CPU runs, the portable one first.
+    pub fn available() -> Vec<Tile> {
+        let mut tiles = vec![Tile::Portable];
+        if bf16_available() {
+            tiles.push(Tile::Avx512);
+        }
+        if amx_available() {
+            tiles.push(Tile::Amx);
+        }
+        tiles
+    }
+}
+
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` with `accumulate`, for `dst` row-major
-/// `[m, n]`, with bfloat16 operands and f32 sums (module docs). Parallel over fixed row tasks.
+/// `[m, n]`, with bfloat16 operands and f32 sums (module docs), on this CPU's fastest tile
+/// ([`Tile::best`]). Parallel over fixed row tasks.
 ///
 /// # Panics
 /// If an operand's data does not hold its shape, the inner sizes differ, or `dst` is not
 /// `m × n`.
 pub fn matmul_bf16(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: bool) {
-    product(dst, lhs, rhs, accumulate, bf16_available());
+    product(dst, lhs, rhs, accumulate, Tile::best());
 }
 
-/// [`matmul_bf16`] with the portable tile whatever the CPU: the reference the hardware tile
+/// [`matmul_bf16`] with the portable tile whatever the CPU: the reference the AVX-512 tile
 /// is tested against, bit for bit.
 pub fn matmul_bf16_portable(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: bool) {
-    product(dst, lhs, rhs, accumulate, false);
+    product(dst, lhs, rhs, accumulate, Tile::Portable);
 }
 
-fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: bool, hardware: bool) {
+/// [`matmul_bf16`] on the given tile (for tests and side-by-side measurements).
+///
+/// # Panics
+/// As [`matmul_bf16`], and if this CPU does not run `tile` ([`Tile::available`]).
+pub fn matmul_bf16_on(tile: Tile, dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: bool) {
+    assert!(
+        Tile::available().contains(&tile),
+        "matmul_bf16_on: this CPU does not run the {tile:?} tile"
+    );
+    product(dst, lhs, rhs, accumulate, tile);
+}
+
+fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: bool, tile: Tile) {
     for op in [&lhs, &rhs] {
         assert_eq!(
             op.data.len(),
@@ -138,6 +191,10 @@ fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: bool, hardwa
         }
         return;
     }
+    if tile == Tile::Amx {
+        return amx::product(dst, lhs, rhs, accumulate);
+    }
+    let hardware = tile == Tile::Avx512;
     let kp = k.div_ceil(2);
     let panels = n.div_ceil(NR);
     let mut packed_b = vec![0u32; panels * kp * NR];
@@ -178,7 +235,7 @@ fn pair(lo: f32, hi: f32) -> u32 {
 }
 
 /// Packs columns `j0..j0 + NR` of `rhs` (zeros past its edges) as `[k/2][NR]` pairs.
-fn pack_columns(hardware: bool, rhs: Operand, j0: usize, out: &mut [u32]) {
+pub(crate) fn pack_columns(hardware: bool, rhs: Operand, j0: usize, out: &mut [u32]) {
     let (k, n) = rhs.shape();
     let cols = n.saturating_sub(j0).min(NR);
     if rhs.transposed {
@@ -224,7 +281,7 @@ fn pack_columns_of_rows(hardware: bool, lhs: Operand, i0: usize, rows: usize, ou
 }
 
 /// `out[i] = pair(c0[i], c1[i])` (`c1` zeros when `None`); all three of one length.
-fn interleave(hardware: bool, c0: &[f32], c1: Option<&[f32]>, out: &mut [u32]) {
+pub(crate) fn interleave(hardware: bool, c0: &[f32], c1: Option<&[f32]>, out: &mut [u32]) {
     assert!(c0.len() == out.len() && c1.is_none_or(|c| c.len() == out.len()));
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
@@ -242,7 +299,7 @@ fn interleave(hardware: bool, c0: &[f32], c1: Option<&[f32]>, out: &mut [u32]) {
 }
 
 /// `out[p · stride] = pair(row[2p], row[2p + 1])` (zero past the end of `row`).
-fn row_pairs(hardware: bool, row: &[f32], out: &mut [u32], stride: usize) {
+pub(crate) fn row_pairs(hardware: bool, row: &[f32], out: &mut [u32], stride: usize) {
     let kp = row.len().div_ceil(2);
     assert!(kp == 0 || (kp - 1) * stride < out.len());
     let mut done = 0;
@@ -353,121 +410,9 @@ fn dot_pair(acc: f32, x: u32, y: u32) -> f32 {
     flush(s + half(x, 0) * half(y, 0))
 }
 
+mod amx;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-mod avx512 {
-    use super::{MR, NR};
-    use std::arch::x86_64::*;
+mod avx512;
 
-    /// `dst (+)= a · b` with `vdpbf16ps`: 12 rows × 2 registers of sums, stored to the
-    /// `MR × NR` block at `dst` with row stride `ld`.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512 F and BF16; `b.len() == a.len() / MR * NR`; `dst` must be
-    /// valid for reads and writes of `MR` rows of `NR` floats at stride `ld`.
-    #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn tile(a: &[u32], b: &[u32], dst: *mut f32, ld: usize, accumulate: bool) {
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-        // Slices, not pointer arithmetic: with the dev profile's debug assertions each
-        // `pointer::add` is checked, which spilled the sums to the stack (~150 against ~200
-        // GFLOP/s on one core).
-        for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-            let ap: &[u32; MR] = ap.try_into().unwrap_or(&[0; MR]);
-            // SAFETY: `bp` holds NR = 32 lanes: two 64-byte loads.
-            let (b0, b1): (__m512bh, __m512bh) = unsafe {
-                (
-                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
-                        bp.as_ptr().cast(),
-                    )),
-                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
-                        bp.as_ptr().add(16).cast(),
-                    )),
-                )
-            };
-            for (row, &x) in acc.iter_mut().zip(ap) {
-                // SAFETY: a bit cast between two 512-bit vector types.
-                let x: __m512bh = unsafe { std::mem::transmute(_mm512_set1_epi32(x as i32)) };
-                row[0] = _mm512_dpbf16_ps(row[0], x, b0);
-                row[1] = _mm512_dpbf16_ps(row[1], x, b1);
-            }
-        }
-        for (i, row) in acc.iter().enumerate() {
-            // SAFETY: row i of the block is dst[i·ld .. i·ld + 32], valid by the contract.
-            unsafe {
-                let (p0, p1) = (dst.add(i * ld), dst.add(i * ld + 16));
-                let (mut s0, mut s1) = (row[0], row[1]);
-                if accumulate {
-                    s0 = _mm512_add_ps(_mm512_loadu_ps(p0), s0);
-                    s1 = _mm512_add_ps(_mm512_loadu_ps(p1), s1);
-                }
-                _mm512_storeu_ps(p0, s0);
-                _mm512_storeu_ps(p1, s1);
-            }
-        }
-    }
-
-    /// `out[i] = pair(c0[i], c1[i])` sixteen lanes at a time, the last ones masked; returns
-    /// how many were done (all).
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512 F, BW and BF16; `c0`, `c1` and `out` of one length.
-    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    pub(super) unsafe fn interleave(c0: &[f32], c1: Option<&[f32]>, out: &mut [u32]) -> usize {
-        let len = out.len();
-        for i in (0..len).step_by(16) {
-            let mask: __mmask16 = if len - i >= 16 {
-                0xffff
-            } else {
-                (1u16 << (len - i)) - 1
-            };
-            // SAFETY: the mask covers lanes i .. min(i + 16, len), inside the three slices of
-            // length `len`; masked-off lanes are neither read nor written.
-            unsafe {
-                let bits = |x: &[f32]| {
-                    let v = _mm512_maskz_loadu_ps(mask, x[i..].as_ptr());
-                    let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
-                    _mm512_cvtepu16_epi32(h)
-                };
-                let lo = bits(c0);
-                let hi = c1.map_or(_mm512_setzero_si512(), |c| _mm512_slli_epi32(bits(c), 16));
-                _mm512_mask_storeu_epi32(
-                    out[i..].as_mut_ptr().cast(),
-                    mask,
-                    _mm512_or_si512(lo, hi),
-                );
-            }
-        }
-        len
-    }
-
-    /// `out[p · stride] = pair(row[2p], row[2p + 1])` for the first 16-pair blocks; returns
-    /// how many pairs were done.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512 F and BF16; `out` must hold index `(pairs − 1) · stride` for
-    /// every pair of `row`.
-    #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn row_pairs(row: &[f32], out: &mut [u32], stride: usize) -> usize {
-        let whole = row.len() / 32 * 16;
-        let mut lanes = [0u32; 16];
-        for p in (0..whole).step_by(16) {
-            let x = &row[2 * p..][..32];
-            // SAFETY: `x` holds 32 floats, `lanes` 16 lanes.
-            unsafe {
-                // The low sixteen bfloat16 of the result come from the second operand.
-                let v = _mm512_cvtne2ps_pbh(
-                    _mm512_loadu_ps(x[16..].as_ptr()),
-                    _mm512_loadu_ps(x.as_ptr()),
-                );
-                _mm512_storeu_si512(
-                    lanes.as_mut_ptr().cast(),
-                    std::mem::transmute::<__m512bh, __m512i>(v),
-                );
-            }
-            for (t, lane) in lanes.iter().enumerate() {
-                out[(p + t) * stride] = *lane;
-            }
-        }
-        whole
-    }
-}
+pub use amx::amx_available;

@@ -100,7 +100,10 @@ mod softmax_xent;
 
 pub use adamw::{AdamWScalars, adamw_update};
 pub use attention::{AttnShape, causal_attention_backward, causal_attention_forward};
-pub use bf16::{Operand, bf16_available, from_bf16, matmul_bf16, matmul_bf16_portable, to_bf16};
+pub use bf16::{
+    Operand, Tile, amx_available, bf16_available, from_bf16, matmul_bf16, matmul_bf16_on,
+    matmul_bf16_portable, to_bf16,
+};
 pub use cached::{CachedShape, KvRows, RopeTable, cached_attention};
 pub use exp::{exp, exp_slice};
 pub use gelu::{erf, gelu_backward, gelu_forward};

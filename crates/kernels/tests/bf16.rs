@@ -1,5 +1,6 @@
 use ember_kernels::{
-    Operand, bf16_available, from_bf16, matmul_bf16, matmul_bf16_portable, to_bf16,
+    Operand, Tile, bf16_available, from_bf16, matmul_bf16, matmul_bf16_on, matmul_bf16_portable,
+    to_bf16,
 };
 use proptest::prelude::*;
 
@@ -42,8 +43,20 @@ fn check(out: &[f32], base: &[f32], lhs: Operand, rhs: Operand, m: usize, k: usi
     }
 }
 
+/// Every tile this CPU runs, saying which are skipped.
+fn tiles() -> Vec<Tile> {
+    let tiles = Tile::available();
+    for t in [Tile::Avx512, Tile::Amx] {
+        if !tiles.contains(&t) {
+            eprintln!("skipped: this CPU does not run the {t:?} tile");
+        }
+    }
+    tiles
+}
+
 #[test]
 fn products_match_a_float64_reference_of_the_rounded_operands() {
+    let tiles = tiles();
     for &(m, k, n) in &[
         (1, 1, 1),
         (4, 0, 3),
@@ -54,6 +67,11 @@ fn products_match_a_float64_reference_of_the_rounded_operands() {
         // Row tasks of several panels (m > 16 · MR), the last one partial.
         (250, 33, 45),
         (400, 9, 17),
+        // AMX: tasks of several 32-row panels, depth over several 32-deep blocks, the last
+        // block, panel and column panel partial.
+        (1100, 77, 50),
+        // AMX: a depth over 384 (13 blocks of 32) runs in chunks of 256.
+        (70, 900, 40),
     ] {
         let (a, b) = (values(m * k, 1), values(k * n, 2));
         let (at_, bt) = (transpose(&a, m, k), transpose(&b, k, n));
@@ -65,14 +83,18 @@ fn products_match_a_float64_reference_of_the_rounded_operands() {
             (Operand::new(&at_, k, m).t(), Operand::new(&bt, n, k).t()),
         ];
         for (lhs, rhs) in cases {
-            for f in [matmul_bf16, matmul_bf16_portable] {
+            for &tile in &tiles {
                 let mut out = vec![f32::NAN; m * n];
-                f(&mut out, lhs, rhs, false);
+                matmul_bf16_on(tile, &mut out, lhs, rhs, false);
                 check(&out, &vec![0.0; m * n], lhs, rhs, m, k, n);
                 let mut acc = base.clone();
-                f(&mut acc, lhs, rhs, true);
+                matmul_bf16_on(tile, &mut acc, lhs, rhs, true);
                 check(&acc, &base, lhs, rhs, m, k, n);
             }
+            let (mut best, mut want) = (vec![0.0; m * n], vec![0.0; m * n]);
+            matmul_bf16(&mut best, lhs, rhs, false);
+            matmul_bf16_on(Tile::best(), &mut want, lhs, rhs, false);
+            assert_eq!(best, want, "matmul_bf16 is the best tile's product");
         }
     }
 }
@@ -89,25 +111,28 @@ fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 #[test]
 fn results_do_not_depend_on_the_number_of_threads() {
-    let (m, k, n) = (200, 96, 70);
+    let (m, k, n) = (700, 600, 70);
     let (a, b) = (values(m * k, 4), values(k * n, 5));
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        let mut out = vec![0.0f32; m * n];
-        pool.install(|| {
-            matmul_bf16(
-                &mut out,
-                Operand::new(&a, m, k),
-                Operand::new(&b, k, n),
-                false,
-            )
-        });
-        out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-    };
-    assert_eq!(run(1), run(3));
+    for tile in tiles() {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut out = vec![0.0f32; m * n];
+            pool.install(|| {
+                matmul_bf16_on(
+                    tile,
+                    &mut out,
+                    Operand::new(&a, m, k),
+                    Operand::new(&b, k, n),
+                    false,
+                )
+            });
+            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        assert_eq!(run(1), run(3), "{tile:?}");
+    }
 }
 
 proptest! {
@@ -124,6 +149,7 @@ proptest! {
             eprintln!("skipped: this CPU has no AVX-512 BF16");
             return Ok(());
         }
+        let matmul_bf16 = |d: &mut [f32], l, r, acc| matmul_bf16_on(Tile::Avx512, d, l, r, acc);
         let a: Vec<f32> = values(m * k, seed).iter().map(|v| v * 2f32.powi(scale_a)).collect();
         let b: Vec<f32> = values(k * n, seed + 1).iter().map(|v| v * 2f32.powi(scale_b)).collect();
         let (lhs, rhs) = (Operand::new(&a, m, k), Operand::new(&b, k, n));

@@ -180,7 +180,15 @@ fn cpu() -> SelectedDevice {
         description: format!(
             "cpu: Burn flex, {threads} threads, {}",
             if crate::ops::enabled() {
-                format!("fused kernels for {}", crate::ops::FUSED_OPS)
+                let bf16 = match ember_kernels::Tile::best() {
+                    ember_kernels::Tile::Amx => "AMX",
+                    ember_kernels::Tile::Avx512 => "AVX-512 BF16",
+                    ember_kernels::Tile::Portable => "none (no AVX-512 BF16)",
+                };
+                format!(
+                    "fused kernels for {}, bf16-mixed products on {bf16}",
+                    crate::ops::FUSED_OPS
+                )
             } else {
                 "fused kernels off (EMBER_FUSED_CPU=0)".to_string()
             }
