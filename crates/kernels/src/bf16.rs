@@ -230,7 +230,7 @@ fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: bool, tile: 
 
 /// Two bfloat16 values in one lane: `lo` in the low half.
 #[inline(always)]
-fn pair(lo: f32, hi: f32) -> u32 {
+pub(crate) fn pair(lo: f32, hi: f32) -> u32 {
     u32::from(to_bf16(lo)) | (u32::from(to_bf16(hi)) << 16)
 }
 
@@ -239,9 +239,33 @@ pub(crate) fn pack_columns(hardware: bool, rhs: Operand, j0: usize, out: &mut [u
     let (k, n) = rhs.shape();
     let cols = n.saturating_sub(j0).min(NR);
     if rhs.transposed {
-        // Column j of the operand is row j0 + j of the stored [n, k] matrix.
+        // Column j of the operand is row j0 + j of the stored [n, k] matrix. Whole blocks of
+        // 16 columns × 16 pairs are transposed in registers; the rest a row at a time.
+        let (full_cols, full_pairs) = if hardware {
+            (cols / 16 * 16, k / 32 * 16)
+        } else {
+            (0, 0)
+        };
+        #[cfg(target_arch = "x86_64")]
+        for g in (0..full_cols).step_by(16) {
+            for p0 in (0..full_pairs).step_by(16) {
+                let src = &rhs.data[(j0 + g) * k + 2 * p0..];
+                // SAFETY: `hardware` is `bf16_available()`; rows j0 + g .. j0 + g + 16 hold
+                // the 32 floats from 2·p0 (p0 + 16 ≤ k/2) and `out` the 16 pair rows from p0
+                // (p0 + 16 ≤ k/2); both are also asserted inside.
+                #[allow(unsafe_code)]
+                unsafe {
+                    avx512::pair_rows16(src, k, &mut out[p0 * NR + g..], NR)
+                };
+            }
+        }
         for j in 0..cols {
-            row_pairs(hardware, &rhs.data[(j0 + j) * k..][..k], &mut out[j..], NR);
+            let p0 = if j < full_cols { full_pairs } else { 0 };
+            if 2 * p0 >= k {
+                continue;
+            }
+            let row = &rhs.data[(j0 + j) * k + 2 * p0..(j0 + j + 1) * k];
+            row_pairs(hardware, row, &mut out[p0 * NR + j..], NR);
         }
     } else {
         for (p, lanes) in out.chunks_exact_mut(NR).enumerate() {

@@ -144,6 +144,7 @@ proptest! {
     fn the_hardware_tile_gives_the_portable_bits(
         m in 1usize..30, k in 1usize..70, n in 1usize..70,
         scale_a in -130i32..40, scale_b in -30i32..40, seed in 0usize..1000,
+        lhs_t in any::<bool>(), rhs_t in any::<bool>(),
     ) {
         if !bf16_available() {
             eprintln!("skipped: this CPU has no AVX-512 BF16");
@@ -152,7 +153,10 @@ proptest! {
         let matmul_bf16 = |d: &mut [f32], l, r, acc| matmul_bf16_on(Tile::Avx512, d, l, r, acc);
         let a: Vec<f32> = values(m * k, seed).iter().map(|v| v * 2f32.powi(scale_a)).collect();
         let b: Vec<f32> = values(k * n, seed + 1).iter().map(|v| v * 2f32.powi(scale_b)).collect();
-        let (lhs, rhs) = (Operand::new(&a, m, k), Operand::new(&b, k, n));
+        // Stored transposed or not: the packing has a path for each.
+        let (at_, bt) = (transpose(&a, m, k), transpose(&b, k, n));
+        let lhs = if lhs_t { Operand::new(&at_, k, m).t() } else { Operand::new(&a, m, k) };
+        let rhs = if rhs_t { Operand::new(&bt, n, k).t() } else { Operand::new(&b, k, n) };
         let (mut hw, mut sw) = (values(m * n, seed + 2), values(m * n, seed + 2));
         matmul_bf16(&mut hw, lhs, rhs, true);
         matmul_bf16_portable(&mut sw, lhs, rhs, true);

@@ -18,7 +18,7 @@
 
 use rayon::prelude::*;
 
-use super::{NR, Operand, interleave, pack_columns, row_pairs};
+use super::{NR, Operand, pack_columns, pair, row_pairs};
 
 /// Rows of a left panel: two 16-row tiles.
 const PR: usize = 32;
@@ -77,8 +77,14 @@ pub(crate) fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: b
                 for (p, b) in packed_b.chunks_exact(panel_b).enumerate() {
                     let (j0, cols) = (p * NR, (n - p * NR).min(NR));
                     for (r, a) in packed_a.chunks_exact(panel_a).enumerate() {
+                        let height = (rows - r * PR).min(PR);
+                        if (height, cols) == (PR, NR) {
+                            // A whole block: the tiles load and store it in place.
+                            tiles.block(a, b, &mut d[r * PR * n + j0..], n, accumulate);
+                            continue;
+                        }
                         tiles.block(a, b, &mut sums, NR, false);
-                        for i in 0..(rows - r * PR).min(PR) {
+                        for i in 0..height {
                             store(
                                 &mut d[(r * PR + i) * n + j0..][..cols],
                                 &sums[i * NR..][..cols],
@@ -113,15 +119,26 @@ fn pack_rows(lhs: Operand, i0: usize, rows: usize, panel: usize, out: &mut [u32]
     let (m, k) = lhs.shape();
     let at = |i: usize, p: usize| (i / PR) * panel + (p / KB) * PR * KB + (i % PR) * KB + p % KB;
     if lhs.transposed {
-        // Row i is column i of the stored [k, m] matrix: each pair of stored rows is read once
-        // for all the task's rows (as the AVX-512 packing does), then spread over the panels.
-        let mut lanes = vec![0u32; rows];
+        // Row i is column i of the stored [k, m] matrix: whole blocks of 16 rows × 16 pairs
+        // are transposed in registers (scattering them one lane at a time made the packing
+        // cost as much as the products), the rest one lane at a time.
+        let (full_rows, full_pairs) = (rows / 16 * 16, k / 32 * 16);
+        for p0 in (0..full_pairs).step_by(16) {
+            for g in (0..full_rows).step_by(16) {
+                hardware::pair_columns16(
+                    &lhs.data[2 * p0 * m + i0 + g..],
+                    m,
+                    &mut out[at(g, p0)..],
+                    KB,
+                );
+            }
+        }
         for p in 0..k.div_ceil(2) {
             let c0 = &lhs.data[2 * p * m + i0..][..rows];
             let c1 = (2 * p + 1 < k).then(|| &lhs.data[(2 * p + 1) * m + i0..][..rows]);
-            interleave(true, c0, c1, &mut lanes);
-            for (i, &v) in lanes.iter().enumerate() {
-                out[at(i, p)] = v;
+            let from = if p < full_pairs { full_rows } else { 0 };
+            for i in from..rows {
+                out[at(i, p)] = pair(c0[i], c1.map_or(0.0, |c| c[i]));
             }
         }
     } else {
@@ -164,6 +181,14 @@ mod hardware {
                 XFEATURE_XTILEDATA,
             ) == 0
         }
+    }
+
+    /// [`super::super::avx512::pair_columns16`] (AMX implies AVX-512 BF16).
+    pub(super) fn pair_columns16(src: &[f32], stride: usize, out: &mut [u32], out_stride: usize) {
+        assert!(super::amx_available(), "AMX packing without AMX");
+        // SAFETY: `amx_available` includes `bf16_available` (AVX-512 F, BW and BF16); the
+        // bounds are asserted inside.
+        unsafe { super::super::avx512::pair_columns16(src, stride, out, out_stride) }
     }
 
     /// The tile registers configured on this thread (all eight 16 rows × 64 bytes); released
@@ -286,6 +311,10 @@ mod hardware {
 
     pub(super) fn request() -> bool {
         false
+    }
+
+    pub(super) fn pair_columns16(_: &[f32], _: usize, _: &mut [u32], _: usize) {
+        unreachable!("AMX is x86-64 only")
     }
 
     pub(super) struct Tiles(());
