@@ -10,6 +10,11 @@ thread count; its generation loop calls the model with `past_key_values` directl
 
     cargo build --bin ember
     ~/.cache/ember-peers/bin/python benches/model/bench.py --out /tmp/model_bench.md
+
+With `--bf16` both sides train with bfloat16 products (generation stays f32): Ember with
+`ember bench --bf16-products` (`train.precision = "bf16-mixed"`), PyTorch with the forward and
+loss under `torch.autocast("cpu", dtype=torch.bfloat16)` — oneDNN's bfloat16 products, on AMX
+where the CPU has it — the usual way to train in mixed precision on a CPU with PyTorch.
 """
 import argparse, json, os, statistics, subprocess, sys, time
 
@@ -19,7 +24,8 @@ SHAPES = {"nano": dict(vocab=65, n_layer=4, n_head=4, n_embd=128, ctx=64, batch=
           "medium": dict(vocab=8192, n_layer=6, n_head=6, n_embd=384, ctx=256, batch=8)}
 
 
-def torch_side(shape, steps, warmup, gen_tokens, threads):
+def torch_side(shape, steps, warmup, gen_tokens, threads, bf16=False):
+    import contextlib
     import torch
     import torch.nn.functional as F
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -42,8 +48,9 @@ def torch_side(shape, steps, warmup, gen_tokens, threads):
         data = torch.randint(0, v, (b, t + 1))
         x, y = data[:, :-1], data[:, 1:]
         t0 = time.perf_counter()
-        logits = model(input_ids=x).logits
-        loss = F.cross_entropy(logits.reshape(-1, v), y.reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            logits = model(input_ids=x).logits
+            loss = F.cross_entropy(logits.reshape(-1, v), y.reshape(-1))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -67,9 +74,10 @@ def torch_side(shape, steps, warmup, gen_tokens, threads):
     return {"step_ms": step_s * 1e3, "train_tokens_per_s": b * t / step_s, "gen_tokens_per_s": gen}
 
 
-def ember_side(shape, steps, warmup, gen_tokens):
+def ember_side(shape, steps, warmup, gen_tokens, bf16=False):
     out = subprocess.run([EMBER, "bench", "--shape", shape, "--steps", str(steps), "--warmup", str(warmup),
-                          "--gen-tokens", str(gen_tokens), "--device", "cpu", "--json"], capture_output=True, text=True)
+                          "--gen-tokens", str(gen_tokens), "--device", "cpu", "--json"]
+                         + (["--bf16-products"] if bf16 else []), capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"ember bench failed:\n{out.stderr}")
     return json.loads(out.stdout)
@@ -83,21 +91,24 @@ def main():
     ap.add_argument("--gen-tokens", type=int, default=256)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--shapes", nargs="+", default=["nano", "medium"])
+    ap.add_argument("--bf16", action="store_true", help="bfloat16 training products on both sides")
     ap.add_argument("--out")
     a = ap.parse_args()
     if not os.path.exists(EMBER):
         sys.exit(f"missing {EMBER}: build with `cargo build --bin ember`")
     md = [f"Machine: {os.cpu_count()} cores, {a.threads} threads each side; {a.rounds} alternating rounds of "
-          f"{a.steps} timed steps (+{a.warmup} warm-up), medians.\n",
+          f"{a.steps} timed steps (+{a.warmup} warm-up), medians"
+          + ("; bfloat16 training products on both sides" if a.bf16 else "") + ".\n",
           "| shape | Ember step | PyTorch step | step ratio (PyTorch/Ember) | Ember gen tok/s | PyTorch gen tok/s | gen ratio (Ember/PyTorch) |",
           "|---|---|---|---|---|---|---|"]
     spreads = []
     for shape in a.shapes:
         e_runs, p_runs = [], []
         for _ in range(a.rounds):
-            e_runs.append(ember_side(shape, a.steps, a.warmup, a.gen_tokens))
+            e_runs.append(ember_side(shape, a.steps, a.warmup, a.gen_tokens, a.bf16))
             p_runs.append(json.loads(subprocess.run([sys.executable, __file__, "peer", shape, str(a.steps), str(a.warmup),
-                                                     str(a.gen_tokens), str(a.threads)], capture_output=True, text=True, check=True).stdout))
+                                                     str(a.gen_tokens), str(a.threads), str(int(a.bf16))],
+                                                    capture_output=True, text=True, check=True).stdout))
         med = lambda runs, k: statistics.median(r[k] for r in runs)
         e_step, p_step = med(e_runs, "step_ms"), med(p_runs, "step_ms")
         # Each round's ratio from its two adjacent runs: the VM's load drifts over minutes, and a
@@ -116,7 +127,7 @@ def main():
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "peer":
-        _, _, shape, steps, warmup, gen, threads = sys.argv
-        print(json.dumps(torch_side(shape, int(steps), int(warmup), int(gen), int(threads))))
+        _, _, shape, steps, warmup, gen, threads, bf16 = sys.argv
+        print(json.dumps(torch_side(shape, int(steps), int(warmup), int(gen), int(threads), bf16 == "1")))
     else:
         main()
