@@ -22,8 +22,9 @@
 //! by Newton–Schulz iterations ([`newton_schulz5`]) on `gemm`.
 //!
 //! The seventh is the matrix product with bfloat16 operands and f32 sums ([`matmul_bf16`]),
-//! on AVX-512 BF16 (`vdpbf16ps`, twice f32's multiply-adds per instruction), for mixed-precision
-//! training (`train.precision = "bf16-mixed"`); a portable version gives the same bits.
+//! on AMX tiles where the CPU has them (`tdpbf16ps`), else AVX-512 BF16 (`vdpbf16ps`, twice
+//! f32's multiply-adds per instruction), for mixed-precision training (`train.precision =
+//! "bf16-mixed"`); a portable version gives the AVX-512 tile's bits.
 //!
 //! Besides the training kernels, [`max_u16_le`] and [`max_u32_le`] find the largest token id in
 //! a shard's bytes, the range check run on every shard when it is opened.

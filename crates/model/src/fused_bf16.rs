@@ -1,6 +1,6 @@
 //! Training products with bfloat16 operands and f32 sums (`train.precision = "bf16-mixed"`):
 //! `x · w` or `x · wᵀ` forward, and both gradient products backward, with
-//! `ember_kernels::matmul_bf16` (AVX-512 BF16). Weights, gradients and optimizer state stay
+//! `ember_kernels::matmul_bf16` (AMX or AVX-512 BF16). Weights, gradients and optimizer state stay
 //! f32; only the operands of the products are rounded, as in mixed-precision training on GPUs.
 //! `crate::ops` decides when it runs (training on a CPU with the instructions, when asked).
 
