@@ -32,9 +32,11 @@ pub fn variants(vocab: usize) -> Vec<GptConfig> {
     ]
 }
 
-/// A model whose parameters are all drawn, from one fixed seed under `with_seed`'s lock:
-/// drawn lazily from a generator other tests reseed concurrently, the weights (and a test's
-/// figures) changed from run to run (an initial-loss check failed in CI once).
+/// A model whose parameters are all drawn at once, from one fixed seed under `with_seed`'s
+/// lock: drawn lazily, at first use, other tests' seeds could land between the seed and the
+/// draws and the weights changed from run to run (an initial-loss check failed in CI once).
+/// Tests that call `Device::seed` outside the lock can still interleave; operands from fixed
+/// formulas are safer where the values matter.
 pub fn model(cfg: &GptConfig, device: &Device) -> Gpt {
     ember_model::with_seed(device, 1337, || cfg.init(device).drawn())
 }
