@@ -387,13 +387,20 @@ fn run_tile(
     #[cfg(not(target_arch = "x86_64"))]
     portable_tile(a, b, &mut tile);
     for i in 0..rows {
-        let row = &mut dst[i * ld..][..cols];
-        let sums = &tile[i * NR..][..cols];
-        if accumulate {
-            row.iter_mut().zip(sums).for_each(|(o, s)| *o += s);
-        } else {
-            row.copy_from_slice(sums);
-        }
+        store(
+            &mut dst[i * ld..][..cols],
+            &tile[i * NR..][..cols],
+            accumulate,
+        );
+    }
+}
+
+/// `out = sums`, or `out += sums` with `accumulate`: a row of a tile's sums into the result.
+pub(crate) fn store(out: &mut [f32], sums: &[f32], accumulate: bool) {
+    if accumulate {
+        out.iter_mut().zip(sums).for_each(|(o, s)| *o += s);
+    } else {
+        out.copy_from_slice(sums);
     }
 }
 

@@ -18,7 +18,7 @@
 
 use rayon::prelude::*;
 
-use super::{NR, Operand, pack_columns, pair, row_pairs};
+use super::{NR, Operand, pack_columns, pair, row_pairs, store};
 
 /// Rows of a left panel: two 16-row tiles.
 const PR: usize = 32;
@@ -63,13 +63,7 @@ pub(crate) fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: b
             let mut packed_a = vec![0u32; rows.div_ceil(PR) * panel_a];
             pack_rows(lhs, i0, rows, panel_a, &mut packed_a);
             let tiles = hardware::Tiles::configure();
-            let store = |out: &mut [f32], sums: &[f32]| {
-                if accumulate {
-                    out.iter_mut().zip(sums).for_each(|(o, s)| *o += s);
-                } else {
-                    out.copy_from_slice(sums);
-                }
-            };
+            let put = |out: &mut [f32], sums: &[f32]| store(out, sums, accumulate);
             if chunk == blocks {
                 // A right panel at a time against all the task's left panels: the right
                 // panel stays in L1 while the task's left panels stay in L2.
@@ -86,7 +80,7 @@ pub(crate) fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: b
                         }
                         tiles.block(a, b, next, &mut sums, NR, false);
                         for i in 0..height {
-                            store(
+                            put(
                                 &mut d[(r * PR + i) * n + j0..][..cols],
                                 &sums[i * NR..][..cols],
                             );
@@ -111,7 +105,7 @@ pub(crate) fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: b
                 }
             }
             for i in 0..rows {
-                store(&mut d[i * n..][..n], &sums[i * wide..][..n]);
+                put(&mut d[i * n..][..n], &sums[i * wide..][..n]);
             }
         });
 }
@@ -338,8 +332,6 @@ mod hardware {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod hardware {
-    use super::{KB, NR, PR};
-
     pub(super) fn request() -> bool {
         false
     }
@@ -364,7 +356,6 @@ mod hardware {
             _: usize,
             _: bool,
         ) {
-            let _ = KB;
             unreachable!("AMX is x86-64 only")
         }
     }
