@@ -88,7 +88,6 @@ fn fused_gradient_matches_log_softmax() {
 fn model_gradients_through_the_fused_loss_match() {
     let device = Device::flex().autodiff();
     let cfg = GptConfig::new(50, 2, 2, 16, 16);
-    device.seed(3);
     let m = model(&cfg, &device);
     let x = tokens(&[1, 5, 9, 13, 17, 21, 3, 8], &device);
     let y = tokens(&[5, 9, 13, 17, 21, 3, 8, 40], &device);
@@ -164,14 +163,16 @@ pub(crate) fn assert_same<const D: usize, const E: usize>(
 #[test]
 fn fused_gelu_matches_burn_forward_and_backward() {
     let device = Device::flex().autodiff();
-    device.seed(5);
-    let x = Tensor::<3>::random(
-        [3, 5, 70],
-        burn::tensor::Distribution::Normal(0.0, 2.0),
-        &device,
-    )
-    .require_grad();
-    let w = Tensor::<3>::random([3, 5, 70], burn::tensor::Distribution::Default, &device);
+    let (x, w) = ember_model::with_seed(&device, 5, || {
+        let x = Tensor::<3>::random(
+            [3, 5, 70],
+            burn::tensor::Distribution::Normal(0.0, 2.0),
+            &device,
+        );
+        let w = Tensor::<3>::random([3, 5, 70], burn::tensor::Distribution::Default, &device);
+        (x, w)
+    });
+    let x = x.require_grad();
     let fused = ember_model::fused::gelu(x.clone());
     let reference = burn::tensor::activation::gelu(x.clone());
     assert_same(fused, reference, w, &[("x", &x)], 1e-6);
@@ -184,7 +185,6 @@ fn fused_attention_matches_burn_forward_and_backward() {
     use burn::tensor::module::attention;
     use burn::tensor::ops::AttentionModuleOptions;
     let device = Device::flex().autodiff();
-    device.seed(9);
     let r = |d: &Device| {
         Tensor::<4>::random(
             [2, 3, 70, 8],
@@ -192,12 +192,10 @@ fn fused_attention_matches_burn_forward_and_backward() {
             d,
         )
     };
-    let (q, k, v) = (
-        r(&device).require_grad(),
-        r(&device).require_grad(),
-        r(&device).require_grad(),
-    );
-    let w = r(&device);
+    let (q, k, v, w) = ember_model::with_seed(&device, 9, || {
+        (r(&device), r(&device), r(&device), r(&device))
+    });
+    let (q, k, v) = (q.require_grad(), k.require_grad(), v.require_grad());
     // The door takes the kernel under autodiff on the CPU (and Burn's attention without).
     assert!(is_fused(&q) && q.device().is_autodiff());
     assert!(!q.clone().inner().device().is_autodiff());
@@ -241,13 +239,15 @@ fn packed_qkv_case(with_rope: bool, bidirectional: usize) {
     use burn::tensor::ops::AttentionModuleOptions;
     use ember_model::fused_qkv::qkv_attention;
     let device = Device::flex().autodiff();
-    device.seed(5);
     // 70 positions cross the kernel's 64-row block; 3 heads of 8.
     let (b, t, h, hd) = (2, 70, 3, 8);
     let d = h * hd;
     let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
-    let qkv = Tensor::<3>::random([b, t, 3 * d], normal, &device).require_grad();
-    let w = Tensor::<3>::random([b, t, d], normal, &device);
+    let (qkv, w) = ember_model::with_seed(&device, 5, || {
+        let qkv = Tensor::<3>::random([b, t, 3 * d], normal, &device);
+        (qkv, Tensor::<3>::random([b, t, d], normal, &device))
+    });
+    let qkv = qkv.require_grad();
     let rope = with_rope.then(|| RotaryEncodingConfig::new(80, hd).init(&device));
     assert!(is_fused(&qkv) && qkv.device().is_autodiff());
     let seeing = ember_model::Visibility {

@@ -11,12 +11,15 @@ use crate::fused::assert_same;
 
 fn case(with_beta: bool) {
     let device = Device::flex().autodiff();
-    device.seed(9);
-    let x =
-        Tensor::<3>::random([3, 23, 40], Distribution::Normal(0.5, 2.0), &device).require_grad();
-    let gamma = Tensor::<1>::random([40], Distribution::Normal(1.0, 0.3), &device).require_grad();
-    let beta = Tensor::<1>::random([40], Distribution::Normal(0.0, 0.3), &device).require_grad();
-    let w = Tensor::<3>::random([3, 23, 40], Distribution::Default, &device);
+    let (x, gamma, beta, w) = ember_model::with_seed(&device, 9, || {
+        (
+            Tensor::<3>::random([3, 23, 40], Distribution::Normal(0.5, 2.0), &device),
+            Tensor::<1>::random([40], Distribution::Normal(1.0, 0.3), &device),
+            Tensor::<1>::random([40], Distribution::Normal(0.0, 0.3), &device),
+            Tensor::<3>::random([3, 23, 40], Distribution::Default, &device),
+        )
+    });
+    let (x, gamma, beta) = (x.require_grad(), gamma.require_grad(), beta.require_grad());
     assert!(is_fused(&x));
     let b = || with_beta.then(|| beta.clone());
     let run = || {
