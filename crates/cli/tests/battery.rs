@@ -194,6 +194,7 @@ fn cases() -> Vec<Case> {
         with_files("pretrain unknown key", &["pretrain", "--device", "cpu", "--config", "{C}/c.toml"], &[("c.toml", b"[run]\nout_dir = \"x\"\n[data]\ndir = \"y\"\n[train]\nlearning_rate = 1\n")], &["c.toml", "learning_rate"]),
         case("pretrain huge batch", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.batch_size=18446744073709551615"], &["batch_size"]),
         case("pretrain beta1 of 1", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.beta1=1"], &["train.beta1 = 1", "[0, 1)"]),
+        case("pretrain muon_beta2 of 1", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.muon_beta2=1"], &["train.muon_beta2 = 1", "[0, 1)"]),
         case("pretrain keep_last 0", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.keep_last=0"], &["train.keep_last = 0"]),
         case("pretrain cooldown share 0", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.cooldown_fraction=0"], &["train.cooldown_fraction = 0"]),
         case("pretrain unknown decay", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.decay=trapezoid"], &["decay", "trapezoid"]),

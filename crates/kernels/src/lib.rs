@@ -112,7 +112,8 @@ pub use heads::{HeadLayout, heads_to_rows, rope_in_place, rows_to_heads};
 pub use ids::{max_u16_le, max_u32_le};
 pub use layer_norm::{layer_norm_backward, layer_norm_forward};
 pub use muon::{
-    MuonScalars, NS_COEFFICIENTS, NS_STEPS, muon_update, newton_schulz5, newton_schulz5_bf16,
+    MuonScalars, NS_COEFFICIENTS, NS_STEPS, muon_update, neurons, newton_schulz5,
+    newton_schulz5_bf16,
 };
 pub use rows::{MAX_ROWS, rows_times, rows_times_t};
 pub use softmax_xent::{

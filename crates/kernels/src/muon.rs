@@ -41,6 +41,48 @@ pub struct MuonScalars {
     pub weight_decay: f32,
     /// Newton–Schulz products with bfloat16 operands ([`newton_schulz5_bf16`]).
     pub bf16_products: bool,
+    /// Decay of the per-neuron second moment (NorMuon, module docs); 0: plain Muon.
+    pub beta2: f32,
+}
+
+/// Length of the per-neuron second moment [`muon_update`] keeps for a `rows × cols` weight
+/// of `blocks` matrices side by side (0 without NorMuon): one value per neuron of each.
+pub fn neurons(rows: usize, cols: usize, blocks: usize) -> usize {
+    blocks * rows.max(cols / blocks.max(1))
+}
+
+/// NorMuon's step on one orthogonalised `rows × width` block `o` (row-major) with its
+/// neurons' second moment `v`: per column when `width ≥ rows`, else per row.
+fn normalize(o: &mut [f32], v: &mut [f32], rows: usize, width: usize, beta2: f32) {
+    let per_col = width >= rows;
+    let mut ms = vec![0.0f64; v.len()];
+    let mut before = 0.0f64;
+    for i in 0..rows {
+        for j in 0..width {
+            let x = f64::from(o[i * width + j]);
+            ms[if per_col { j } else { i }] += x * x;
+            before += x * x;
+        }
+    }
+    let count = if per_col { rows } else { width } as f64;
+    let scale: Vec<f32> = v
+        .iter_mut()
+        .zip(&ms)
+        .map(|(v, m)| {
+            *v = beta2 * *v + (1.0 - beta2) * (m / count) as f32;
+            1.0 / v.max(1e-10).sqrt()
+        })
+        .collect();
+    let mut after = 0.0f64;
+    for i in 0..rows {
+        for j in 0..width {
+            let x = &mut o[i * width + j];
+            *x *= scale[if per_col { j } else { i }];
+            after += f64::from(*x) * f64::from(*x);
+        }
+    }
+    let keep = (before.sqrt() / after.sqrt().max(1e-10)) as f32;
+    o.iter_mut().for_each(|x| *x *= keep);
 }
 
 /// `dst = scale·lhs·rhs` (or `+=` with `accumulate`), `dst` row-major `[lhs.rows, rhs.cols]`,
@@ -166,16 +208,20 @@ fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 /// One Muon update of the row-major `rows × cols` weight `param` (Burn's `[d_in, d_out]`)
-/// from `grad`, with momentum buffer `buf` (zeros before the first update), in place. The
-/// columns split into `blocks` equal blocks, each orthogonalised as its own matrix.
+/// from `grad`, with momentum buffer `buf` and, with `s.beta2 > 0`, NorMuon's per-neuron
+/// second moment `second` ([`neurons`] long; empty otherwise) — both zeros before the first
+/// update — in place. The columns split into `blocks` equal blocks, each orthogonalised (and
+/// normalised) as its own matrix.
 ///
 /// # Panics
 /// If the lengths disagree with `rows × cols` or `blocks` does not divide `cols`.
+#[allow(clippy::too_many_arguments)]
 pub fn muon_update(
     s: &MuonScalars,
     param: &mut [f32],
     grad: &[f32],
     buf: &mut [f32],
+    second: &mut [f32],
     rows: usize,
     cols: usize,
     blocks: usize,
@@ -191,6 +237,17 @@ pub fn muon_update(
     assert!(
         blocks >= 1 && cols.is_multiple_of(blocks),
         "muon_update: {blocks} blocks of {cols} columns"
+    );
+    let moments = if s.beta2 > 0.0 {
+        neurons(rows, cols, blocks)
+    } else {
+        0
+    };
+    assert_eq!(
+        second.len(),
+        moments,
+        "muon_update: second moment of {} for {rows}×{cols} in {blocks} blocks",
+        second.len()
     );
     let m = s.momentum;
     // buf ← m·buf + (1−m)·g;  u = (1−m)·g + m·buf (Nesterov), gathered block by block.
@@ -211,8 +268,17 @@ pub fn muon_update(
     } else {
         newton_schulz5
     };
-    u.par_chunks_mut(rows * width)
-        .for_each(|block| orthogonalise(block, rows, width));
+    if moments == 0 {
+        u.par_chunks_mut(rows * width)
+            .for_each(|block| orthogonalise(block, rows, width));
+    } else {
+        u.par_chunks_mut(rows * width)
+            .zip(second.par_chunks_mut(moments / blocks))
+            .for_each(|(block, v)| {
+                orthogonalise(block, rows, width);
+                normalize(block, v, rows, width, s.beta2);
+            });
+    }
     for i in 0..rows {
         for j in 0..cols {
             let k = i * cols + j;

@@ -1,5 +1,6 @@
 use ember_kernels::{
-    MuonScalars, NS_COEFFICIENTS, NS_STEPS, muon_update, newton_schulz5, newton_schulz5_bf16,
+    MuonScalars, NS_COEFFICIENTS, NS_STEPS, muon_update, neurons, newton_schulz5,
+    newton_schulz5_bf16,
 };
 
 fn values(n: usize, k: usize) -> Vec<f32> {
@@ -126,13 +127,15 @@ fn newton_schulz_does_not_depend_on_the_thread_count() {
 }
 
 /// `torch.optim.Muon`'s step in float64 on a row-major `[d_in, d_out]` weight whose columns
-/// split into `blocks` matrices.
+/// split into `blocks` matrices; with `norm = Some((v, β₂))` NorMuon's (`v`: each block's
+/// neurons' second moments, block after block).
 fn muon_reference(
     p: &mut [f64],
     buf: &mut [f64],
     g: &[f64],
     (rows, cols, blocks): (usize, usize, usize),
     (lr, momentum, wd): (f64, f64, f64),
+    mut norm: Option<(&mut Vec<f64>, f64)>,
 ) {
     let width = cols / blocks;
     let mut u = vec![0.0; rows * cols];
@@ -144,7 +147,10 @@ fn muon_reference(
         let block: Vec<f64> = (0..rows * width)
             .map(|k| u[(k / width) * cols + b * width + k % width])
             .collect();
-        let o = ns_reference(&block, rows, width);
+        let mut o = ns_reference(&block, rows, width);
+        if let Some((v, beta2)) = norm.as_mut() {
+            normuon_reference(&mut o, v, b, (rows, width), *beta2);
+        }
         let step = lr * (width as f64 / rows as f64).max(1.0).sqrt();
         for (k, o) in o.iter().enumerate() {
             let at = (k / width) * cols + b * width + k % width;
@@ -153,8 +159,48 @@ fn muon_reference(
     }
 }
 
+/// NorMuon's normalisation of block `b`'s orthogonalised update `o` (`[rows, width]`, the
+/// weight's `[d_in, d_out]`): neurons are the outputs (columns) unless the block has more
+/// inputs than outputs; each is divided by the root of its running mean square, then the
+/// block is scaled back to its Frobenius norm.
+fn normuon_reference(
+    o: &mut [f64],
+    v: &mut [f64],
+    b: usize,
+    (rows, width): (usize, usize),
+    beta2: f64,
+) {
+    let outputs = width >= rows;
+    let count = rows.max(width);
+    let v = &mut v[b * count..(b + 1) * count];
+    let neuron = |i: usize, j: usize| if outputs { j } else { i };
+    let frob = |o: &[f64]| o.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let before = frob(o);
+    for (n, v) in v.iter_mut().enumerate() {
+        let sq: Vec<f64> = (0..rows * width)
+            .filter(|k| neuron(k / width, k % width) == n)
+            .map(|k| o[k] * o[k])
+            .collect();
+        *v = beta2 * *v + (1.0 - beta2) * sq.iter().sum::<f64>() / sq.len() as f64;
+    }
+    for k in 0..rows * width {
+        o[k] /= v[neuron(k / width, k % width)].max(1e-10).sqrt();
+    }
+    let after = frob(o);
+    o.iter_mut().for_each(|x| *x *= before / after);
+}
+
 #[test]
 fn twenty_muon_updates_match_the_f64_reference() {
+    twenty_updates(0.0);
+}
+
+#[test]
+fn twenty_normuon_updates_match_the_f64_reference() {
+    twenty_updates(0.95);
+}
+
+fn twenty_updates(beta2: f64) {
     // A fused query/key/value weight: 40 inputs, three 40-column blocks.
     for (rows, cols, blocks) in [(40, 120, 3), (40, 160, 1), (160, 40, 1)] {
         let n = rows * cols;
@@ -162,6 +208,12 @@ fn twenty_muon_updates_match_the_f64_reference() {
         let (mut p, mut buf) = (p0.clone(), vec![0.0f32; n]);
         let mut rp: Vec<f64> = p0.iter().map(|&x| f64::from(x)).collect();
         let mut rbuf = vec![0.0f64; n];
+        let count = if beta2 > 0.0 {
+            neurons(rows, cols, blocks)
+        } else {
+            0
+        };
+        let (mut v, mut rv) = (vec![0.0f32; count], vec![0.0f64; count]);
         for t in 0..20 {
             let g = values(n, t + 1);
             let momentum = 0.85 + 0.1 * (t as f64 / 10.0).min(1.0);
@@ -174,8 +226,9 @@ fn twenty_muon_updates_match_the_f64_reference() {
                 lr: lr as f32,
                 weight_decay: wd as f32,
                 bf16_products: false,
+                beta2: beta2 as f32,
             };
-            muon_update(&s, &mut p, &g2, &mut buf, rows, cols, blocks);
+            muon_update(&s, &mut p, &g2, &mut buf, &mut v, rows, cols, blocks);
             let g64: Vec<f64> = g.iter().map(|&x| f64::from(x)).collect();
             muon_reference(
                 &mut rp,
@@ -183,6 +236,7 @@ fn twenty_muon_updates_match_the_f64_reference() {
                 &g64,
                 (rows, cols, blocks),
                 (lr, momentum, wd),
+                (beta2 > 0.0).then_some((&mut rv, beta2)),
             );
         }
         let err = worst(&p, &rp);

@@ -31,6 +31,9 @@ pub struct MuonConfig {
     /// Newton–Schulz products with bfloat16 operands (`train.precision = "bf16-mixed"` on a
     /// CPU with the instructions).
     pub bf16_products: bool,
+    /// Decay of NorMuon's per-neuron second moment (`ember_kernels::muon_update`); 0: plain
+    /// Muon.
+    pub beta2: f64,
 }
 
 impl MuonConfig {
@@ -47,6 +50,7 @@ impl MuonConfig {
             lr: (self.lr * adamw_lr_now / self.adamw_lr) as f32,
             weight_decay: self.weight_decay as f32,
             bf16_products: self.bf16_products,
+            beta2: self.beta2 as f32,
         }
     }
 }
@@ -67,15 +71,17 @@ pub fn blocks(name: &str, rank: usize) -> Option<usize> {
 /// The fused update, implemented for the CPU backend.
 #[backend_extension(Flex)]
 pub trait CpuMuon: Backend {
-    /// `(param, buf)` after one update from `grad`; `param` is `[rows, cols]`, the others
-    /// hold as many elements.
+    /// `(param, buf, second)` after one update from `grad`; `param` is `[rows, cols]`, `grad`
+    /// and `buf` hold as many elements, `second` NorMuon's per-neuron second moment
+    /// (`ember_kernels::neurons` long; empty for plain Muon).
     fn fused_muon(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         buf: FloatTensor<Self>,
+        second: FloatTensor<Self>,
         s: MuonScalars,
         blocks: usize,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 impl CpuMuon for Flex {
@@ -83,14 +89,15 @@ impl CpuMuon for Flex {
         param: FlexTensor,
         grad: FlexTensor,
         buf: FlexTensor,
+        second: FlexTensor,
         s: MuonScalars,
         blocks: usize,
-    ) -> (FlexTensor, FlexTensor) {
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (rows, cols) = match param.layout().shape().as_slice() {
             &[r, c] => (r, c),
             other => panic!("fused Muon: expected a matrix, got shape {other:?}"),
         };
-        let [mut param, mut buf] = [param, buf].map(whole);
+        let [mut param, mut buf, mut second] = [param, buf, second].map(whole);
         let grad = grad.to_contiguous();
         let g = match grad.as_slice::<f32>() {
             Some(g) => g,
@@ -102,35 +109,56 @@ impl CpuMuon for Flex {
             param.storage_mut::<f32>(),
             g,
             buf.storage_mut::<f32>(),
+            second.storage_mut::<f32>(),
             rows,
             cols,
             blocks,
         );
-        (param, buf)
+        (param, buf, second)
     }
 }
 
-/// One update of the `[rows, cols]` weight `param`: `(param, buf)` after it; `buf` is `None`
-/// on the first update (taken as zero). Fused on the CPU backend, composed elsewhere.
+/// Muon's state of one matrix: the momentum buffer (`[rows, cols]`) and NorMuon's
+/// per-neuron second moment (`ember_kernels::neurons` long; empty for plain Muon).
+pub type MuonState = (Tensor<2>, Tensor<1>);
+
+/// One update of the `[rows, cols]` weight `param`: the weight and the state after it;
+/// `state` is `None` on the first update (taken as zeros). Fused on the CPU backend, composed
+/// elsewhere.
 pub fn muon_step(
     param: Tensor<2>,
     grad: Tensor<2>,
-    buf: Option<Tensor<2>>,
+    state: Option<MuonState>,
     s: MuonScalars,
     blocks: usize,
-) -> (Tensor<2>, Tensor<2>) {
+) -> (Tensor<2>, MuonState) {
     if !ember_model::ops::fused_here(&param) {
-        return composed_muon_step(param, grad, buf, s, blocks);
+        return composed_muon_step(param, grad, state, s, blocks);
     }
-    let buf = buf.unwrap_or_else(|| param.zeros_like());
-    let (p, b) = <Dispatch as CpuMuon>::fused_muon(
+    let (buf, second) = state.unwrap_or_else(|| zero_state(&param, s, blocks));
+    let (p, b, v) = <Dispatch as CpuMuon>::fused_muon(
         param.into_dispatch(),
         grad.into_dispatch(),
         buf.into_dispatch(),
+        second.into_dispatch(),
         s,
         blocks,
     );
-    (Tensor::from_dispatch(p), Tensor::from_dispatch(b))
+    (
+        Tensor::from_dispatch(p),
+        (Tensor::from_dispatch(b), Tensor::from_dispatch(v)),
+    )
+}
+
+/// The state before the first update: zeros.
+fn zero_state(param: &Tensor<2>, s: MuonScalars, blocks: usize) -> MuonState {
+    let [rows, cols] = param.dims();
+    let n = if s.beta2 > 0.0 {
+        ember_kernels::neurons(rows, cols, blocks)
+    } else {
+        0
+    };
+    (param.zeros_like(), Tensor::zeros([n], &param.device()))
 }
 
 /// Orthogonalises `x` `[rows, cols]` with the quintic Newton–Schulz iteration, from tensor
@@ -150,28 +178,61 @@ fn newton_schulz5(x: Tensor<2>) -> Tensor<2> {
     if tall { w.transpose() } else { w }
 }
 
+/// NorMuon's normalisation of one orthogonalised block `o` `[rows, width]` with its neurons'
+/// second moment `v` (as `ember_kernels::muon_update`): `(o, v)` after it.
+fn normalize(o: Tensor<2>, v: Tensor<1>, beta2: f32) -> (Tensor<2>, Tensor<1>) {
+    let [rows, width] = o.dims();
+    let per_col = width >= rows;
+    let sq = o.clone().square();
+    let (ms, shape) = if per_col {
+        (sq.clone().mean_dim(0), [1, width])
+    } else {
+        (sq.clone().mean_dim(1), [rows, 1])
+    };
+    let v = v.reshape(shape).mul_scalar(beta2) + ms.mul_scalar(1.0 - beta2);
+    let scaled = o / v.clone().clamp_min(1e-10).sqrt();
+    let before = sq.sum().sqrt();
+    let after = scaled.clone().square().sum().sqrt().clamp_min(1e-10);
+    let n: usize = v.dims().iter().product();
+    (scaled * (before / after).unsqueeze::<2>(), v.reshape([n]))
+}
+
 /// The same update from Burn's tensor operations (every device).
 pub fn composed_muon_step(
     param: Tensor<2>,
     grad: Tensor<2>,
-    buf: Option<Tensor<2>>,
+    state: Option<MuonState>,
     s: MuonScalars,
     blocks: usize,
-) -> (Tensor<2>, Tensor<2>) {
+) -> (Tensor<2>, MuonState) {
     let [rows, cols] = param.dims();
     let m = s.momentum;
     let g = grad.mul_scalar(s.grad_scale);
-    let buf = match buf {
-        Some(b) => b.mul_scalar(m) + g.clone().mul_scalar(1.0 - m),
-        None => g.clone().mul_scalar(1.0 - m),
-    };
+    let (buf, second) = state.unwrap_or_else(|| zero_state(&param, s, blocks));
+    let buf = buf.mul_scalar(m) + g.clone().mul_scalar(1.0 - m);
     let u = g.mul_scalar(1.0 - m) + buf.clone().mul_scalar(m);
     let width = cols / blocks;
+    let count = rows.max(width);
+    let mut seconds = Vec::new();
     let parts: Vec<Tensor<2>> = (0..blocks)
-        .map(|b| newton_schulz5(u.clone().slice([0..rows, b * width..(b + 1) * width])))
+        .map(|b| {
+            let o = newton_schulz5(u.clone().slice([0..rows, b * width..(b + 1) * width]));
+            if s.beta2 == 0.0 {
+                return o;
+            }
+            let v = second.clone().slice([b * count..(b + 1) * count]);
+            let (o, v) = normalize(o, v, s.beta2);
+            seconds.push(v);
+            o
+        })
         .collect();
     let o = Tensor::cat(parts, 1);
+    let second = if seconds.is_empty() {
+        second
+    } else {
+        Tensor::cat(seconds, 0)
+    };
     let step = s.lr * (width as f32 / rows as f32).max(1.0).sqrt();
     let p = param.mul_scalar(1.0 - s.lr * s.weight_decay) - o.mul_scalar(step);
-    (p, buf)
+    (p, (buf, second))
 }

@@ -31,6 +31,9 @@ pub const FORMAT: &str = "ember-adamw";
 /// Format name of a Muon run's state: `momentum_buffer.NAME` for Muon's matrices, AdamW's
 /// moments for the rest.
 pub const MUON_FORMAT: &str = "ember-muon";
+/// Format name of a NorMuon run's state (`train.muon_beta2 > 0`): Muon's, plus
+/// `neuron_second_moment.NAME` for each of its matrices.
+pub const NORMUON_FORMAT: &str = "ember-normuon";
 
 /// AdamW hyper-parameters (the learning rate is given per step).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -97,7 +100,7 @@ struct Moments {
 }
 
 /// The optimizer: hyper-parameters, step count, the two moments of every AdamW parameter and
-/// the momentum of every Muon matrix.
+/// the momentum (and with NorMuon the neurons' second moment) of every Muon matrix.
 pub struct Optimizer {
     cfg: AdamWConfig,
     /// Rates of the embeddings and of an untied head relative to the AdamW rate.
@@ -107,13 +110,14 @@ pub struct Optimizer {
     step: u64,
     moments: BTreeMap<String, Moments>,
     buffers: BTreeMap<String, Tensor<1>>,
+    seconds: BTreeMap<String, Tensor<1>>,
 }
 
-/// Name, element count and rank of every trainable parameter, in module order.
-pub fn param_shapes(model: &Gpt) -> Vec<(String, usize, usize)> {
+/// Name, element count and dimensions of every trainable parameter, in module order.
+pub fn param_shapes(model: &Gpt) -> Vec<(String, usize, Vec<usize>)> {
     struct V {
         path: Vec<String>,
-        out: Vec<(String, usize, usize)>,
+        out: Vec<(String, usize, Vec<usize>)>,
     }
     impl ModuleVisitor for V {
         fn enter_module(&mut self, name: &str, _: &str) {
@@ -123,8 +127,9 @@ pub fn param_shapes(model: &Gpt) -> Vec<(String, usize, usize)> {
             self.path.pop();
         }
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let shape = p.shape();
             self.out
-                .push((self.path.join("."), p.shape().num_elements(), D));
+                .push((self.path.join("."), shape.num_elements(), shape.to_vec()));
         }
     }
     let mut v = V {
@@ -179,6 +184,7 @@ impl Optimizer {
             step: 0,
             moments: BTreeMap::new(),
             buffers: BTreeMap::new(),
+            seconds: BTreeMap::new(),
         }
     }
 
@@ -196,10 +202,10 @@ impl Optimizer {
     }
 
     fn format(&self) -> &'static str {
-        if self.muon.is_some() {
-            MUON_FORMAT
-        } else {
-            FORMAT
+        match self.muon {
+            Some(m) if m.beta2 > 0.0 => NORMUON_FORMAT,
+            Some(_) => MUON_FORMAT,
+            None => FORMAT,
         }
     }
 
@@ -229,8 +235,8 @@ impl Optimizer {
     }
 
     /// The state as SafeTensors bytes: `exp_avg.NAME` and `exp_avg_sq.NAME` (f32, flattened)
-    /// per AdamW parameter, `momentum_buffer.NAME` per Muon matrix, the step count in the
-    /// metadata.
+    /// per AdamW parameter, `momentum_buffer.NAME` (and with NorMuon
+    /// `neuron_second_moment.NAME`) per Muon matrix, the step count in the metadata.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut bufs: Vec<(String, Vec<u8>, usize)> = Vec::new();
         let tensors = self
@@ -241,6 +247,11 @@ impl Optimizer {
                 self.buffers
                     .iter()
                     .map(|(name, b)| ("momentum_buffer", name, b)),
+            )
+            .chain(
+                self.seconds
+                    .iter()
+                    .map(|(name, v)| ("neuron_second_moment", name, v)),
             );
         for (prefix, name, t) in tensors {
             let data = t.to_data();
@@ -272,7 +283,7 @@ impl Optimizer {
     pub fn load_bytes(
         &mut self,
         bytes: &[u8],
-        params: &[(String, usize, usize)],
+        params: &[(String, usize, Vec<usize>)],
         device: &Device,
         origin: &std::path::Path,
     ) -> Result<()> {
@@ -289,6 +300,9 @@ impl Optimizer {
             let was = match found {
                 Some(FORMAT) => " (this state is train.optimizer = \"adamw\")",
                 Some(MUON_FORMAT) => " (this state is train.optimizer = \"muon\")",
+                Some(NORMUON_FORMAT) => {
+                    " (this state is train.optimizer = \"muon\" with train.muon_beta2 > 0)"
+                }
                 _ => "",
             };
             return Err(bad(format!(
@@ -303,14 +317,16 @@ impl Optimizer {
             .map_err(|e| bad(format!("damaged optimizer state: {e}")))?;
         let mut moments = BTreeMap::new();
         let mut buffers = BTreeMap::new();
+        let mut seconds = BTreeMap::new();
         let mut expected = 0;
-        for (name, n, rank) in params {
-            let get = |prefix: &str| -> Result<Tensor<1>> {
+        for (name, n, dims) in params {
+            let rank = dims.len();
+            let get = |prefix: &str, n: usize| -> Result<Tensor<1>> {
                 let key = format!("{prefix}.{name}");
                 let view = st
                     .tensor(&key)
                     .map_err(|_| bad(format!("no {key}: the state belongs to another model")))?;
-                if view.dtype() != Dtype::F32 || view.shape() != [*n] {
+                if view.dtype() != Dtype::F32 || view.shape() != [n] {
                     return Err(bad(format!(
                         "{key} has shape {:?} ({:?}), the model needs [{n}] (F32)",
                         view.shape(),
@@ -322,14 +338,20 @@ impl Optimizer {
                     .chunks_exact(4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect();
-                Ok(Tensor::from_data(TensorData::new(v, [*n]), device))
+                Ok(Tensor::from_data(TensorData::new(v, [n]), device))
             };
-            if self.is_muon(name, *rank) {
-                buffers.insert(name.clone(), get("momentum_buffer")?);
+            if self.is_muon(name, rank) {
+                buffers.insert(name.clone(), get("momentum_buffer", *n)?);
                 expected += 1;
+                if format == NORMUON_FORMAT {
+                    let matrices = blocks(name, rank).unwrap_or(1);
+                    let count = ember_kernels::neurons(dims[0], dims[1], matrices);
+                    seconds.insert(name.clone(), get("neuron_second_moment", count)?);
+                    expected += 1;
+                }
             } else {
-                let m = get("exp_avg")?;
-                let v = get("exp_avg_sq")?;
+                let m = get("exp_avg", *n)?;
+                let v = get("exp_avg_sq", *n)?;
                 moments.insert(name.clone(), Moments { m, v });
                 expected += 2;
             }
@@ -344,6 +366,7 @@ impl Optimizer {
         self.step = step;
         self.moments = moments;
         self.buffers = buffers;
+        self.seconds = seconds;
         Ok(())
     }
 }
@@ -371,19 +394,25 @@ impl Update<'_> {
         let dims = param.dims();
         let [rows, cols] = [dims[0], dims[1]];
         let s = muon.scalars(self.t as u64, self.lr, self.grad_scale);
-        let buf = self
-            .opt
-            .buffers
-            .remove(&name)
-            .map(|b| b.reshape([rows, cols]));
-        let (p, b) = muon_step(
+        let buf = self.opt.buffers.remove(&name);
+        let second = self.opt.seconds.remove(&name);
+        let state = buf.map(|b| {
+            let v = second.unwrap_or_else(|| Tensor::zeros([0], &b.device()));
+            (b.reshape([rows, cols]), v)
+        });
+        let (p, (b, v)) = muon_step(
             param.reshape([rows, cols]),
             grad.reshape([rows, cols]),
-            buf,
+            state,
             s,
             blocks,
         );
-        self.opt.buffers.insert(name, b.reshape([rows * cols]));
+        self.opt
+            .buffers
+            .insert(name.clone(), b.reshape([rows * cols]));
+        if muon.beta2 > 0.0 {
+            self.opt.seconds.insert(name, v);
+        }
         p.reshape([rows * cols])
     }
 

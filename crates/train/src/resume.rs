@@ -47,6 +47,7 @@ pub(crate) fn start(
             momentum_start: t.muon_momentum_start,
             momentum_warmup: t.muon_momentum_warmup,
             weight_decay: t.muon_weight_decay,
+            beta2: t.muon_beta2,
             bf16_products: crate::trainer::bf16_products_here(run),
         });
     }

@@ -103,6 +103,10 @@ pub struct TrainSection {
     pub muon_momentum_warmup: u64,
     /// With Muon: decoupled weight decay of the matrices it updates (`p ← p·(1 − lr·wd)`).
     pub muon_weight_decay: f64,
+    /// With Muon: above 0, NorMuon — each neuron's orthogonalised update divided by the root of
+    /// its running mean square, decaying by this factor a step (0.95 in NorMuon's paper and
+    /// modded-nanogpt); 0: plain Muon. A run cannot switch between the two when it resumes.
+    pub muon_beta2: f64,
     /// Peak AdamW rate of the token and position embeddings (a tied embedding is the output
     /// layer too); unset: `lr`. The schedule scales it as it scales `lr`.
     pub embedding_lr: Option<f64>,
@@ -160,6 +164,7 @@ impl Default for TrainSection {
             muon_momentum_start: 0.85,
             muon_momentum_warmup: 300,
             muon_weight_decay: 0.0,
+            muon_beta2: 0.0,
             embedding_lr: None,
             head_lr: None,
             value_embed_lr: None,
@@ -241,6 +246,13 @@ impl TrainSection {
                 "muon_weight_decay",
                 self.muon_weight_decay.to_string(),
                 "0 or more",
+            );
+        }
+        if !(0.0..1.0).contains(&self.muon_beta2) {
+            return bad(
+                "muon_beta2",
+                self.muon_beta2.to_string(),
+                "in [0, 1) (0: plain Muon)",
             );
         }
         if !(self.grad_clip >= 0.0 && self.grad_clip.is_finite()) {

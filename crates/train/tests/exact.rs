@@ -28,6 +28,24 @@ fn stop_and_resume_with_muon_equals_an_uninterrupted_run_bit_for_bit() {
     );
 }
 
+/// NorMuon's per-neuron second moments are saved and restored with the momentum: a resumed
+/// run goes on bit for bit, and the setting changed the run.
+#[test]
+fn stop_and_resume_with_normuon_equals_an_uninterrupted_run_bit_for_bit() {
+    let muon = TrainSection {
+        optimizer: OptimizerKind::Muon,
+        ..train_section()
+    };
+    let normuon = stop_and_resume(
+        TrainSection {
+            muon_beta2: 0.95,
+            ..muon.clone()
+        },
+        true,
+    );
+    assert_ne!(normuon, stop_and_resume(muon, true));
+}
+
 #[test]
 fn stop_and_resume_with_bf16_products_equals_an_uninterrupted_run_bit_for_bit() {
     if !ember_model::ops::bf16_products_available() {
@@ -145,13 +163,30 @@ fn resume_refuses_another_optimizer() {
     let adamw = TrainSection {
         max_steps: 8,
         optimizer: OptimizerKind::AdamW,
-        ..t
+        ..t.clone()
     };
     let err = train(&run(dir.path(), &tok, adamw, Start::Resume), &Cycle::new(4))
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("ember-adamw") && err.contains("optimizer = \"muon\""),
+        "{err}"
+    );
+    assert!(before == weights(&dir.path().join("checkpoints/step-00000004")));
+    // Nor plain Muon's state into NorMuon.
+    let normuon = TrainSection {
+        max_steps: 8,
+        muon_beta2: 0.95,
+        ..t
+    };
+    let err = train(
+        &run(dir.path(), &tok, normuon, Start::Resume),
+        &Cycle::new(4),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("ember-normuon") && err.contains("(this state is train.optimizer = \"muon\")"),
         "{err}"
     );
     assert!(before == weights(&dir.path().join("checkpoints/step-00000004")));

@@ -56,8 +56,27 @@ fn fused_adamw_matches_composed() {
 
 #[test]
 fn fused_muon_matches_composed_and_its_parameter_groups() {
+    use ember_train::muon::blocks;
+    fused_matches_composed(0.0);
+    // Which parameters Muon takes: the blocks' matrices, Q/K/V as three.
+    assert_eq!(blocks("h.0.attn.c_attn.weight", 2), Some(3));
+    assert_eq!(blocks("h.3.mlp.c_proj.weight", 2), Some(1));
+    assert_eq!(blocks("h.0.mlp.c_fc.bias", 1), None);
+    assert_eq!(blocks("h.0.ln_1.gamma", 1), None);
+    assert_eq!(blocks("wte.weight", 2), None);
+    assert_eq!(blocks("lm_head.weight", 2), None);
+}
+
+/// NorMuon (`muon_beta2 > 0`) on the CPU kernel and from Burn's operations (every other
+/// device): the same weights, momentum and per-neuron second moments.
+#[test]
+fn fused_normuon_matches_composed() {
+    fused_matches_composed(0.95);
+}
+
+fn fused_matches_composed(beta2: f32) {
     use ember_kernels::MuonScalars;
-    use ember_train::muon::{blocks, composed_muon_step, muon_step};
+    use ember_train::muon::{composed_muon_step, muon_step};
     let device = Device::flex();
     // A fused query/key/value weight, [d_in, 3·d_in] as Burn stores it, and an MLP matrix.
     for (rows, cols, b) in [(24, 72, 3), (24, 96, 1), (96, 24, 1)] {
@@ -77,30 +96,39 @@ fn fused_muon_matches_composed_and_its_parameter_groups() {
                 lr: 0.02,
                 weight_decay: 0.01,
                 bf16_products: false,
+                beta2,
             };
             let g = vals(t);
-            let (p, buf) = muon_step(fp, g.clone(), fb, s, b);
-            let (q, buf2) = composed_muon_step(cp, g, cb, s, b);
+            let (p, fs) = muon_step(fp, g.clone(), fb, s, b);
+            let (q, cs) = composed_muon_step(cp, g, cb, s, b);
             let diff = (p.clone() - q.clone()).abs().max().into_scalar::<f32>();
             assert!(
                 diff < 1e-5,
                 "{rows}×{cols}/{b}: update {t} differs by {diff}"
             );
-            let bdiff = (buf.clone() - buf2.clone())
+            let bdiff = (fs.0.clone() - cs.0.clone())
                 .abs()
                 .max()
                 .into_scalar::<f32>();
             assert!(bdiff < 1e-6, "momentum after update {t} differs by {bdiff}");
-            (fp, cp, fb, cb) = (p, q, Some(buf), Some(buf2));
+            let want = if beta2 > 0.0 {
+                ember_kernels::neurons(rows, cols, b)
+            } else {
+                0
+            };
+            assert_eq!((fs.1.dims(), cs.1.dims()), ([want], [want]));
+            if want > 0 {
+                let (fv, cv) = (fs.1.clone(), cs.1.clone());
+                let scale = fv.clone().abs().max().into_scalar::<f32>();
+                let vdiff = (fv - cv).abs().max().into_scalar::<f32>();
+                assert!(
+                    scale > 0.0 && vdiff <= 1e-5 * scale,
+                    "second moments after update {t} differ by {vdiff} (largest {scale})"
+                );
+            }
+            (fp, cp, fb, cb) = (p, q, Some(fs), Some(cs));
         }
     }
-    // Which parameters Muon takes: the blocks' matrices, Q/K/V as three.
-    assert_eq!(blocks("h.0.attn.c_attn.weight", 2), Some(3));
-    assert_eq!(blocks("h.3.mlp.c_proj.weight", 2), Some(1));
-    assert_eq!(blocks("h.0.mlp.c_fc.bias", 1), None);
-    assert_eq!(blocks("h.0.ln_1.gamma", 1), None);
-    assert_eq!(blocks("wte.weight", 2), None);
-    assert_eq!(blocks("lm_head.weight", 2), None);
 }
 
 /// `embedding_lr`, `head_lr`, `value_embed_lr` and `scalar_lr`: AdamW's update of the

@@ -184,6 +184,7 @@ fn twenty_muon_and_adamw_updates_match_numpy_torch_semantics() {
         momentum_warmup: m["warmup"].as_u64().unwrap(),
         weight_decay: f(&m["wd"]),
         bf16_products: false,
+        beta2: 0.0,
     });
     for t in 0..u(&c["steps"]) {
         let mut g = Grads {
