@@ -119,8 +119,8 @@ impl CpuMuon for Flex {
 }
 
 /// Muon's state of one matrix: the momentum buffer (`[rows, cols]`) and NorMuon's
-/// per-neuron second moment (`ember_kernels::neurons` long; empty for plain Muon).
-pub type MuonState = (Tensor<2>, Tensor<1>);
+/// per-neuron second moment (`ember_kernels::neurons` long; `None` for plain Muon).
+pub type MuonState = (Tensor<2>, Option<Tensor<1>>);
 
 /// One update of the `[rows, cols]` weight `param`: the weight and the state after it;
 /// `state` is `None` on the first update (taken as zeros). Fused on the CPU backend, composed
@@ -136,6 +136,10 @@ pub fn muon_step(
         return composed_muon_step(param, grad, state, s, blocks);
     }
     let (buf, second) = state.unwrap_or_else(|| zero_state(&param, s, blocks));
+    // Plain Muon has no second moment: the CPU kernel takes an empty one (a CPU tensor of no
+    // elements; the composed path, which GPUs take, never makes one).
+    let plain = second.is_none();
+    let second = second.unwrap_or_else(|| Tensor::zeros([0], &param.device()));
     let (p, b, v) = <Dispatch as CpuMuon>::fused_muon(
         param.into_dispatch(),
         grad.into_dispatch(),
@@ -144,21 +148,16 @@ pub fn muon_step(
         s,
         blocks,
     );
-    (
-        Tensor::from_dispatch(p),
-        (Tensor::from_dispatch(b), Tensor::from_dispatch(v)),
-    )
+    let v = (!plain).then(|| Tensor::from_dispatch(v));
+    (Tensor::from_dispatch(p), (Tensor::from_dispatch(b), v))
 }
 
 /// The state before the first update: zeros.
 fn zero_state(param: &Tensor<2>, s: MuonScalars, blocks: usize) -> MuonState {
     let [rows, cols] = param.dims();
-    let n = if s.beta2 > 0.0 {
-        ember_kernels::neurons(rows, cols, blocks)
-    } else {
-        0
-    };
-    (param.zeros_like(), Tensor::zeros([n], &param.device()))
+    let n = ember_kernels::neurons(rows, cols, blocks);
+    let second = (s.beta2 > 0.0).then(|| Tensor::zeros([n], &param.device()));
+    (param.zeros_like(), second)
 }
 
 /// Orthogonalises `x` `[rows, cols]` with the quintic Newton–Schulz iteration, from tensor
@@ -217,9 +216,9 @@ pub fn composed_muon_step(
     let parts: Vec<Tensor<2>> = (0..blocks)
         .map(|b| {
             let o = newton_schulz5(u.clone().slice([0..rows, b * width..(b + 1) * width]));
-            if s.beta2 == 0.0 {
+            let Some(second) = second.as_ref().filter(|_| s.beta2 > 0.0) else {
                 return o;
-            }
+            };
             let v = second.clone().slice([b * count..(b + 1) * count]);
             let (o, v) = normalize(o, v, s.beta2);
             seconds.push(v);
@@ -227,11 +226,7 @@ pub fn composed_muon_step(
         })
         .collect();
     let o = Tensor::cat(parts, 1);
-    let second = if seconds.is_empty() {
-        second
-    } else {
-        Tensor::cat(seconds, 0)
-    };
+    let second = (!seconds.is_empty()).then(|| Tensor::cat(seconds, 0));
     let step = s.lr * (width as f32 / rows as f32).max(1.0).sqrt();
     let p = param.mul_scalar(1.0 - s.lr * s.weight_decay) - o.mul_scalar(step);
     (p, (buf, second))

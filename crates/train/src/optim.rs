@@ -396,10 +396,7 @@ impl Update<'_> {
         let s = muon.scalars(self.t as u64, self.lr, self.grad_scale);
         let buf = self.opt.buffers.remove(&name);
         let second = self.opt.seconds.remove(&name);
-        let state = buf.map(|b| {
-            let v = second.unwrap_or_else(|| Tensor::zeros([0], &b.device()));
-            (b.reshape([rows, cols]), v)
-        });
+        let state = buf.map(|b| (b.reshape([rows, cols]), second));
         let (p, (b, v)) = muon_step(
             param.reshape([rows, cols]),
             grad.reshape([rows, cols]),
@@ -410,7 +407,7 @@ impl Update<'_> {
         self.opt
             .buffers
             .insert(name.clone(), b.reshape([rows * cols]));
-        if muon.beta2 > 0.0 {
+        if let Some(v) = v {
             self.opt.seconds.insert(name, v);
         }
         p.reshape([rows * cols])
