@@ -52,37 +52,45 @@ pub fn neurons(rows: usize, cols: usize, blocks: usize) -> usize {
 }
 
 /// NorMuon's step on one orthogonalised `rows × width` block `o` (row-major) with its
-/// neurons' second moment `v`: per column when `width ≥ rows`, else per row.
+/// neurons' second moment `v`: per column when `width ≥ rows`, else per row. One pass sums
+/// each neuron's squares (in f64, in a fixed order), one scales: the norm after the division
+/// follows from those sums, so the rescaling to the norm before folds into the same pass
+/// (two passes over every element cost 6% of a gutenberg-small step in 100-step probes on
+/// the AMX Xeon; sums of every element per neuron index and a third pass did).
 fn normalize(o: &mut [f32], v: &mut [f32], rows: usize, width: usize, beta2: f32) {
     let per_col = width >= rows;
     let mut ms = vec![0.0f64; v.len()];
-    let mut before = 0.0f64;
-    for i in 0..rows {
-        for j in 0..width {
-            let x = f64::from(o[i * width + j]);
-            ms[if per_col { j } else { i }] += x * x;
-            before += x * x;
+    for (i, row) in o.chunks_exact(width).enumerate() {
+        if per_col {
+            ms.iter_mut()
+                .zip(row)
+                .for_each(|(m, &x)| *m += f64::from(x) * f64::from(x));
+        } else {
+            ms[i] = row.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
         }
     }
     let count = if per_col { rows } else { width } as f64;
-    let scale: Vec<f32> = v
+    let (mut before, mut after) = (0.0f64, 0.0f64);
+    let mut scale: Vec<f32> = v
         .iter_mut()
         .zip(&ms)
-        .map(|(v, m)| {
+        .map(|(v, &m)| {
             *v = beta2 * *v + (1.0 - beta2) * (m / count) as f32;
-            1.0 / v.max(1e-10).sqrt()
+            let s = 1.0 / v.max(1e-10).sqrt();
+            before += m;
+            after += m * f64::from(s) * f64::from(s);
+            s
         })
         .collect();
-    let mut after = 0.0f64;
-    for i in 0..rows {
-        for j in 0..width {
-            let x = &mut o[i * width + j];
-            *x *= scale[if per_col { j } else { i }];
-            after += f64::from(*x) * f64::from(*x);
+    let keep = (before.sqrt() / after.sqrt().max(1e-10)) as f32;
+    scale.iter_mut().for_each(|s| *s *= keep);
+    for (i, row) in o.chunks_exact_mut(width).enumerate() {
+        if per_col {
+            row.iter_mut().zip(&scale).for_each(|(x, s)| *x *= s);
+        } else {
+            row.iter_mut().for_each(|x| *x *= scale[i]);
         }
     }
-    let keep = (before.sqrt() / after.sqrt().max(1e-10)) as f32;
-    o.iter_mut().for_each(|x| *x *= keep);
 }
 
 /// `dst = scale·lhs·rhs` (or `+=` with `accumulate`), `dst` row-major `[lhs.rows, rhs.cols]`,
