@@ -219,7 +219,7 @@ pub fn composed_muon_step(
             let Some(second) = second.as_ref().filter(|_| s.beta2 > 0.0) else {
                 return o;
             };
-            let v = second.clone().slice([b * count..(b + 1) * count]);
+            let v = second.clone().narrow(0, b * count, count);
             let (o, v) = normalize(o, v, s.beta2);
             seconds.push(v);
             o
