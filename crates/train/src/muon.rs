@@ -4,7 +4,10 @@
 //! Muon takes every 2-D weight inside the transformer blocks (`h.N.…weight`): attention's
 //! fused query/key/value projection as three matrices (each orthogonalised on its own, as
 //! modded-nanogpt and nanochat split them), its output projection and the MLP's matrices.
-//! Embeddings, an untied head, norms and biases stay with AdamW, as in both.
+//! Embeddings, an untied head, norms and biases stay with AdamW, as in both. With
+//! `train.muon_beta2 > 0` the update is NorMuon's (per-neuron normalisation after the
+//! orthogonalisation; `ember_kernels::muon_update`), and each matrix also keeps its neurons'
+//! second moments.
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
