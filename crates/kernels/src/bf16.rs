@@ -126,6 +126,15 @@ impl Tile {
         }
     }
 
+    /// The instructions it runs on, as the device line and the training log name them.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tile::Portable => "portable code",
+            Tile::Avx512 => "AVX-512 BF16",
+            Tile::Amx => "AMX",
+        }
+    }
+
     /// Every tile this CPU runs, the portable one first.
     pub fn available() -> Vec<Tile> {
         let mut tiles = vec![Tile::Portable];

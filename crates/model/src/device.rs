@@ -181,9 +181,8 @@ fn cpu() -> SelectedDevice {
             "cpu: Burn flex, {threads} threads, {}",
             if crate::ops::enabled() {
                 let bf16 = match ember_kernels::Tile::best() {
-                    ember_kernels::Tile::Amx => "AMX",
-                    ember_kernels::Tile::Avx512 => "AVX-512 BF16",
                     ember_kernels::Tile::Portable => "none (no AVX-512 BF16)",
+                    tile => tile.name(),
                 };
                 format!(
                     "fused kernels for {}, bf16-mixed products on {bf16}",

@@ -214,7 +214,7 @@ pub fn composed_muon_step(
     let buf = buf.mul_scalar(m) + g.clone().mul_scalar(1.0 - m);
     let u = g.mul_scalar(1.0 - m) + buf.clone().mul_scalar(m);
     let width = cols / blocks;
-    let count = rows.max(width);
+    let count = ember_kernels::neurons(rows, cols, blocks) / blocks;
     let mut seconds = Vec::new();
     let parts: Vec<Tensor<2>> = (0..blocks)
         .map(|b| {

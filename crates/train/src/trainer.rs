@@ -139,7 +139,8 @@ fn bf16_products(run: &Run<'_>) -> bool {
     let here = bf16_products_here(run);
     if here {
         println!(
-            "precision: bf16-mixed (products with bfloat16 operands, AVX-512 BF16; f32 weights)"
+            "precision: bf16-mixed (products with bfloat16 operands on {}; f32 weights)",
+            ember_kernels::Tile::best().name()
         );
     } else {
         println!(
