@@ -48,6 +48,7 @@ fn report_is_self_contained_and_carries_curves_tables_and_samples() {
             tokens_per_s: 100.0,
             mfu: Some(0.1),
             elapsed_s: s as f64,
+            rank: None,
         })
         .chain([Row::Eval {
             step: 5,

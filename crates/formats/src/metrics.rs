@@ -30,6 +30,9 @@ pub enum Row {
         mfu: Option<f64>,
         /// Seconds of training so far (across resumes).
         elapsed_s: f64,
+        /// The reply-ranking term of the step (fine-tuning with `[contrast]`), if it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rank: Option<RankStats>,
     },
     /// A step whose loss or gradient was not finite, so no update was made.
     Skipped {
@@ -62,6 +65,15 @@ impl Row {
             Row::Train { step, .. } | Row::Skipped { step, .. } | Row::Eval { step, .. } => *step,
         }
     }
+}
+
+/// A step's reply-ranking term: its loss, and how often the true reply already scored highest.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RankStats {
+    /// Mean over the ranked replies of the cross-entropy of picking the true one.
+    pub loss: f32,
+    /// Fraction of ranked replies whose true reply scored highest (strictly).
+    pub accuracy: f32,
 }
 
 /// Appends rows to `metrics.jsonl`, flushing each.

@@ -200,6 +200,29 @@ impl Gpt {
         masked_nll_sum_capped(logits, targets, mask, self.logit_softcap)
     }
 
+    /// Each row's mean negative log-likelihood over its weighted targets, `[batch]` (causal
+    /// rows; a row with no weighted target gives NaN): the score `dialogue-choice` ranks
+    /// replies by, as a differentiable tensor for a ranking loss (`[contrast]` in SFT).
+    pub fn row_mean_nll(
+        &self,
+        tokens: Tensor<2, Int>,
+        targets: Tensor<2, Int>,
+        mask: Tensor<2>,
+    ) -> Tensor<1> {
+        let [b, t] = tokens.dims();
+        let x = self.hidden(tokens, 0, None, None, &Visibility::causal());
+        let logits = self.uncapped_head(x);
+        let v = logits.dims()[2];
+        let nll = ops::nll_rows(
+            logits.reshape([b * t, v]),
+            targets.reshape([b * t]),
+            self.logit_softcap,
+        )
+        .reshape([b, t]);
+        let count = mask.clone().sum_dim(1).reshape([b]);
+        (nll * mask).sum_dim(1).reshape([b]) / count
+    }
+
     /// Incremental decoding: `tokens [batch, new]` continue the sequence held in `cache`;
     /// returns the logits of the new positions `[batch, new, vocab_size]`.
     pub fn forward_cached(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {

@@ -16,7 +16,9 @@
 use std::sync::Mutex;
 
 use ember_formats::dialogue::{Example, first_fit, pack_batch, pad_batch};
-use ember_train::{HostBatch, Task, mix_seed};
+use ember_train::{ContrastBatch, HostBatch, Task, mix_seed};
+
+use crate::contrast::Contrast;
 
 /// Training examples visited in seeded shuffled epochs; held-out examples in fixed batches.
 pub struct SftTask {
@@ -30,6 +32,8 @@ pub struct SftTask {
     pack: Option<usize>,
     /// Packed: the stream position of each micro-batch's first conversation so far.
     starts: Mutex<Vec<u64>>,
+    /// The reply-ranking term's rows, if the run has one.
+    contrast: Option<Contrast>,
 }
 
 impl SftTask {
@@ -52,7 +56,19 @@ impl SftTask {
             pad,
             pack: None,
             starts: Mutex::new(vec![0]),
+            contrast: None,
         }
+    }
+
+    /// The training examples, epochs repeated.
+    pub fn train_examples(&self) -> &[Example] {
+        &self.train
+    }
+
+    /// Adds the reply-ranking term's rows, drawn from the training examples.
+    pub fn with_contrast(mut self, contrast: Contrast) -> Self {
+        self.contrast = Some(contrast);
+        self
     }
 
     /// Packs conversations into rows of `cap` positions (the model's context) instead of
@@ -141,6 +157,15 @@ impl Task for SftTask {
         Ok(self
             .micro_batch(step * self.micro_per_step as u64 + micro as u64)
             .0)
+    }
+
+    fn contrast_batch(
+        &self,
+        step: u64,
+        micro: usize,
+    ) -> ember_train::Result<Option<ContrastBatch>> {
+        let m = step * self.micro_per_step as u64 + micro as u64;
+        Ok(self.contrast.as_ref().map(|c| c.batch(&self.train, m)))
     }
 
     fn eval_batches(&self) -> usize {

@@ -23,6 +23,12 @@ pub struct SftConfig {
     /// Replies sampled from held-out prompts at the end.
     #[serde(default)]
     pub sample: crate::replies::SampleSection,
+    /// A reply-ranking term beside the SFT loss (off unless `weight` > 0).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::contrast::ContrastSection::is_off"
+    )]
+    pub contrast: crate::contrast::ContrastSection,
 }
 
 /// `[init]`.
@@ -129,6 +135,7 @@ impl ember_train::config::Validate for SftConfig {
                 "a fraction from 0 (no held-out conversations) to below 1",
             ));
         }
+        self.contrast.check()?;
         let s = &self.sample;
         if s.max_new_tokens == 0 || s.max_new_tokens > 1 << 20 {
             return Err(FieldError::new(

@@ -15,6 +15,7 @@
 
 pub mod batches;
 pub mod config;
+pub mod contrast;
 mod error;
 pub mod replies;
 pub mod run;

@@ -282,6 +282,27 @@ pub fn sft(opts: SftOptions) -> Result<SftReport> {
     } else {
         task
     };
+    let task = if config.contrast.on() {
+        let c = crate::contrast::Contrast::new(
+            config.contrast.clone(),
+            task.train_examples(),
+            mix_seed(config.train.seed, 0, 13),
+            context,
+            chat.bos,
+        )
+        .map_err(SftError::Config)?;
+        println!(
+            "contrast: {} replies a micro-batch each ranked against {} of {} distinct training replies, weight {}, scale {}",
+            config.contrast.replies,
+            config.contrast.negatives,
+            c.pool_size(),
+            config.contrast.weight,
+            config.contrast.scale
+        );
+        task.with_contrast(c)
+    } else {
+        task
+    };
     let padding = task.padding_fraction(100);
     let per_row = task.conversations_in(100) as f64 / (100 * config.train.batch_size) as f64;
     println!(

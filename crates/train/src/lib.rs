@@ -18,7 +18,9 @@
 //! ```
 
 pub mod config;
+pub mod contrast;
 mod error;
+mod faults;
 pub mod fused_adamw;
 pub mod muon;
 pub mod optim;
@@ -32,6 +34,7 @@ pub mod task;
 pub mod trainer;
 
 pub use config::{Cooldown, Decay, OptimizerKind, Precision, TrainSection};
+pub use contrast::ContrastBatch;
 pub use ember_model::HostBatch;
 pub use error::{Result, TrainError};
 pub use schedule::lr_at;

@@ -2,6 +2,7 @@
 
 use ember_model::HostBatch;
 
+use crate::contrast::ContrastBatch;
 use crate::error::Result;
 
 /// A stage's data, as the loop sees it. Batches must be a pure function of their arguments,
@@ -13,4 +14,9 @@ pub trait Task {
     fn eval_batches(&self) -> usize;
     /// Held-out batch `i` (the same every evaluation).
     fn eval_batch(&self, i: usize) -> Result<HostBatch>;
+    /// Rows for a reply-ranking term beside micro-batch `micro` of step `step` (`None`: no such
+    /// term, the default). Like the batches, a pure function of its arguments.
+    fn contrast_batch(&self, _step: u64, _micro: usize) -> Result<Option<ContrastBatch>> {
+        Ok(None)
+    }
 }

@@ -16,10 +16,11 @@ use ember_tokenizer::Tokenizer;
 
 use crate::config::TrainSection;
 use crate::error::{Result, TrainError};
+pub use crate::faults::FaultPlan;
 use crate::optim::{Optimizer, grad_norm, weights_finite};
 use crate::progress::Progress;
 use crate::schedule::lr_at;
-use ember_formats::metrics::{MetricsLog, Row};
+use ember_formats::metrics::{MetricsLog, RankStats, Row};
 use ember_formats::run::{self as run_dir, Stage, TrainState};
 
 use crate::state::{self, SaveParts};
@@ -34,35 +35,6 @@ pub enum Start {
     Init(PathBuf),
     /// Continue the run directory's newest valid checkpoint exactly.
     Resume,
-}
-
-/// Faults to inject, for tests of the guards (from `EMBER_FAULTS`, e.g. `nan@5,abort-save@6`,
-/// `enospc-save@10`; `enospc@BYTES`, read by the file writers themselves, fills the disk
-/// after that many bytes in any command).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FaultPlan {
-    /// Steps whose loss is made NaN.
-    pub nan_at: Vec<u64>,
-    /// Step whose save aborts the process before its final rename.
-    pub abort_save_at: Option<u64>,
-    /// Step whose save finds the disk full halfway through the weights.
-    pub enospc_save_at: Option<u64>,
-}
-
-impl FaultPlan {
-    /// Reads `EMBER_FAULTS`; unset or unparsable parts mean no fault.
-    pub fn from_env() -> Self {
-        let mut plan = FaultPlan::default();
-        for part in std::env::var("EMBER_FAULTS").unwrap_or_default().split(',') {
-            match part.trim().split_once('@') {
-                Some(("nan", s)) => plan.nan_at.extend(s.parse::<u64>().ok()),
-                Some(("abort-save", s)) => plan.abort_save_at = s.parse().ok(),
-                Some(("enospc-save", s)) => plan.enospc_save_at = s.parse().ok(),
-                _ => {}
-            }
-        }
-        plan
-    }
 }
 
 /// One training run.
@@ -216,6 +188,7 @@ enum StepResult {
         norm: f64,
         tokens: u64,
         positions: u64,
+        rank: Option<RankStats>,
     },
     Skipped(String),
 }
@@ -306,6 +279,7 @@ impl Loop<'_, '_> {
         let mut acc = GradientsAccumulator::new();
         let mut loss_sum = 0f32;
         let mut single = None;
+        let mut rank: Option<RankStats> = None;
         for (m, hb) in batches.iter().enumerate() {
             let (x, y, mask) = hb.to_device(&self.device)?;
             // Dropout's draws come from the generator seeded here (see `with_seed`).
@@ -321,11 +295,33 @@ impl Loop<'_, '_> {
             }
             loss_sum += loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            if self.micro == 1 {
+            let contrast = self.task.contrast_batch(step, m)?;
+            if self.micro == 1 && contrast.is_none() {
                 single = Some(grads);
             } else {
                 acc.accumulate(&model, grads);
             }
+            if let Some(cb) = contrast {
+                let share = 1.0 / self.micro as f64;
+                let (grads, stats) = ember_model::with_seed(&self.device, seed, || {
+                    ember_model::ops::with_bf16_products(self.bf16, || {
+                        crate::contrast::contrast_grads(&model, &cb, &self.device, share)
+                    })
+                })?;
+                acc.accumulate(&model, grads);
+                let r = rank.get_or_insert(RankStats {
+                    loss: 0.0,
+                    accuracy: 0.0,
+                });
+                r.loss += stats.loss * share as f32;
+                r.accuracy += stats.accuracy * share as f32;
+            }
+        }
+        if let Some(r) = rank.filter(|r| !r.loss.is_finite()) {
+            return Ok((
+                model,
+                StepResult::Skipped(format!("ranking loss is {}", r.loss)),
+            ));
         }
         if !loss_sum.is_finite() {
             return Ok((model, StepResult::Skipped(format!("loss is {loss_sum}"))));
@@ -352,6 +348,7 @@ impl Loop<'_, '_> {
                 norm,
                 tokens: weight as u64,
                 positions,
+                rank,
             },
         ))
     }
@@ -371,6 +368,7 @@ impl Loop<'_, '_> {
                 norm,
                 tokens,
                 positions,
+                rank,
             } => {
                 self.state.tokens_seen += tokens;
                 *session_tokens += positions;
@@ -381,10 +379,13 @@ impl Loop<'_, '_> {
                 let mfu_text = mfu
                     .map(|m| format!(" mfu {:.1}%", 100.0 * m))
                     .unwrap_or_default();
+                let rank_text = rank
+                    .map(|r| format!(" rank {:.3} ({:.0}%)", r.loss, 100.0 * r.accuracy))
+                    .unwrap_or_default();
                 self.progress.step(
                     step,
                     total,
-                    &format!("loss {loss:.4} lr {lr:.2e} {tps:.0} tok/s{mfu_text}"),
+                    &format!("loss {loss:.4}{rank_text} lr {lr:.2e} {tps:.0} tok/s{mfu_text}"),
                 );
                 self.log.push(Row::Train {
                     step,
@@ -395,6 +396,7 @@ impl Loop<'_, '_> {
                     tokens_per_s: tps,
                     mfu,
                     elapsed_s: self.state.elapsed_s,
+                    rank,
                 })?;
                 Ok(())
             }

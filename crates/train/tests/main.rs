@@ -5,6 +5,7 @@
 
 mod common;
 mod config;
+mod contrast;
 mod exact;
 mod guards;
 mod learning;
