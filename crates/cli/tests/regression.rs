@@ -220,7 +220,8 @@ fn sampling_flags_out_of_range_are_refused_with_the_range() {
     }
 }
 
-/// An SFT file weight `epochs = -1` and `data.val_fraction = 1.5` were accepted.
+/// An SFT file weight `epochs = -1` and `data.val_fraction = 1.5` were accepted (and the
+/// ranking term's fields are checked the same way).
 #[test]
 fn sft_negative_epochs_and_a_held_out_fraction_over_one_are_refused() {
     let f = fixture();
@@ -230,6 +231,8 @@ fn sft_negative_epochs_and_a_held_out_fraction_over_one_are_refused() {
             "data.files[0].epochs = -1",
         ),
         ("data.val_fraction=1.5", "data.val_fraction = 1.5"),
+        ("contrast.negatives=0", "contrast.negatives = 0"),
+        ("contrast.scale=-1", "contrast.scale = -1"),
     ] {
         let (ok, _, err) = ember_env(
             &[

@@ -200,12 +200,11 @@ pub fn tuned_model(dir: &Path) -> std::path::PathBuf {
     run
 }
 
-/// Packed fine-tuning (`data.pack = true`): rows hold several conversations, and a run killed
-/// during its last save resumes from the save before to the uninterrupted run's weights (each micro-batch's conversations depend on how many every earlier one took).
-#[test]
-fn packed_fine_tuning_trains_and_resumes_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = base_model(dir.path());
+/// Fine-tunes the base twice with `extra` settings for 12 steps, once straight and once killed
+/// during its last save and resumed, and checks that both end with the same weights; returns
+/// the straight run's directory and output.
+fn straight_and_resumed(dir: &Path, extra: &[&str]) -> (std::path::PathBuf, String) {
+    let base = base_model(dir);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let cfg = root.join("configs/sft-tiny.toml");
     let run = |name: &str, faults: &str| {
@@ -219,29 +218,65 @@ fn packed_fine_tuning_trains_and_resumes_exactly() {
             "--init",
             &s(&base),
         ]);
-        for x in [
-            format!("run.out_dir={:?}", s(&dir.path().join(name))),
+        let sets = [
+            format!("run.out_dir={:?}", s(&dir.join(name))),
             format!(
                 "data.files=[{{path={:?}}}]",
                 s(&root.join("data/chatterbot_en.jsonl"))
             ),
-            "data.pack=true".into(),
             "train.max_steps=12".into(),
             "train.save_every=6".into(),
             "train.eval_every=12".into(),
             "sample.replies=2".into(),
-        ] {
-            c.args(["--set", &x]);
+        ];
+        for x in sets.iter().map(String::as_str).chain(extra.iter().copied()) {
+            c.args(["--set", x]);
         }
         c.env("EMBER_FAULTS", faults).output().unwrap()
     };
     let out = run("straight", "");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let crashed = run("killed", "abort-save@12");
+    assert!(!crashed.status.success());
+    let out = ember(&[
+        "sft",
+        "--device",
+        "cpu",
+        "--resume",
+        &s(&dir.join("killed")),
+    ]);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("(step 6,"),
+        "it resumed from step 6: {}",
+        out.stdout
+    );
+    let weights = |name: &str| {
+        std::fs::read(
+            dir.join(name)
+                .join("checkpoints/step-00000012/model.safetensors"),
+        )
+        .unwrap()
+    };
+    assert!(
+        weights("straight") == weights("killed"),
+        "the resumed run differs ({extra:?})"
+    );
+    (dir.join("straight"), stdout)
+}
+
+/// Packed fine-tuning (`data.pack = true`): rows hold several conversations, and a run killed
+/// during its last save resumes from the save before to the uninterrupted run's weights (each
+/// micro-batch's conversations depend on how many every earlier one took).
+#[test]
+fn packed_fine_tuning_trains_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, stdout) = straight_and_resumed(dir.path(), &["data.pack=true"]);
     let line = stdout.lines().find(|l| l.starts_with("padding:")).unwrap();
     assert!(line.contains("rows packed"), "{line}");
     let per_row: f64 = line
@@ -254,33 +289,35 @@ fn packed_fine_tuning_trains_and_resumes_exactly() {
         per_row > 2.0,
         "ChatterBot's short exchanges share rows: {line}"
     );
-    let crashed = run("killed", "abort-save@12");
-    assert!(!crashed.status.success());
-    let out = ember(&[
-        "sft",
-        "--device",
-        "cpu",
-        "--resume",
-        &s(&dir.path().join("killed")),
-    ]);
-    assert!(out.ok, "{}{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains("(step 6,"),
-        "it resumed from step 6: {}",
-        out.stdout
+}
+
+/// The reply-ranking term (`[contrast]`): announced with its pool of negatives, logged every
+/// step, and a killed run resumes to the same weights (its rows are drawn by step).
+#[test]
+fn fine_tuning_with_the_ranking_term_logs_it_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, stdout) = straight_and_resumed(
+        dir.path(),
+        &[
+            "data.pack=true",
+            "contrast.weight=1.0",
+            "contrast.replies=2",
+        ],
     );
-    let weights = |name: &str| {
-        std::fs::read(
-            dir.path()
-                .join(name)
-                .join("checkpoints/step-00000012/model.safetensors"),
-        )
+    let line = stdout.lines().find(|l| l.starts_with("contrast:")).unwrap();
+    assert!(
+        line.contains("2 replies a micro-batch each ranked against 3 of"),
+        "{line}"
+    );
+    let ranks: Vec<f64> = std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
-    };
-    assert!(
-        weights("straight") == weights("killed"),
-        "the resumed packed run differs"
-    );
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] == "train")
+        .map(|v| v["rank"]["accuracy"].as_f64().unwrap())
+        .collect();
+    assert_eq!(ranks.len(), 12);
+    assert!(ranks.iter().all(|a| (0.0..=1.0).contains(a)), "{ranks:?}");
 }
 
 /// A split made once before every stage (`scripts/chat.sh`, `scripts/pipeline.sh`): with
