@@ -38,7 +38,7 @@ fn default_negatives() -> usize {
     3
 }
 fn default_scale() -> f64 {
-    5.0
+    2.0
 }
 
 impl Default for ContrastSection {
