@@ -275,3 +275,81 @@ fn packed_batches_cover_the_stream_in_order_and_a_resumed_task_draws_the_same() 
         }
     }
 }
+
+/// `[contrast]` rows: groups of the true reply then its negatives, all after the true reply's
+/// context, masked on the replies only; negatives are other, long enough, distinct replies;
+/// the same micro-batch draws the same rows.
+#[test]
+fn ranking_rows_put_each_true_reply_first_against_other_replies_in_its_context() {
+    use ember_sft::contrast::{Contrast, ContrastSection, MIN_REPLY_TOKENS, reply_spans};
+    let tok = tok();
+    let convs: Vec<Conversation> = (0..12)
+        .map(|i| {
+            conv(&[
+                (&format!("question {i}"), &format!("answer number {i}")),
+                (
+                    "and?",
+                    if i % 2 == 0 {
+                        "ok"
+                    } else {
+                        "a longer second reply"
+                    },
+                ),
+            ])
+        })
+        .collect();
+    let (ex, _) = render_all(&tok, &convs, 96).unwrap();
+    let section = ContrastSection {
+        weight: 1.0,
+        replies: 3,
+        negatives: 2,
+        scale: 2.0,
+    };
+    let c = Contrast::new(section.clone(), &ex, 5, 96, 256).unwrap();
+    // "ok" (2 tokens and <|end|>) is too short to be a negative; every answer and the
+    // longer second reply (one text, six times) are in the pool once each.
+    assert_eq!(c.pool_size(), 12 + 1);
+    let cb = c.batch(&ex, 7);
+    assert_eq!(cb.group, 3);
+    assert_eq!(cb.rows.batch, 9);
+    assert_eq!(cb.rows, c.batch(&ex, 7).rows, "drawn by micro-batch");
+    assert_ne!(cb.rows, c.batch(&ex, 8).rows);
+    let seq = cb.rows.seq;
+    let row = |r: usize| {
+        let lo = r * seq;
+        let m = &cb.rows.mask[lo..lo + seq];
+        let first = m.iter().position(|&x| x == 1.0).unwrap();
+        let last = m.iter().rposition(|&x| x == 1.0).unwrap();
+        assert!(m[first..=last].iter().all(|&x| x == 1.0), "one reply a row");
+        let context = cb.rows.inputs[lo..lo + first + 1].to_vec();
+        (context, cb.rows.targets[lo + first..=lo + last].to_vec())
+    };
+    for g in 0..3 {
+        let (context, truth) = row(g * 3);
+        // The true reply is a reply of a training example, right after its context.
+        assert!(ex.iter().any(|e| {
+            reply_spans(e)
+                .iter()
+                .any(|&(a, b)| e.ids[a..b] == truth[..] && e.ids[..a].ends_with(&context))
+        }));
+        let mut others = Vec::new();
+        for k in 1..3 {
+            let (ctx, reply) = row(g * 3 + k);
+            assert_eq!(ctx, context, "negatives follow the true reply's context");
+            assert_ne!(reply, truth);
+            assert!(reply.len() > MIN_REPLY_TOKENS);
+            others.push(reply);
+        }
+        assert_ne!(others[0], others[1], "distinct negatives");
+    }
+    // Too few distinct replies for the negatives asked: refused, with the count.
+    let few = ContrastSection {
+        negatives: 13,
+        ..section
+    };
+    let err = Contrast::new(few, &ex, 5, 96, 256).err().unwrap();
+    assert!(
+        err.contains("13 distinct replies") && err.contains("negatives = 13"),
+        "{err}"
+    );
+}
