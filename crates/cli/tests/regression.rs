@@ -470,3 +470,42 @@ fn the_mfu_peak_comes_from_the_machine_and_is_recorded_with_the_run() {
         "the report says how the peak was obtained"
     );
 }
+
+/// Every command printed "error: XDG_RUNTIME_DIR is invalid or not set in the environment."
+/// twice on a machine without a display server (from Mesa's Vulkan device-select layer asking
+/// Wayland for the default GPU while Ember listed adapters) — into the main job's chat too.
+#[test]
+fn choosing_the_device_prints_no_display_server_errors() {
+    let layer = [
+        "/usr/share/vulkan/implicit_layer.d",
+        "/etc/vulkan/implicit_layer.d",
+    ]
+    .iter()
+    .any(|d| {
+        Path::new(d)
+            .join("VkLayer_MESA_device_select.json")
+            .is_file()
+    });
+    if !layer {
+        eprintln!("skipped: Mesa's device-select layer is not installed here");
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args([
+            "bench",
+            "--shape",
+            "nano",
+            "--steps",
+            "1",
+            "--gen-tokens",
+            "0",
+        ])
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("NODEVICE_SELECT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+}
