@@ -22,10 +22,11 @@ ember prepare --dialogue --tokenizer $R/tokenizer.json --input data/topicalchat_
 # 3. Pretraining (about 6 minutes on 2 CPU cores): metrics.jsonl, loss.svg, checkpoints.
 ember pretrain --config configs/pipeline-pretrain.toml --force
 ember generate --checkpoint $R/pretrain --prompt "ROMEO:" --max-new-tokens 120 --seed 1
-# 4. Fine-tuning on ChatterBot's training conversations (under a minute).
+# 4. Fine-tuning on ChatterBot's training conversations with a reply-ranking term (each reply
+#    against replies of other conversations; about 1½ minutes).
 ember sft --config configs/pipeline-sft.toml --force
 # 5. A short chat with the fine-tuned model, sampled at temperature 0.3: a model this small
-#    answers "What is your favorite book?" with "I like to chat with a Python." at 0.3 where
+#    answers "What is your favorite book?" with "The Beatles and the Billo." at 0.3 where
 #    0.8 (the chat's default) gives a string of half-words.
 for q in "Hello, how are you?" "What is your favorite book?" "Do you like music?" "What is your name?"; do
   echo "you> $q"
