@@ -35,7 +35,7 @@ fn ranking_loss_and_its_gradient_match_a_float64_reference() {
         .collect();
     assert_eq!(accuracy, firsts.iter().filter(|&&f| f).count() as f64 / 3.0);
     let grads = loss.backward();
-    let g: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+    let g: Vec<f32> = x.grad(&grads).unwrap().into_data().try_to_vec().unwrap();
     for i in 0..12 {
         let h = 1e-4;
         let mut up = v.clone();
