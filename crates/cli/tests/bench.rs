@@ -1,6 +1,8 @@
 //! `ember bench` runs every command on the compute pool with the calling thread as one of its
-//! threads; it must finish with any pool size, one thread included (a single-core machine).
+//! threads; it must finish with any pool size, one thread included (a single-core machine); and
+//! choosing its device prints nothing alarming.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,4 +45,43 @@ fn bench_finishes_on_one_thread_and_on_two() {
         );
         assert!(r["gen_tokens_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
     }
+}
+
+/// A regression: every command printed "error: XDG_RUNTIME_DIR is invalid or not set in the environment."
+/// twice on a machine without a display server (from Mesa's Vulkan device-select layer asking
+/// Wayland for the default GPU while Ember listed adapters) — into the main job's chat too.
+#[test]
+fn choosing_the_device_prints_no_display_server_errors() {
+    let layer = [
+        "/usr/share/vulkan/implicit_layer.d",
+        "/etc/vulkan/implicit_layer.d",
+    ]
+    .iter()
+    .any(|d| {
+        Path::new(d)
+            .join("VkLayer_MESA_device_select.json")
+            .is_file()
+    });
+    if !layer {
+        eprintln!("skipped: Mesa's device-select layer is not installed here");
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args([
+            "bench",
+            "--shape",
+            "nano",
+            "--steps",
+            "1",
+            "--gen-tokens",
+            "0",
+        ])
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("NODEVICE_SELECT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
 }
