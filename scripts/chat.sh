@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The one-hour English chat model, end to end: gutenberg-small's tokenizer, recipe and length
-# with conversations mixed into 30% of the pretraining rows (mid-training), fine-tuned on
-# the training conversations, then evaluated on held-out Topical-Chat and ChatterBot
-# conversations (every 20th): reply ranking, context gain, replies ending with <|end|>, beside
-# the books' held-out bits per byte and BLiMP. About 90 minutes on 2 CPU cores after the build
-# (pretraining ~60 of them with bf16 products, ~90 on a CPU without AVX-512 BF16; fine-tuning 15;
-# benches/RESULTS.md, "Dialogue (English)").
+# The one-hour English chat model, end to end: gutenberg-small's tokenizer and recipe with
+# conversations mixed into 30% of the pretraining rows (mid-training), fine-tuned on the
+# training conversations with a reply-ranking term, then evaluated on held-out Topical-Chat and
+# ChatterBot conversations (every 20th): reply ranking, context gain, replies ending with
+# <|end|>, beside the books' held-out bits per byte and BLiMP. About 90 minutes on 2 CPU cores
+# after the build (pretraining 45-60 of them with bf16 products, fine-tuning ~15-25, evaluation
+# with the full BLiMP set ~10; benches/RESULTS.md, "Dialogue (English)").
 #   bash scripts/chat.sh [DATA_DIR]   # DATA_DIR (../shared/data) holds gutenberg_en_*.txt,
 #                                     # sft/*_en.jsonl and eval/ (the full BLiMP set)
 set -euo pipefail

@@ -178,7 +178,8 @@ fn cpu() -> SelectedDevice {
     SelectedDevice {
         device: Device::flex(),
         description: format!(
-            "cpu: Burn flex, {threads} threads, {}",
+            "cpu: Burn flex, {threads} thread{}, {}",
+            if threads == 1 { "" } else { "s" },
             if crate::ops::enabled() {
                 let bf16 = match ember_kernels::Tile::best() {
                     ember_kernels::Tile::Portable => "none (no AVX-512 BF16)",
