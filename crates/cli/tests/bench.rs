@@ -40,7 +40,10 @@ fn bench_finishes_on_one_thread_and_on_two() {
         assert!(step > 0.0 && step.is_finite(), "{threads} thread(s): {r}");
         let device = r["device"].as_str().unwrap_or("");
         assert!(
-            device.contains(&format!("{threads} threads")) && device.contains("layer norm"),
+            device.contains(&format!(
+                "{threads} thread{}",
+                if threads == "1" { "," } else { "s," }
+            )) && device.contains("layer norm"),
             "{device}"
         );
         assert!(r["gen_tokens_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{r}");

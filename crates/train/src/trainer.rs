@@ -267,7 +267,7 @@ impl Loop<'_, '_> {
             .map(|m| self.task.train_batch(step, m))
             .collect::<Result<Vec<_>>>()?;
         let weight: f64 = batches.iter().map(|b| b.weight()).sum();
-        let positions: u64 = batches.iter().map(|b| (b.batch * b.seq) as u64).sum();
+        let mut positions: u64 = batches.iter().map(|b| (b.batch * b.seq) as u64).sum();
         if weight == 0.0 {
             return Ok((
                 model,
@@ -302,6 +302,8 @@ impl Loop<'_, '_> {
                 acc.accumulate(&model, grads);
             }
             if let Some(cb) = contrast {
+                // Its rows are computed too (throughput counts what the hardware did).
+                positions += (cb.rows.batch * cb.rows.seq) as u64;
                 let share = 1.0 / self.micro as f64;
                 let (grads, stats) = ember_model::with_seed(&self.device, seed, || {
                     ember_model::ops::with_bf16_products(self.bf16, || {
