@@ -62,10 +62,11 @@ pub fn cpu_peak(threads: usize) -> Peak {
     let (lanes, isa) = f32_lanes();
     let (ghz, clock_from) = clock_ghz().unwrap_or((3.0, "assumed; no clock found"));
     let flops = threads as f64 * lanes as f64 * 2.0 * 2.0 * ghz * 1e9;
+    let plural = if threads == 1 { "" } else { "s" };
     Peak {
         flops,
         source: format!(
-            "derived: {threads} threads × {lanes} f32 lanes ({isa}) × 2 FMA units × 2 FLOP × {ghz:.2} GHz ({clock_from}) = {:.0} GFLOP/s",
+            "derived: {threads} thread{plural} × {lanes} f32 lanes ({isa}) × 2 FMA units × 2 FLOP × {ghz:.2} GHz ({clock_from}) = {:.0} GFLOP/s",
             flops / 1e9
         ),
     }
@@ -80,5 +81,21 @@ pub fn run_peak(configured: Option<f64>, is_gpu: bool, threads: usize) -> Option
             source: format!("[train] peak_flops = {:.0} GFLOP/s", f / 1e9),
         }),
         None => (!is_gpu).then(|| cpu_peak(threads)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The peak scales with the thread count and its line names the count in words a reader
+    /// takes at face value ("1 thread", "2 threads").
+    #[test]
+    fn peak_scales_with_threads_and_names_them() {
+        let (one, two) = (cpu_peak(1), cpu_peak(2));
+        assert!(one.flops > 0.0);
+        assert_eq!(two.flops, 2.0 * one.flops);
+        assert!(one.source.starts_with("derived: 1 thread × "), "{}", one.source);
+        assert!(two.source.starts_with("derived: 2 threads × "), "{}", two.source);
     }
 }
