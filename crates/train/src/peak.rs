@@ -95,7 +95,15 @@ mod tests {
         let (one, two) = (cpu_peak(1), cpu_peak(2));
         assert!(one.flops > 0.0);
         assert_eq!(two.flops, 2.0 * one.flops);
-        assert!(one.source.starts_with("derived: 1 thread × "), "{}", one.source);
-        assert!(two.source.starts_with("derived: 2 threads × "), "{}", two.source);
+        assert!(
+            one.source.starts_with("derived: 1 thread × "),
+            "{}",
+            one.source
+        );
+        assert!(
+            two.source.starts_with("derived: 2 threads × "),
+            "{}",
+            two.source
+        );
     }
 }
