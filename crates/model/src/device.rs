@@ -166,6 +166,12 @@ fn keep_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
 
+/// "1 thread", "2 threads": the thread count as the device and MFU lines print it.
+pub fn threads_phrase(threads: usize) -> String {
+    let plural = if threads == 1 { "" } else { "s" };
+    format!("{threads} thread{plural}")
+}
+
 fn cpu() -> SelectedDevice {
     keep_freed_memory();
     let threads = std::thread::available_parallelism()
@@ -178,8 +184,8 @@ fn cpu() -> SelectedDevice {
     SelectedDevice {
         device: Device::flex(),
         description: format!(
-            "cpu: Burn flex, {threads} thread{}, {}",
-            if threads == 1 { "" } else { "s" },
+            "cpu: Burn flex, {}, {}",
+            threads_phrase(threads),
             if crate::ops::enabled() {
                 let bf16 = match ember_kernels::Tile::best() {
                     ember_kernels::Tile::Portable => "none (no AVX-512 BF16)",

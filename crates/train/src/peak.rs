@@ -62,11 +62,11 @@ pub fn cpu_peak(threads: usize) -> Peak {
     let (lanes, isa) = f32_lanes();
     let (ghz, clock_from) = clock_ghz().unwrap_or((3.0, "assumed; no clock found"));
     let flops = threads as f64 * lanes as f64 * 2.0 * 2.0 * ghz * 1e9;
-    let plural = if threads == 1 { "" } else { "s" };
     Peak {
         flops,
         source: format!(
-            "derived: {threads} thread{plural} × {lanes} f32 lanes ({isa}) × 2 FMA units × 2 FLOP × {ghz:.2} GHz ({clock_from}) = {:.0} GFLOP/s",
+            "derived: {} × {lanes} f32 lanes ({isa}) × 2 FMA units × 2 FLOP × {ghz:.2} GHz ({clock_from}) = {:.0} GFLOP/s",
+            ember_model::device::threads_phrase(threads),
             flops / 1e9
         ),
     }
