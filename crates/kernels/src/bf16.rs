@@ -206,11 +206,16 @@ fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: bool, tile: 
     let hardware = tile == Tile::Avx512;
     let kp = k.div_ceil(2);
     let panels = n.div_ceil(NR);
-    let mut packed_b = vec![0u32; panels * kp * NR];
+    let mut packed_b = Scratch::take(&scratch::RIGHT, panels * kp * NR);
     packed_b
         .par_chunks_mut(kp * NR)
         .enumerate()
-        .for_each(|(p, out)| pack_columns(hardware, rhs, p * NR, out));
+        .for_each(|(p, out)| {
+            if n - p * NR < NR {
+                out.fill(0); // lanes past the last column
+            }
+            pack_columns(hardware, rhs, p * NR, out)
+        });
     // Enough tasks for the threads to share evenly, each a whole number of row panels.
     let task_rows = (m.div_ceil(16)).div_ceil(MR).max(1) * MR;
     dst.par_chunks_mut(task_rows * n)
@@ -218,7 +223,10 @@ fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: bool, tile: 
         .for_each(|(t, d)| {
             let (i0, rows) = (t * task_rows, d.len() / n);
             let row_panels = rows.div_ceil(MR);
-            let mut packed_a = vec![0u32; row_panels * kp * MR];
+            let mut packed_a = Scratch::take(&scratch::LEFT, row_panels * kp * MR);
+            if !rows.is_multiple_of(MR) {
+                packed_a[(row_panels - 1) * kp * MR..].fill(0); // lanes past the last row
+            }
             if lhs.transposed {
                 pack_columns_of_rows(hardware, lhs, i0, rows, &mut packed_a);
             } else {
@@ -451,6 +459,8 @@ fn dot_pair(acc: f32, x: u32, y: u32) -> f32 {
 }
 
 mod amx;
+mod scratch;
+use scratch::Scratch;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx512;

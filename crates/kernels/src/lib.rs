@@ -6,7 +6,9 @@
 //! and one, with an `exp` the compiler vectorises (8 lanes; AVX2 when the CPU has it).
 //!
 //! The second is GELU, forward and backward, whose `erf` Burn's CPU backend also evaluates one
-//! element at a time ([`gelu_forward`], [`gelu_backward`]).
+//! element at a time ([`gelu_forward`], [`gelu_backward`]); ReLU², which Burn composes from
+//! five passes forward and backward, is one pass each way ([`relu2_forward`],
+//! [`relu2_backward`]).
 //!
 //! The third is causal self-attention, forward and backward ([`causal_attention_forward`],
 //! [`causal_attention_backward`]): per-head `gemm` products limited to the causal part, with
@@ -72,9 +74,48 @@ macro_rules! with_features {
     };
 }
 
-/// [`with_features!`] with AVX2.
+/// [`with_features!`] with AVX2, and before it AVX-512 F where the CPU has it (a module
+/// `$fast` holds both copies). The kernels it wraps are element-wise, or reduce in eight
+/// fixed lanes (`lanes`), with no fused multiply-add, so sixteen-lane vectors change no bit:
+/// each kernel's test compares the dispatched copy with the portable body.
 macro_rules! with_avx2 {
-    ($($t:tt)*) => { with_features!(["avx2"] $($t)*); };
+    ($(#[$m:meta])* $vis:vis fn $name:ident / $fast:ident ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $portable:ident) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512 F (checked on the line above), which the
+                    // copy is compiled for; it differs from the portable function only in
+                    // the instructions the compiler chose.
+                    #[allow(unsafe_code)]
+                    return unsafe { $fast::avx512($($arg),*) };
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: as above, with AVX2.
+                    #[allow(unsafe_code)]
+                    return unsafe { $fast::avx2($($arg),*) };
+                }
+            }
+            $portable($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        mod $fast {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[target_feature(enable = "avx512f")]
+            pub(super) fn avx512($($arg: $ty),*) $(-> $ret)? {
+                $portable($($arg),*)
+            }
+
+            #[target_feature(enable = "avx2")]
+            pub(super) fn avx2($($arg: $ty),*) $(-> $ret)? {
+                $portable($($arg),*)
+            }
+        }
+    };
 }
 
 /// [`with_features!`] with AVX2 and FMA, for kernels whose arithmetic is fused multiply-adds
@@ -96,6 +137,7 @@ mod lanes;
 mod layer_norm;
 mod matmul;
 mod muon;
+mod relu2;
 mod rows;
 mod softmax_xent;
 
@@ -115,6 +157,7 @@ pub use muon::{
     MuonScalars, NS_COEFFICIENTS, NS_STEPS, muon_update, neurons, newton_schulz5,
     newton_schulz5_bf16,
 };
+pub use relu2::{relu2_backward, relu2_forward};
 pub use rows::{MAX_ROWS, rows_times, rows_times_t};
 pub use softmax_xent::{
     nll_backward, nll_backward_in_place, nll_forward, softcap_in_place,

@@ -135,6 +135,43 @@ fn results_do_not_depend_on_the_number_of_threads() {
     }
 }
 
+/// Packing buffers are kept from one product to the next on each thread: a small product
+/// with partial panels and a depth that is not a whole block, after a large one that filled
+/// the buffers with other values, still reads zeros in its padding (on one thread, so the
+/// second product gets the first one's buffers).
+#[test]
+fn reused_packing_buffers_are_padded_with_zeros() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    for tile in tiles() {
+        pool.install(|| {
+            let (m, k, n) = (300, 500, 200);
+            let (a, b) = (values(m * k, 6), values(k * n, 7));
+            let big: Vec<f32> = a.iter().map(|v| v * 1e6 + 3.0).collect();
+            let mut out = vec![0.0; m * n];
+            let (lhs, rhs) = (Operand::new(&big, m, k), Operand::new(&b, k, n));
+            matmul_bf16_on(tile, &mut out, lhs, rhs, false);
+            let bt = transpose(&b, k, n);
+            let rhs_t = Operand::new(&bt, n, k).t();
+            matmul_bf16_on(tile, &mut out, Operand::new(&big, m, k), rhs_t, false);
+            for &(m, k, n) in &[(13, 7, 33), (45, 41, 19), (33, 35, 3)] {
+                let (a, b) = (values(m * k, 8), values(k * n, 9));
+                let (at_, bt) = (transpose(&a, m, k), transpose(&b, k, n));
+                for (lhs, rhs) in [
+                    (Operand::new(&a, m, k), Operand::new(&b, k, n)),
+                    (Operand::new(&at_, k, m).t(), Operand::new(&bt, n, k).t()),
+                ] {
+                    let mut out = vec![f32::NAN; m * n];
+                    matmul_bf16_on(tile, &mut out, lhs, rhs, false);
+                    check(&out, &vec![0.0; m * n], lhs, rhs, m, k, n);
+                }
+            }
+        });
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 

@@ -1,5 +1,5 @@
-//! Fused CPU operations as a Burn backend extension: softmax cross-entropy, GELU and causal
-//! self-attention.
+//! Fused CPU operations as a Burn backend extension: softmax cross-entropy, GELU, ReLU² and
+//! causal self-attention.
 //!
 //! On the CPU (flex) backend the composed `log_softmax` + `gather` made ~15 passes over the
 //! `[positions, vocab]` logits per step, with a scalar `exp`: as much time as the output
@@ -9,7 +9,8 @@
 //! call; it does not derive gradients).
 //!
 //! GELU: Burn's CPU backend evaluates its `erf` one element at a time; `ember_kernels`
-//! vectorises it (forward and backward).
+//! vectorises it (forward and backward). ReLU²: Burn composes `relu` and `x · x` and
+//! differentiates both; the kernel makes one pass each way, with the composition's bits.
 //!
 //! Attention: under autodiff Burn runs its generic composition (a dozen passes over
 //! `[batch, heads, seq, seq]` for the softmax alone, each differentiated); the kernel does the
@@ -43,6 +44,8 @@ pub trait CpuFused: Backend {
     -> FloatTensor<Self>;
     /// Exact (erf) GELU, element-wise, any shape.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `max(x, 0)²`, element-wise, any shape.
+    fn fused_relu2(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Causal self-attention: `q`, `k`, `v` `[batch, heads, seq, head_dim]` → the same shape.
     fn fused_causal_attention(
         q: FloatTensor<Self>,
@@ -67,6 +70,11 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as CpuFused>::fused_gelu(x.into_dispatch()))
 }
 
+/// `max(x, 0)²` with the kernel, any shape; `crate::ops::relu2` decides when.
+pub fn relu2<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as CpuFused>::fused_relu2(x.into_dispatch()))
+}
+
 /// `-log softmax(logits)[target]` per row with the kernel (with or without autodiff), the
 /// logits soft-capped first when `cap > 0`; `crate::ops::nll_rows` decides when.
 pub fn nll_rows(logits: Tensor<2>, targets: Tensor<1, Int>, cap: f32) -> Tensor<1> {
@@ -84,6 +92,13 @@ impl CpuFused for Flex {
         let x = x.to_contiguous();
         let mut out = vec![0.0f32; x.layout().shape().num_elements()];
         ember_kernels::gelu_forward(f32s(&x), &mut out);
+        to_flex(out, x.layout().shape().to_vec())
+    }
+
+    fn fused_relu2(x: FlexTensor) -> FlexTensor {
+        let x = x.to_contiguous();
+        let mut out = vec![0.0f32; x.layout().shape().num_elements()];
+        ember_kernels::relu2_forward(f32s(&x), &mut out);
         to_flex(out, x.layout().shape().to_vec())
     }
 
@@ -106,6 +121,24 @@ impl Backward<Flex, 1> for GeluBackward {
             let grad = grad.to_contiguous();
             let mut out = vec![0.0f32; x.layout().shape().num_elements()];
             ember_kernels::gelu_backward(f32s(&x), f32s(&grad), &mut out);
+            to_flex(out, x.layout().shape().to_vec())
+        });
+    }
+}
+
+/// ReLU²'s backward step keeps its input.
+#[derive(Debug)]
+struct Relu2Backward;
+
+impl Backward<Flex, 1> for Relu2Backward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let x = ops.state.to_contiguous();
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let grad = grad.to_contiguous();
+            let mut out = vec![0.0f32; x.layout().shape().num_elements()];
+            ember_kernels::relu2_backward(f32s(&x), f32s(&grad), &mut out);
             to_flex(out, x.layout().shape().to_vec())
         });
     }
@@ -153,6 +186,18 @@ impl<C: CheckpointStrategy> CpuFused for Autodiff<Flex, C> {
             .compute_bound()
             .stateful();
         let y = <Flex as CpuFused>::fused_gelu(x.primitive().clone());
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish(x.into_primitive(), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    fn fused_relu2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = Relu2Backward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful();
+        let y = <Flex as CpuFused>::fused_relu2(x.primitive().clone());
         match prep {
             OpsKind::Tracked(prep) => prep.finish(x.into_primitive(), y),
             OpsKind::UnTracked(prep) => prep.finish(y),

@@ -3,7 +3,7 @@
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, silu};
+use burn::tensor::activation::silu;
 
 use crate::config::{GptConfig, MlpKind, NormKind};
 use crate::ops::{self, gelu, layer_norm};
@@ -110,7 +110,7 @@ impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = match (&self.c_gate, self.relu2) {
             (Some(gate), _) => silu(apply(gate, x.clone())) * apply(&self.c_fc, x),
-            (None, true) => relu(apply(&self.c_fc, x)).powi_scalar(2),
+            (None, true) => ops::relu2(apply(&self.c_fc, x)),
             (None, false) => gelu(apply(&self.c_fc, x)),
         };
         self.dropout.forward(apply(&self.c_proj, h))

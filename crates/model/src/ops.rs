@@ -107,6 +107,15 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
+/// `max(x, 0)²` (the ReLU² MLP), any shape: Burn's `relu` then `x · x` off the CPU kernels.
+pub fn relu2<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if fused_here(&x) {
+        fused::relu2(x)
+    } else {
+        burn::tensor::activation::relu(x).powi_scalar(2)
+    }
+}
+
 /// Layer norm over the last dimension with gain `gamma` and optional offset `beta` (`[width]`).
 pub fn layer_norm<const D: usize>(
     x: Tensor<D>,

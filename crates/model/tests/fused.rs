@@ -178,6 +178,31 @@ fn fused_gelu_matches_burn_forward_and_backward() {
     assert_same(fused, reference, w, &[("x", &x)], 1e-6);
 }
 
+/// ReLU² with the kernel gives Burn's `relu` then `x · x` bit for bit, value and gradient
+/// (so switching the MLP to the kernel changed no training run), zeros and negative zeros
+/// included; a NaN input stays NaN for the training loop's guard.
+#[test]
+fn fused_relu2_matches_burn_bit_for_bit() {
+    let device = Device::flex().autodiff();
+    let mut values: Vec<f32> = (0..3 * 5 * 70)
+        .map(|i| (((i * 7919 + 104_729) % 2001) as f32 - 1000.0) * 3.1e-3)
+        .collect();
+    values[..4].copy_from_slice(&[0.0, -0.0, f32::MIN_POSITIVE, -1e-30]);
+    let x = Tensor::<3>::from_data(TensorData::new(values, [3, 5, 70]), &device).require_grad();
+    let w = Tensor::<3>::random([3, 5, 70], burn::tensor::Distribution::Default, &device);
+    let fused = ember_model::fused::relu2(x.clone());
+    let reference = burn::tensor::activation::relu(x.clone()).powi_scalar(2);
+    let bits = |t: Tensor<3>| host(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(fused.clone()), bits(reference.clone()), "forward");
+    let gf = (fused * w.clone()).sum().backward();
+    let gr = (reference * w).sum().backward();
+    let (a, b) = (x.grad(&gf).unwrap(), x.grad(&gr).unwrap());
+    assert_eq!(bits(a), bits(b), "gradient");
+    let nan = Tensor::<1>::from_data(TensorData::new(vec![f32::NAN, 2.0], [2]), &Device::flex());
+    let y = host(ember_model::fused::relu2(nan));
+    assert!(y[0].is_nan() && y[1] == 4.0, "{y:?}");
+}
+
 /// The fused attention (taken under autodiff on the CPU) against Burn's attention: output and
 /// the gradients of q, k and v, across the kernel's 64-row blocks.
 #[test]

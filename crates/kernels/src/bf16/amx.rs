@@ -18,6 +18,7 @@
 
 use rayon::prelude::*;
 
+use super::scratch::{self, Scratch};
 use super::{NR, Operand, pack_columns, pair, row_pairs, store};
 
 /// Rows of a left panel: two 16-row tiles.
@@ -44,11 +45,16 @@ pub(crate) fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: b
     let kp = k.div_ceil(2);
     let blocks = kp.div_ceil(KB);
     let panel_b = blocks * KB * NR;
-    let mut packed_b = vec![0u32; n.div_ceil(NR) * panel_b];
+    let mut packed_b = Scratch::take(&scratch::RIGHT, n.div_ceil(NR) * panel_b);
     packed_b
         .par_chunks_mut(panel_b)
         .enumerate()
-        .for_each(|(p, out)| pack_columns(true, rhs, p * NR, &mut out[..kp * NR]));
+        .for_each(|(p, out)| {
+            // Zeros past the last column, and past the depth to the whole block.
+            let pad = if n - p * NR < NR { 0 } else { kp * NR };
+            out[pad..].fill(0);
+            pack_columns(true, rhs, p * NR, &mut out[..kp * NR])
+        });
     let panel_a = blocks * KB * PR;
     // Depth in chunks of 8 blocks (256 of k) when it is longer than 12 (384): a chunk of a
     // right panel and of a left one, 16 KiB each, stay in L1. Unchunked, the head's input
@@ -60,7 +66,7 @@ pub(crate) fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: b
         .enumerate()
         .for_each(|(t, d)| {
             let (i0, rows) = (t * task_rows, d.len() / n);
-            let mut packed_a = vec![0u32; rows.div_ceil(PR) * panel_a];
+            let mut packed_a = Scratch::take(&scratch::LEFT, rows.div_ceil(PR) * panel_a);
             pack_rows(lhs, i0, rows, panel_a, &mut packed_a);
             let tiles = hardware::Tiles::configure();
             let put = |out: &mut [f32], sums: &[f32]| store(out, sums, accumulate);
@@ -91,7 +97,8 @@ pub(crate) fn product(dst: &mut [f32], lhs: Operand, rhs: Operand, accumulate: b
             }
             // The task's sums stay in a local buffer across the chunks of depth.
             let wide = n.div_ceil(NR) * NR;
-            let mut sums = vec![0.0f32; packed_a.len() / panel_a * PR * wide];
+            // Every block's sums are stored (not added) at the first chunk: no zeros needed.
+            let mut sums = Scratch::take(&scratch::SUMS, packed_a.len() / panel_a * PR * wide);
             for c0 in (0..blocks).step_by(chunk) {
                 let c1 = (c0 + chunk).min(blocks);
                 for (p, b) in packed_b.chunks_exact(panel_b).enumerate() {
@@ -125,6 +132,16 @@ fn next_panel(packed: &[u32], panel: usize, r: usize) -> &[u32] {
 fn pack_rows(lhs: Operand, i0: usize, rows: usize, panel: usize, out: &mut [u32]) {
     let (m, k) = lhs.shape();
     let at = |i: usize, p: usize| (i / PR) * panel + (p / KB) * PR * KB + (i % PR) * KB + p % KB;
+    // `out` may hold an earlier product's lanes: zero what the packing below leaves, the
+    // last panel's rows past `rows` and every panel's last block past the depth.
+    if !rows.is_multiple_of(PR) {
+        out[rows / PR * panel..].fill(0);
+    }
+    if !k.div_ceil(2).is_multiple_of(KB) {
+        for p in out.chunks_exact_mut(panel) {
+            p[panel - PR * KB..].fill(0);
+        }
+    }
     if lhs.transposed {
         // Row i is column i of the stored [k, m] matrix: whole blocks of 16 rows × 16 pairs
         // are transposed in registers (scattering them one lane at a time made the packing
