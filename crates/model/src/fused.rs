@@ -89,17 +89,11 @@ impl CpuFused for Flex {
     }
 
     fn fused_gelu(x: FlexTensor) -> FlexTensor {
-        let x = x.to_contiguous();
-        let mut out = vec![0.0f32; x.layout().shape().num_elements()];
-        ember_kernels::gelu_forward(f32s(&x), &mut out);
-        to_flex(out, x.layout().shape().to_vec())
+        elementwise(x, ember_kernels::gelu_forward)
     }
 
     fn fused_relu2(x: FlexTensor) -> FlexTensor {
-        let x = x.to_contiguous();
-        let mut out = vec![0.0f32; x.layout().shape().num_elements()];
-        ember_kernels::relu2_forward(f32s(&x), &mut out);
-        to_flex(out, x.layout().shape().to_vec())
+        elementwise(x, ember_kernels::relu2_forward)
     }
 
     fn fused_causal_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor) -> FlexTensor {
@@ -108,11 +102,24 @@ impl CpuFused for Flex {
     }
 }
 
-/// GELU's backward step keeps its input.
-#[derive(Debug)]
-struct GeluBackward;
+/// An element-wise kernel `out[i] = f(x[i])`.
+type Forward = fn(&[f32], &mut [f32]);
+/// Its gradient, `out[i] = grad[i] · f'(x[i])`.
+type Gradient = fn(&[f32], &[f32], &mut [f32]);
 
-impl Backward<Flex, 1> for GeluBackward {
+/// `kernel` over a tensor of any shape.
+fn elementwise(x: FlexTensor, kernel: Forward) -> FlexTensor {
+    let x = x.to_contiguous();
+    let mut out = vec![0.0f32; x.layout().shape().num_elements()];
+    kernel(f32s(&x), &mut out);
+    to_flex(out, x.layout().shape().to_vec())
+}
+
+/// The backward step of an element-wise activation (GELU, ReLU²): keeps its input.
+#[derive(Debug)]
+struct ElementwiseBackward(Gradient);
+
+impl Backward<Flex, 1> for ElementwiseBackward {
     type State = FlexTensor;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
@@ -120,27 +127,26 @@ impl Backward<Flex, 1> for GeluBackward {
         unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
             let grad = grad.to_contiguous();
             let mut out = vec![0.0f32; x.layout().shape().num_elements()];
-            ember_kernels::gelu_backward(f32s(&x), f32s(&grad), &mut out);
+            (self.0)(f32s(&x), f32s(&grad), &mut out);
             to_flex(out, x.layout().shape().to_vec())
         });
     }
 }
 
-/// ReLU²'s backward step keeps its input.
-#[derive(Debug)]
-struct Relu2Backward;
-
-impl Backward<Flex, 1> for Relu2Backward {
-    type State = FlexTensor;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let x = ops.state.to_contiguous();
-        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-            let grad = grad.to_contiguous();
-            let mut out = vec![0.0f32; x.layout().shape().num_elements()];
-            ember_kernels::relu2_backward(f32s(&x), f32s(&grad), &mut out);
-            to_flex(out, x.layout().shape().to_vec())
-        });
+/// An element-wise activation under autodiff: the kernel forward, `gradient` backward.
+fn tracked<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    forward: Forward,
+    gradient: Gradient,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let prep = ElementwiseBackward(gradient)
+        .prepare::<C>([x.node()])
+        .compute_bound()
+        .stateful();
+    let y = elementwise(x.primitive().clone(), forward);
+    match prep {
+        OpsKind::Tracked(prep) => prep.finish(x.into_primitive(), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
     }
 }
 
@@ -181,27 +187,15 @@ impl<C: CheckpointStrategy> CpuFused for Autodiff<Flex, C> {
     }
 
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let prep = GeluBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful();
-        let y = <Flex as CpuFused>::fused_gelu(x.primitive().clone());
-        match prep {
-            OpsKind::Tracked(prep) => prep.finish(x.into_primitive(), y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        }
+        tracked::<C>(x, ember_kernels::gelu_forward, ember_kernels::gelu_backward)
     }
 
     fn fused_relu2(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let prep = Relu2Backward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful();
-        let y = <Flex as CpuFused>::fused_relu2(x.primitive().clone());
-        match prep {
-            OpsKind::Tracked(prep) => prep.finish(x.into_primitive(), y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        }
+        tracked::<C>(
+            x,
+            ember_kernels::relu2_forward,
+            ember_kernels::relu2_backward,
+        )
     }
 
     fn fused_causal_attention(
