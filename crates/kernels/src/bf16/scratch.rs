@@ -21,31 +21,36 @@ thread_local! {
 }
 
 /// A buffer of `len` elements taken from a thread's slot and given back when dropped. Its
-/// contents are whatever an earlier product left (zeros only where it grew). A product that
+/// contents are whatever an earlier product left (zeros only where it grew). The stored
+/// vector keeps its longest length: truncating it made every larger product after a smaller
+/// one zero the difference again (0.4% of a one-thread step in `memset`). A product that
 /// runs inside another's row task on the same thread finds the slot empty and allocates.
 pub(crate) struct Scratch<T: Copy + Default + 'static> {
     slot: &'static LocalKey<Cell<Vec<T>>>,
     buf: Vec<T>,
+    len: usize,
 }
 
 impl<T: Copy + Default + 'static> Scratch<T> {
     pub(crate) fn take(slot: &'static LocalKey<Cell<Vec<T>>>, len: usize) -> Self {
         let mut buf = slot.take();
-        buf.resize(len, T::default());
-        Scratch { slot, buf }
+        if buf.len() < len {
+            buf.resize(len, T::default());
+        }
+        Scratch { slot, buf, len }
     }
 }
 
 impl<T: Copy + Default + 'static> std::ops::Deref for Scratch<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        &self.buf
+        &self.buf[..self.len]
     }
 }
 
 impl<T: Copy + Default + 'static> std::ops::DerefMut for Scratch<T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        &mut self.buf
+        &mut self.buf[..self.len]
     }
 }
 
