@@ -197,6 +197,7 @@ fn cases() -> Vec<Case> {
         case("pretrain muon_beta2 of 1", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.muon_beta2=1"], &["train.muon_beta2 = 1", "[0, 1)"]),
         case("pretrain keep_last 0", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.keep_last=0"], &["train.keep_last = 0"]),
         case("pretrain cooldown share 0", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.cooldown_fraction=0"], &["train.cooldown_fraction = 0"]),
+        case("pretrain unknown muon_ns", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.muon_ns=cubic"], &["muon_ns", "cubic"]),
         case("pretrain unknown decay", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.decay=trapezoid"], &["decay", "trapezoid"]),
         case("pretrain negative peak", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "train.peak_flops=-5"], &["train.peak_flops = -5"]),
         case("pretrain data dir missing", &["pretrain", "--device", "cpu", "--config", "{F}/run/config.toml", "--set", "run.out_dir=\"{C}/r\"", "--set", "data.dir=\"{C}/nodata\""], &["nodata", "meta.json"]),

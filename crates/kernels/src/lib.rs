@@ -154,8 +154,8 @@ pub use heads::{HeadLayout, heads_to_rows, rope_in_place, rows_to_heads};
 pub use ids::{max_u16_le, max_u32_le};
 pub use layer_norm::{layer_norm_backward, layer_norm_forward};
 pub use muon::{
-    MuonScalars, NS_COEFFICIENTS, NS_STEPS, muon_update, neurons, newton_schulz5,
-    newton_schulz5_bf16,
+    MuonScalars, NS_COEFFICIENTS, NS_STEPS, Orthogonalizer, POLAR_EXPRESS_COEFFICIENTS,
+    muon_update, neurons, newton_schulz5, newton_schulz5_bf16, orthogonalize,
 };
 pub use relu2::{relu2_backward, relu2_forward};
 pub use rows::{MAX_ROWS, rows_times, rows_times_t};

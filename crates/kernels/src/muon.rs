@@ -5,7 +5,9 @@
 //! Nesterov update `u = (1−m)·g + m·buf`, `X = u / max(‖u‖_F, 1e-7)`, then five times
 //! `A = X·Xᵀ`, `X ← a·X + (b·A + c·A·A)·X` with (a, b, c) = (3.4445, −4.7750, 2.0315) on the
 //! orientation whose Gram matrix is the smaller, and `p ← p·(1 − lr·wd) − lr·√max(1, out/in)·X`.
-//! PyTorch runs the iterations in bfloat16 on a GPU; here they run in f32.
+//! PyTorch runs the iterations in bfloat16 on a GPU; here they run in f32. With
+//! [`Orthogonalizer::PolarExpress`] each of the five steps has its own (a, b, c), chosen so
+//! that the singular values end nearer 1 in the same number of products.
 //!
 //! Weights are stored as Burn's `Linear` stores them, `[d_in, d_out]` row-major, so "out/in"
 //! is `cols/rows` (PyTorch's `[out, in]` has it as rows/cols). A matrix whose columns are
@@ -25,6 +27,49 @@ use crate::matmul::{View, matmul};
 pub const NS_COEFFICIENTS: (f32, f32, f32) = (3.4445, -4.7750, 2.0315);
 /// Newton–Schulz iterations per update.
 pub const NS_STEPS: usize = 5;
+/// Polar Express's coefficients for five steps, one triple a step (Amsel, Persson, Musco and
+/// Gower 2025, "The Polar Express", for singular values in [0.001, 1] with their safety factor
+/// 1.01; the values modded-nanogpt and nanochat run).
+pub const POLAR_EXPRESS_COEFFICIENTS: [(f32, f32, f32); NS_STEPS] = [
+    (8.156_554_5, -22.483_293, 15.878_77),
+    (4.042_93, -2.808_917_5, 0.500_017_85),
+    (3.891_667_8, -2.772_484_2, 0.506_064_8),
+    (3.285_753_7, -2.368_129_5, 0.464_490_24),
+    (2.346_541_4, -1.709_782_8, 0.423_235_5),
+];
+
+/// How the momentum is orthogonalised: five odd quintic polynomial steps
+/// `X ← a·X + (b·A + c·A·A)·X`, `A = X·Xᵀ`, after dividing by the Frobenius norm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Orthogonalizer {
+    /// The same (a, b, c) each step ([`NS_COEFFICIENTS`]): singular values end between about
+    /// 0.7 and 1.2.
+    #[default]
+    Quintic,
+    /// A triple per step, each the best for the interval the previous step leaves
+    /// ([`POLAR_EXPRESS_COEFFICIENTS`]): singular values end close to 1. The norm is taken
+    /// 2% larger first (as modded-nanogpt and nanochat do), so that rounding cannot leave a
+    /// singular value above 1, where the first step's large coefficients would blow it up.
+    PolarExpress,
+}
+
+impl Orthogonalizer {
+    /// The coefficients of each step.
+    pub fn coefficients(self) -> [(f32, f32, f32); NS_STEPS] {
+        match self {
+            Orthogonalizer::Quintic => [NS_COEFFICIENTS; NS_STEPS],
+            Orthogonalizer::PolarExpress => POLAR_EXPRESS_COEFFICIENTS,
+        }
+    }
+
+    /// What the Frobenius norm is multiplied by before dividing by it.
+    pub fn norm_margin(self) -> f32 {
+        match self {
+            Orthogonalizer::Quintic => 1.0,
+            Orthogonalizer::PolarExpress => 1.02,
+        }
+    }
+}
 /// Rows of a product per rayon task.
 const ROWS: usize = 32;
 
@@ -43,6 +88,8 @@ pub struct MuonScalars {
     pub bf16_products: bool,
     /// Decay of the per-neuron second moment (NorMuon, module docs); 0: plain Muon.
     pub beta2: f32,
+    /// The orthogonalisation's polynomial steps.
+    pub orthogonalizer: Orthogonalizer,
 }
 
 /// Length of the per-neuron second moment [`muon_update`] keeps for a `rows × cols` weight
@@ -132,7 +179,7 @@ fn par_matmul_symmetric(dst: &mut [f32], lhs: View, rhs: View, scale: f32) {
 /// Newton–Schulz iterations after scaling it to unit Frobenius norm. Its singular values end
 /// near 1 (between about 0.7 and 1.2), its singular vectors unchanged.
 pub fn newton_schulz5(x: &mut [f32], rows: usize, cols: usize) {
-    newton_schulz(x, rows, cols, false);
+    orthogonalize(x, rows, cols, Orthogonalizer::Quintic, false);
 }
 
 /// [`newton_schulz5`] with every product's operands rounded to bfloat16 and its sums in f32
@@ -140,10 +187,13 @@ pub fn newton_schulz5(x: &mut [f32], rows: usize, cols: usize) {
 /// throughout). The products are computed whole: `X·Xᵀ` and `A·A` come out symmetric bit for
 /// bit, since entry (i, j) and (j, i) sum the same products in the same order.
 pub fn newton_schulz5_bf16(x: &mut [f32], rows: usize, cols: usize) {
-    newton_schulz(x, rows, cols, true);
+    orthogonalize(x, rows, cols, Orthogonalizer::Quintic, true);
 }
 
-fn newton_schulz(x: &mut [f32], rows: usize, cols: usize, bf16: bool) {
+/// Orthogonalises the row-major `rows × cols` matrix `x` in place with `method`'s steps, the
+/// products in f32 or, with `bf16`, with bfloat16 operands ([`newton_schulz5`],
+/// [`newton_schulz5_bf16`] are the quintic steps).
+pub fn orthogonalize(x: &mut [f32], rows: usize, cols: usize, method: Orthogonalizer, bf16: bool) {
     assert_eq!(x.len(), rows * cols, "newton_schulz5: {rows}×{cols} matrix");
     if rows == 0 || cols == 0 {
         return;
@@ -161,11 +211,10 @@ fn newton_schulz(x: &mut [f32], rows: usize, cols: usize, bf16: bool) {
         .map(|v| f64::from(*v) * f64::from(*v))
         .sum::<f64>()
         .sqrt();
-    let inv = (1.0 / norm.max(1e-7)) as f32;
+    let inv = (1.0 / (norm * f64::from(method.norm_margin())).max(1e-7)) as f32;
     w.iter_mut().for_each(|v| *v *= inv);
-    let (a, b, c) = NS_COEFFICIENTS;
     let (mut gram, mut poly, mut next) = (vec![0.0; m * m], vec![0.0; m * m], vec![0.0; m * n]);
-    for _ in 0..NS_STEPS {
+    for (a, b, c) in method.coefficients() {
         // poly = b·A + c·A·A with A = X·Xᵀ
         if bf16 {
             let wv = Operand::new(&w, m, n);
@@ -271,11 +320,8 @@ pub fn muon_update(
     }
     let decay = 1.0 - s.lr * s.weight_decay;
     let step = s.lr * (width as f32 / rows as f32).max(1.0).sqrt();
-    let orthogonalise = if s.bf16_products {
-        newton_schulz5_bf16
-    } else {
-        newton_schulz5
-    };
+    let orthogonalise =
+        |x: &mut [f32], r, c| orthogonalize(x, r, c, s.orthogonalizer, s.bf16_products);
     if moments == 0 {
         u.par_chunks_mut(rows * width)
             .for_each(|block| orthogonalise(block, rows, width));

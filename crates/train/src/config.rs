@@ -273,4 +273,6 @@ pub fn to_toml<T: Serialize>(config: &T) -> String {
     toml::to_string_pretty(config).unwrap_or_else(|e| format!("# config not serialisable: {e}\n"))
 }
 
-pub use crate::sections::{Cooldown, Decay, OptimizerKind, Precision, RunSection, TrainSection};
+pub use crate::sections::{
+    Cooldown, Decay, MuonNs, OptimizerKind, Precision, RunSection, TrainSection,
+};

@@ -33,7 +33,7 @@ pub mod state;
 pub mod task;
 pub mod trainer;
 
-pub use config::{Cooldown, Decay, OptimizerKind, Precision, TrainSection};
+pub use config::{Cooldown, Decay, MuonNs, OptimizerKind, Precision, TrainSection};
 pub use contrast::ContrastBatch;
 pub use ember_model::HostBatch;
 pub use error::{Result, TrainError};

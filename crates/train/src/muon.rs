@@ -13,7 +13,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
-use ember_kernels::{MuonScalars, NS_COEFFICIENTS, NS_STEPS};
+use ember_kernels::{MuonScalars, Orthogonalizer};
 use ember_model::fused::whole;
 
 /// Muon's settings (the learning rate of a step is `lr` scaled as the schedule scales AdamW's).
@@ -37,6 +37,16 @@ pub struct MuonConfig {
     /// Decay of NorMuon's per-neuron second moment (`ember_kernels::muon_update`); 0: plain
     /// Muon.
     pub beta2: f64,
+    /// The orthogonalisation's polynomial steps.
+    pub orthogonalizer: Orthogonalizer,
+}
+
+/// The kernels' orthogonaliser for `train.muon_ns`.
+pub fn orthogonalizer(ns: crate::config::MuonNs) -> Orthogonalizer {
+    match ns {
+        crate::config::MuonNs::Quintic => Orthogonalizer::Quintic,
+        crate::config::MuonNs::PolarExpress => Orthogonalizer::PolarExpress,
+    }
 }
 
 impl MuonConfig {
@@ -54,6 +64,7 @@ impl MuonConfig {
             weight_decay: self.weight_decay as f32,
             bf16_products: self.bf16_products,
             beta2: self.beta2 as f32,
+            orthogonalizer: self.orthogonalizer,
         }
     }
 }
@@ -163,16 +174,21 @@ fn zero_state(param: &Tensor<2>, s: MuonScalars, blocks: usize) -> MuonState {
     (param.zeros_like(), second)
 }
 
-/// Orthogonalises `x` `[rows, cols]` with the quintic Newton–Schulz iteration, from tensor
-/// operations.
-fn newton_schulz5(x: Tensor<2>) -> Tensor<2> {
+/// Orthogonalises `x` `[rows, cols]` with `method`'s polynomial steps, from tensor operations
+/// (as `ember_kernels::orthogonalize`).
+fn orthogonalize(x: Tensor<2>, method: Orthogonalizer) -> Tensor<2> {
     let [rows, cols] = x.dims();
     let tall = rows > cols;
     let mut w = if tall { x.transpose() } else { x };
-    let norm = w.clone().square().sum().sqrt().clamp_min(1e-7);
+    let norm = w
+        .clone()
+        .square()
+        .sum()
+        .sqrt()
+        .mul_scalar(method.norm_margin())
+        .clamp_min(1e-7);
     w = w / norm.unsqueeze::<2>();
-    let (a, b, c) = NS_COEFFICIENTS;
-    for _ in 0..NS_STEPS {
+    for (a, b, c) in method.coefficients() {
         let gram = w.clone().matmul(w.clone().transpose());
         let poly = gram.clone().mul_scalar(b) + gram.clone().matmul(gram).mul_scalar(c);
         w = w.clone().mul_scalar(a) + poly.matmul(w);
@@ -218,7 +234,8 @@ pub fn composed_muon_step(
     let mut seconds = Vec::new();
     let parts: Vec<Tensor<2>> = (0..blocks)
         .map(|b| {
-            let o = newton_schulz5(u.clone().slice([0..rows, b * width..(b + 1) * width]));
+            let block = u.clone().slice([0..rows, b * width..(b + 1) * width]);
+            let o = orthogonalize(block, s.orthogonalizer);
             let Some(second) = second.as_ref().filter(|_| s.beta2 > 0.0) else {
                 return o;
             };

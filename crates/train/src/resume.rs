@@ -48,6 +48,7 @@ pub(crate) fn start(
             momentum_warmup: t.muon_momentum_warmup,
             weight_decay: t.muon_weight_decay,
             beta2: t.muon_beta2,
+            orthogonalizer: crate::muon::orthogonalizer(t.muon_ns),
             bf16_products: crate::trainer::bf16_products_here(run),
         });
     }

@@ -37,6 +37,17 @@ pub enum Cooldown {
     Sqrt,
 }
 
+/// How Muon orthogonalises its momentum (`ember_kernels::Orthogonalizer`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MuonNs {
+    /// Five Newton–Schulz steps with one quintic (PyTorch's `torch.optim.Muon`).
+    #[default]
+    Quintic,
+    /// Polar Express: five quintic steps, each with its own coefficients (Amsel et al. 2025).
+    PolarExpress,
+}
+
 /// Which rule updates the weights.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -107,6 +118,8 @@ pub struct TrainSection {
     /// its running mean square, decaying by this factor a step (0.95 in NorMuon's paper and
     /// modded-nanogpt); 0: plain Muon. A run cannot switch between the two when it resumes.
     pub muon_beta2: f64,
+    /// With Muon: the orthogonalisation's polynomial steps, `"quintic"` or `"polar-express"`.
+    pub muon_ns: MuonNs,
     /// Peak AdamW rate of the token and position embeddings (a tied embedding is the output
     /// layer too); unset: `lr`. The schedule scales it as it scales `lr`.
     pub embedding_lr: Option<f64>,
@@ -165,6 +178,7 @@ impl Default for TrainSection {
             muon_momentum_warmup: 300,
             muon_weight_decay: 0.0,
             muon_beta2: 0.0,
+            muon_ns: MuonNs::Quintic,
             embedding_lr: None,
             head_lr: None,
             value_embed_lr: None,

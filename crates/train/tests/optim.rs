@@ -74,7 +74,19 @@ fn fused_normuon_matches_composed() {
     fused_matches_composed(0.95);
 }
 
+/// Polar Express (`muon_ns = "polar-express"`), plain and with NorMuon: the CPU kernel and
+/// Burn's operations agree.
+#[test]
+fn fused_polar_express_matches_composed() {
+    fused_matches_composed_with(0.0, ember_kernels::Orthogonalizer::PolarExpress);
+    fused_matches_composed_with(0.95, ember_kernels::Orthogonalizer::PolarExpress);
+}
+
 fn fused_matches_composed(beta2: f32) {
+    fused_matches_composed_with(beta2, ember_kernels::Orthogonalizer::Quintic);
+}
+
+fn fused_matches_composed_with(beta2: f32, orthogonalizer: ember_kernels::Orthogonalizer) {
     use ember_kernels::MuonScalars;
     use ember_train::muon::{composed_muon_step, muon_step};
     let device = Device::flex();
@@ -97,6 +109,7 @@ fn fused_matches_composed(beta2: f32) {
                 weight_decay: 0.01,
                 bf16_products: false,
                 beta2,
+                orthogonalizer,
             };
             let g = vals(t);
             let (p, fs) = muon_step(fp, g.clone(), fb, s, b);

@@ -185,6 +185,7 @@ fn twenty_muon_and_adamw_updates_match_numpy_torch_semantics() {
         weight_decay: f(&m["wd"]),
         bf16_products: false,
         beta2: 0.0,
+        orthogonalizer: ember_kernels::Orthogonalizer::Quintic,
     });
     for t in 0..u(&c["steps"]) {
         let mut g = Grads {
