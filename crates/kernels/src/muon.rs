@@ -31,8 +31,8 @@ pub const NS_STEPS: usize = 5;
 /// Gower 2025, "The Polar Express", for singular values in [0.001, 1] with their safety factor
 /// 1.01; the values modded-nanogpt and nanochat run).
 pub const POLAR_EXPRESS_COEFFICIENTS: [(f32, f32, f32); NS_STEPS] = [
-    (8.156_554_5, -22.483_293, 15.878_77),
-    (4.042_93, -2.808_917_5, 0.500_017_85),
+    (8.156_554, -22.483_293, 15.878_77),
+    (4.042_93, -2.808_917_5, 0.500_017_8),
     (3.891_667_8, -2.772_484_2, 0.506_064_8),
     (3.285_753_7, -2.368_129_5, 0.464_490_24),
     (2.346_541_4, -1.709_782_8, 0.423_235_5),
