@@ -47,7 +47,8 @@ pub enum Orthogonalizer {
     #[default]
     Quintic,
     /// A triple per step, each the best for the interval the previous step leaves
-    /// ([`POLAR_EXPRESS_COEFFICIENTS`]): singular values end close to 1. The norm is taken
+    /// ([`POLAR_EXPRESS_COEFFICIENTS`]): singular values end nearer 1 (on a test matrix
+    /// rms(σ² − 1) 0.17 against the quintic's 0.35, `tests/muon.rs`). The norm is taken
     /// 2% larger first (as modded-nanogpt and nanochat do), so that rounding cannot leave a
     /// singular value above 1, where the first step's large coefficients would blow it up.
     PolarExpress,
@@ -70,6 +71,7 @@ impl Orthogonalizer {
         }
     }
 }
+
 /// Rows of a product per rayon task.
 const ROWS: usize = 32;
 
@@ -194,7 +196,7 @@ pub fn newton_schulz5_bf16(x: &mut [f32], rows: usize, cols: usize) {
 /// products in f32 or, with `bf16`, with bfloat16 operands ([`newton_schulz5`],
 /// [`newton_schulz5_bf16`] are the quintic steps).
 pub fn orthogonalize(x: &mut [f32], rows: usize, cols: usize, method: Orthogonalizer, bf16: bool) {
-    assert_eq!(x.len(), rows * cols, "newton_schulz5: {rows}×{cols} matrix");
+    assert_eq!(x.len(), rows * cols, "orthogonalize: {rows}×{cols} matrix");
     if rows == 0 || cols == 0 {
         return;
     }
