@@ -21,7 +21,7 @@
 //! [`layer_norm_backward`]): one pass per row each way instead of Burn's composition.
 //!
 //! The sixth is the Muon update of a weight matrix ([`muon_update`]): momentum orthogonalised
-//! by Newton–Schulz iterations ([`newton_schulz5`]) on `gemm`.
+//! by Newton–Schulz iterations ([`orthogonalize`]) on `gemm`.
 //!
 //! The seventh is the matrix product with bfloat16 operands and f32 sums ([`matmul_bf16`]),
 //! on AMX tiles where the CPU has them (`tdpbf16ps`), else AVX-512 BF16 (`vdpbf16ps`, twice
@@ -155,7 +155,7 @@ pub use ids::{max_u16_le, max_u32_le};
 pub use layer_norm::{layer_norm_backward, layer_norm_forward};
 pub use muon::{
     MuonScalars, NS_COEFFICIENTS, NS_STEPS, Orthogonalizer, POLAR_EXPRESS_COEFFICIENTS,
-    muon_update, neurons, newton_schulz5, newton_schulz5_bf16, orthogonalize,
+    muon_update, neurons, orthogonalize,
 };
 pub use relu2::{relu2_backward, relu2_forward};
 pub use rows::{MAX_ROWS, rows_times, rows_times_t};

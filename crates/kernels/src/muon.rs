@@ -86,7 +86,7 @@ pub struct MuonScalars {
     pub lr: f32,
     /// Decoupled weight decay.
     pub weight_decay: f32,
-    /// Newton–Schulz products with bfloat16 operands ([`newton_schulz5_bf16`]).
+    /// Newton–Schulz products with bfloat16 operands ([`orthogonalize`]).
     pub bf16_products: bool,
     /// Decay of the per-neuron second moment (NorMuon, module docs); 0: plain Muon.
     pub beta2: f32,
@@ -177,24 +177,13 @@ fn par_matmul_symmetric(dst: &mut [f32], lhs: View, rhs: View, scale: f32) {
     }
 }
 
-/// Orthogonalises the row-major `rows × cols` matrix `x` in place: [`NS_STEPS`] quintic
-/// Newton–Schulz iterations after scaling it to unit Frobenius norm. Its singular values end
-/// near 1 (between about 0.7 and 1.2), its singular vectors unchanged.
-pub fn newton_schulz5(x: &mut [f32], rows: usize, cols: usize) {
-    orthogonalize(x, rows, cols, Orthogonalizer::Quintic, false);
-}
-
-/// [`newton_schulz5`] with every product's operands rounded to bfloat16 and its sums in f32
-/// (`crate::matmul_bf16`), as PyTorch runs the iterations on a GPU (there in bfloat16
-/// throughout). The products are computed whole: `X·Xᵀ` and `A·A` come out symmetric bit for
-/// bit, since entry (i, j) and (j, i) sum the same products in the same order.
-pub fn newton_schulz5_bf16(x: &mut [f32], rows: usize, cols: usize) {
-    orthogonalize(x, rows, cols, Orthogonalizer::Quintic, true);
-}
-
-/// Orthogonalises the row-major `rows × cols` matrix `x` in place with `method`'s steps, the
-/// products in f32 or, with `bf16`, with bfloat16 operands ([`newton_schulz5`],
-/// [`newton_schulz5_bf16`] are the quintic steps).
+/// Orthogonalises the row-major `rows × cols` matrix `x` in place with `method`'s
+/// [`NS_STEPS`] polynomial steps after scaling it to unit Frobenius norm (times the method's
+/// margin): its singular vectors unchanged, its singular values near 1 (between about 0.7 and
+/// 1.2 with the quintic). With `bf16` every product's operands are rounded to bfloat16 and its
+/// sums kept in f32 (`crate::matmul_bf16`), as PyTorch runs the iterations on a GPU (there in
+/// bfloat16 throughout); the products are then computed whole: `X·Xᵀ` and `A·A` come out
+/// symmetric bit for bit, since entry (i, j) and (j, i) sum the same products in the same order.
 pub fn orthogonalize(x: &mut [f32], rows: usize, cols: usize, method: Orthogonalizer, bf16: bool) {
     assert_eq!(x.len(), rows * cols, "orthogonalize: {rows}×{cols} matrix");
     if rows == 0 || cols == 0 {

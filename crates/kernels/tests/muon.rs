@@ -1,6 +1,5 @@
 use ember_kernels::{
-    MuonScalars, NS_COEFFICIENTS, Orthogonalizer, muon_update, neurons, newton_schulz5,
-    newton_schulz5_bf16, orthogonalize,
+    MuonScalars, NS_COEFFICIENTS, Orthogonalizer, muon_update, neurons, orthogonalize,
 };
 
 fn values(n: usize, k: usize) -> Vec<f32> {
@@ -89,7 +88,7 @@ fn newton_schulz_matches_the_f64_reference_wide_and_tall() {
     for (rows, cols) in [(70, 150), (150, 70), (48, 48)] {
         let x = values(rows * cols, rows);
         let mut got = x.clone();
-        newton_schulz5(&mut got, rows, cols);
+        orthogonalize(&mut got, rows, cols, Orthogonalizer::Quintic, false);
         let want = ns_reference(
             &x.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
             rows,
@@ -112,7 +111,7 @@ fn newton_schulz_with_bf16_products_stays_near_the_f64_reference() {
     for (rows, cols) in [(70, 150), (150, 70), (48, 48)] {
         let x = values(rows * cols, rows);
         let mut got = x.clone();
-        newton_schulz5_bf16(&mut got, rows, cols);
+        orthogonalize(&mut got, rows, cols, Orthogonalizer::Quintic, true);
         let want = ns_reference(
             &x.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
             rows,
@@ -229,7 +228,7 @@ fn newton_schulz_does_not_depend_on_the_thread_count() {
             .build()
             .unwrap();
         let mut y = x.clone();
-        pool.install(|| newton_schulz5(&mut y, rows, cols));
+        pool.install(|| orthogonalize(&mut y, rows, cols, Orthogonalizer::Quintic, false));
         y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
     };
     assert_eq!(run(1), run(3));
